@@ -1,0 +1,1 @@
+"""Seed compatibility: ``lexigram.contracts``."""

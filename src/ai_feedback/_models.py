@@ -1,0 +1,341 @@
+"""
+The records: `FeedbackType`, `FeedbackItem`, `FeedbackSummary` and `FeedbackStats`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from ai_feedback._validation import (
+    DEFAULT_LIMITS,
+    JSONValue,
+    Limits,
+    check_id,
+    check_payload_size,
+    check_score,
+    check_text,
+    json_copy,
+)
+from ai_feedback.exceptions import FeedbackValidationError
+
+__all__ = ["FeedbackItem", "FeedbackStats", "FeedbackSummary", "FeedbackType", "new_id"]
+
+# Context keys that stores index; when present they must be non-blank strings.
+INDEXED_CONTEXT_KEYS = ("trace_id", "session_id", "model", "provider")
+
+
+class FeedbackType(str, Enum):
+    """
+    The four kinds of feedback.
+    """
+
+    RATING = "rating"
+    TEXT = "text"
+    CORRECTION = "correction"
+    LABEL = "label"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_TYPE_NAMES = ", ".join(repr(t.value) for t in FeedbackType)
+
+
+def new_id() -> str:
+    """
+    Return a new time-ordered UUID (version 7) as a string.
+
+    Time-ordered ids keep database indexes local, which makes batched inserts several
+    times faster than random uuid4 ids; they are still ordinary UUID strings.
+    """
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | rand
+    value = value & ~(0xF << 76) | (0x7 << 76)  # version 7
+    value = value & ~(0x3 << 62) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def coerce_type(value: object, field_name: str = "feedback_type") -> FeedbackType:
+    """
+    Return ``value`` as a `FeedbackType`, accepting the enum or its string value.
+    """
+    if isinstance(value, FeedbackType):
+        return value
+    if isinstance(value, str):
+        try:
+            return FeedbackType(value)
+        except ValueError:
+            pass
+    raise FeedbackValidationError(field_name, f"must be one of {_TYPE_NAMES}", value)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackItem:
+    """
+    One piece of feedback: immutable, validated on construction.
+
+    ``value`` depends on the type: a finite number for RATING, a non-blank string for
+    TEXT, ``{"original": str, "corrected": str}`` for CORRECTION and
+    ``{"label": str, "input": ...}`` for LABEL. ``context`` says what the feedback is
+    about (``trace_id``, ``session_id``, ``model``, ``provider`` are indexed by stores and
+    must be strings when present); ``metadata`` says where it came from. Both are
+    copied, so later changes to the dicts you passed in do not reach the item.
+
+    Raises:
+        FeedbackValidationError: A field breaks its rule.
+    """
+
+    feedback_type: FeedbackType
+    value: Any
+    context: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=_now)
+
+    def __post_init__(self) -> None:
+        kind = coerce_type(self.feedback_type)
+        object.__setattr__(self, "feedback_type", kind)
+        object.__setattr__(self, "value", _check_value(kind, self.value))
+        object.__setattr__(self, "context", _check_dict("context", self.context))
+        object.__setattr__(self, "metadata", _check_dict("metadata", self.metadata))
+        for key in INDEXED_CONTEXT_KEYS:
+            if key in self.context:
+                check_id(f"context.{key}", self.context[key])
+        check_id("id", self.id)
+        object.__setattr__(self, "created_at", _check_timestamp(self.created_at))
+
+    @property
+    def type(self) -> FeedbackType:
+        """
+        Alias of ``feedback_type``.
+        """
+        return self.feedback_type
+
+    @property
+    def session_id(self) -> str | None:
+        """
+        ``context["session_id"]``, or None.
+        """
+        return self.context.get("session_id")
+
+    @property
+    def trace_id(self) -> str | None:
+        """
+        ``context["trace_id"]``, or None.
+        """
+        return self.context.get("trace_id")
+
+    @property
+    def model(self) -> str | None:
+        """
+        ``context["model"]``, or None.
+        """
+        return self.context.get("model")
+
+    @property
+    def provider(self) -> str | None:
+        """
+        ``context["provider"]``, or None.
+        """
+        return self.context.get("provider")
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict; `from_dict` turns it back into an equal item.
+        """
+        return {
+            "id": self.id,
+            "feedback_type": self.feedback_type.value,
+            "value": json_copy("value", self.value),
+            "context": json_copy("context", self.context),
+            "metadata": json_copy("metadata", self.metadata),
+            "created_at": self.created_at.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeedbackItem:
+        """
+        Build an item from the output of `to_dict`.
+
+        ``created_at`` may be an ISO 8601 string or an aware datetime; ``id`` and
+        ``created_at`` are generated when missing.
+
+        Raises:
+            FeedbackValidationError: A key is unknown or missing, or a field is invalid.
+        """
+        if not isinstance(data, Mapping):
+            raise FeedbackValidationError("data", "must be a dict", data)
+        unknown = set(data) - _FIELD_NAMES
+        if unknown:
+            raise FeedbackValidationError(
+                next(iter(sorted(unknown))), f"is not a FeedbackItem field ({_FIELD_LIST})"
+            )
+        for required in ("feedback_type", "value"):
+            if required not in data:
+                raise FeedbackValidationError(required, "is required")
+        kwargs = dict(data)
+        created = kwargs.get("created_at")
+        if isinstance(created, str):
+            try:
+                kwargs["created_at"] = datetime.fromisoformat(created)
+            except ValueError:
+                msg = "must be an ISO 8601 timestamp with a UTC offset"
+                raise FeedbackValidationError("created_at", msg, created) from None
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> FeedbackItem:  # noqa: ANN401 - any field value
+        """
+        Return a copy with ``changes`` applied and validated.
+        """
+        values = {name: getattr(self, name) for name in _FIELD_NAMES}
+        values.update(changes)
+        return FeedbackItem(**values)
+
+    def check_limits(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        """
+        Raise `FeedbackTooLargeError` when a text or payload exceeds ``limits``.
+        """
+        if self.feedback_type is FeedbackType.TEXT:
+            check_text("value", self.value, limits=limits)
+        elif self.feedback_type is FeedbackType.CORRECTION:
+            for key in ("original", "corrected"):
+                check_text(f"value.{key}", self.value[key], limits=limits, allow_blank=True)
+        elif self.feedback_type is FeedbackType.LABEL:
+            check_text("value.label", self.value["label"], limits=limits)
+            check_payload_size("value.input", self.value.get("input"), limits=limits)
+        comment = self.context.get("comment")
+        if isinstance(comment, str):
+            check_text("comment", comment, limits=limits, allow_blank=True)
+        check_payload_size("context", self.context, limits=limits)
+        check_payload_size("metadata", self.metadata, limits=limits)
+
+
+_FIELD_NAMES = frozenset(("feedback_type", "value", "context", "metadata", "id", "created_at"))
+_FIELD_LIST = ", ".join(sorted(_FIELD_NAMES))
+_NO_LIMITS = Limits(max_text_length=2**62, max_payload_chars=2**62)
+
+
+def _check_dict(name: str, value: object) -> dict[str, JSONValue]:
+    if not isinstance(value, Mapping):
+        raise FeedbackValidationError(name, "must be a dict", value)
+    copied: dict[str, JSONValue] = json_copy(name, value)
+    return copied
+
+
+def _check_timestamp(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise FeedbackValidationError("created_at", "must be a datetime", value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = "must be timezone-aware (use datetime.now(UTC))"
+        raise FeedbackValidationError("created_at", msg, value)
+    return value.astimezone(UTC)
+
+
+def _check_value(kind: FeedbackType, value: object) -> Any:  # noqa: ANN401 - depends on kind
+    if kind is FeedbackType.RATING:
+        return check_score("value", value)
+    if kind is FeedbackType.TEXT:
+        return check_text("value", value, limits=_NO_LIMITS)
+    if not isinstance(value, Mapping):
+        shape = '{"original": ..., "corrected": ...}' if kind is FeedbackType.CORRECTION else (
+            '{"label": ..., "input": ...}'
+        )
+        raise FeedbackValidationError("value", f"must be a dict {shape} for {kind.value}", value)
+    copied = json_copy("value", value)
+    if kind is FeedbackType.CORRECTION:
+        for key in ("original", "corrected"):
+            if key not in copied:
+                raise FeedbackValidationError(f"value.{key}", "is required for a correction")
+            check_text(f"value.{key}", copied[key], limits=_NO_LIMITS, allow_blank=True)
+    else:
+        if "label" not in copied:
+            raise FeedbackValidationError("value.label", "is required for a label")
+        check_text("value.label", copied["label"], limits=_NO_LIMITS)
+    return copied
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackSummary:
+    """
+    Counts over a time window, as returned by a store's ``aggregate``.
+
+    Args:
+        total_count: Items created inside the window.
+        average_rating: Mean of the RATING values, or None when there are none.
+        count_by_type: Items per type value; every type is present, zero included.
+    """
+
+    total_count: int
+    average_rating: float | None
+    count_by_type: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackStats:
+    """
+    What an analyst wants from a window of feedback; `to_dict` is what
+    ``get_feedback_stats`` returns.
+
+    Args:
+        summary: Totals, average rating and counts per type.
+        window_hours: The window the figures cover.
+        model: The model filter, or None.
+        provider: The provider filter, or None.
+        rating_count: Number of ratings.
+        rating_min: Lowest rating, or None.
+        rating_max: Highest rating, or None.
+        rating_percentiles: ``p50``, ``p90``, ``p99`` (nearest rank), empty without ratings.
+        rating_distribution: Count per distinct rating value, or None when there are
+            more than ``DISTRIBUTION_MAX_VALUES`` distinct values.
+        by_model: Per model: ``count`` and ``average_rating``.
+    """
+
+    summary: FeedbackSummary
+    window_hours: float
+    model: str | None = None
+    provider: str | None = None
+    rating_count: int = 0
+    rating_min: float | None = None
+    rating_max: float | None = None
+    rating_percentiles: dict[str, float] = field(default_factory=dict)
+    rating_distribution: dict[str, int] | None = None
+    by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return the statistics as a JSON-ready dict with ``total_count``,
+        ``average_rating`` and ``by_type`` first.
+        """
+        return {
+            "total_count": self.summary.total_count,
+            "average_rating": self.summary.average_rating,
+            "by_type": dict(self.summary.count_by_type),
+            "window_hours": self.window_hours,
+            "model": self.model,
+            "provider": self.provider,
+            "rating": {
+                "count": self.rating_count,
+                "min": self.rating_min,
+                "max": self.rating_max,
+                "percentiles": dict(self.rating_percentiles),
+                "distribution": (
+                    None if self.rating_distribution is None else dict(self.rating_distribution)
+                ),
+            },
+            "by_model": {name: dict(row) for name, row in self.by_model.items()},
+        }
+
+
+DISTRIBUTION_MAX_VALUES = 50

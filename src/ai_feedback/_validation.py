@@ -1,0 +1,149 @@
+"""
+The input rules of SPEC §5, shared by the models, the collector and the stores.
+
+Each check raises `FeedbackValidationError` (or `FeedbackTooLargeError`) naming the field
+and the rule, before anything is stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationError
+
+MAX_TEXT_LENGTH = 10_000
+MAX_PAYLOAD_CHARS = 50_000
+MAX_ID_LENGTH = 256
+
+JSONValue = Any
+"""A value made only of dict (str keys), list, str, int, float, bool and None."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """
+    Size limits applied to every submitted item.
+
+    Args:
+        max_text_length: Longest accepted text (comments, text feedback, corrections,
+            labels), in characters.
+        max_payload_chars: Longest accepted ``context`` or ``metadata``, in characters
+            of its JSON serialization.
+    """
+
+    max_text_length: int = MAX_TEXT_LENGTH
+    max_payload_chars: int = MAX_PAYLOAD_CHARS
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_id(field: str, value: object) -> str:
+    """
+    Return ``value`` if it is a usable identifier: a non-blank string of bounded length.
+    """
+    if not isinstance(value, str):
+        raise FeedbackValidationError(field, "must be a string", value)
+    if not value.strip():
+        raise FeedbackValidationError(field, "must not be empty or blank", value)
+    if len(value) > MAX_ID_LENGTH:
+        raise FeedbackTooLargeError(field, size=len(value), limit=MAX_ID_LENGTH)
+    return value
+
+
+def check_optional_id(field: str, value: object) -> str | None:
+    """
+    Like `check_id`, but ``None`` is allowed.
+    """
+    return None if value is None else check_id(field, value)
+
+
+def check_score(field: str, value: object) -> float | int:
+    """
+    Return ``value`` if it is a finite int or float; ``bool`` is not a score.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FeedbackValidationError(field, "must be a number (int or float, not bool)", value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FeedbackValidationError(field, "must be a finite number", value)
+    return value
+
+
+def check_text(
+    field: str, value: object, *, limits: Limits = DEFAULT_LIMITS, allow_blank: bool = False
+) -> str:
+    """
+    Return ``value`` if it is a string within the text limit (non-blank unless allowed).
+    """
+    if not isinstance(value, str):
+        raise FeedbackValidationError(field, "must be a string", value)
+    if not allow_blank and not value.strip():
+        raise FeedbackValidationError(field, "must not be empty or blank", value)
+    if len(value) > limits.max_text_length:
+        raise FeedbackTooLargeError(field, size=len(value), limit=limits.max_text_length)
+    return value
+
+
+def check_mapping(
+    field: str, value: object, *, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, JSONValue]:
+    """
+    Return a deep copy of ``value`` as a JSON object, within the payload limit.
+
+    ``None`` becomes ``{}``. The copy isolates the result from later changes to the
+    caller's object.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise FeedbackValidationError(field, "must be a dict", value)
+    copied: dict[str, JSONValue] = json_copy(field, value)
+    check_payload_size(field, copied, limits=limits)
+    return copied
+
+
+def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT_LIMITS) -> int:
+    """
+    Return the serialized length of ``value``; raise when it exceeds the payload limit.
+    """
+    # Serialized bytes >= characters, so checking bytes first keeps the common case at one pass.
+    raw = orjson.dumps(value)
+    size = len(raw)
+    if size > limits.max_payload_chars:
+        size = len(raw.decode())
+        if size > limits.max_payload_chars:
+            raise FeedbackTooLargeError(field, size=size, limit=limits.max_payload_chars)
+    return size
+
+
+def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
+    """
+    Return a deep copy of a JSON value, rejecting anything JSON cannot hold losslessly.
+
+    Tuples become lists. Dict keys must be strings; floats must be finite.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FeedbackValidationError(field, "must not contain NaN or infinity", value)
+        return value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise FeedbackValidationError(field, "must have string keys only", key)
+            out[key] = json_copy(f"{field}.{key}", item)
+        return out
+    if isinstance(value, list | tuple):
+        return [json_copy(f"{field}[{i}]", item) for i, item in enumerate(value)]
+    raise FeedbackValidationError(
+        field,
+        "must hold only JSON values (dict, list, str, int, float, bool, None)",
+        value,
+    )

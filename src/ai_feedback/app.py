@@ -1,0 +1,310 @@
+"""
+`Application` and its dependency container.
+
+The container resolves, in this order: objects bound with `Container.bind` (tests use
+this for fakes), objects and factories registered by modules, and finally plain classes
+whose constructor parameters it can resolve from their type hints (autowiring). Bound
+objects, registered objects and factory results are singletons; autowired classes are
+built anew on each ``resolve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from ai_feedback.exceptions import FeedbackValidationError, ResolutionError
+
+__all__ = ["Application", "Container", "Module"]
+
+T = TypeVar("T")
+_LOG = logging.getLogger("ai_feedback")
+
+Factory = Callable[[], Any]
+"""A zero-argument callable, sync or async, whose result becomes a singleton."""
+
+
+@runtime_checkable
+class Module(Protocol):
+    """
+    **Protocol:** a unit `Application` boots: it registers services in ``setup``.
+    """
+
+    async def setup(self, app: Application) -> None:
+        """
+        Register services on ``app.container`` and shutdown hooks with ``app.on_shutdown``.
+        """
+        ...
+
+
+class Container:
+    """
+    Resolves services by type, building plain classes from their type hints.
+    """
+
+    def __init__(self) -> None:
+        self._bound: dict[object, object] = {}
+        self._values: dict[object, object] = {}
+        self._factories: dict[object, Factory] = {}
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Container bound={len(self._bound)} "
+            f"registered={len(self._values) + len(self._factories)}>"
+        )
+
+    def register_value(self, tp: object, value: object) -> None:
+        """
+        Make ``resolve(tp)`` return ``value``.
+        """
+        self._factories.pop(tp, None)
+        self._values[tp] = value
+
+    def register_factory(self, tp: object, factory: Factory) -> None:
+        """
+        Make ``resolve(tp)`` return the result of ``factory()``, built once on first use.
+        """
+        if not callable(factory):
+            raise FeedbackValidationError("factory", "must be callable", factory)
+        self._values.pop(tp, None)
+        self._factories[tp] = factory
+
+    def bind(self, tp: object, value: object) -> None:
+        """
+        Make ``resolve(tp)`` return ``value``, winning over anything a module registers.
+
+        This is how a test puts a fake in place of a protocol::
+
+            app.container.bind(FeedbackProtocol, FakeFeedback())
+        """
+        self._bound[tp] = value
+
+    def unbind(self, tp: object) -> None:
+        """
+        Remove a binding made with `bind`; a missing binding is ignored.
+        """
+        self._bound.pop(tp, None)
+
+    def is_registered(self, tp: object) -> bool:
+        """
+        Return True when ``tp`` is bound or registered (autowiring not considered).
+        """
+        return tp in self._bound or tp in self._values or tp in self._factories
+
+    async def resolve(self, tp: type[T]) -> T:
+        """
+        Return the service registered for ``tp``, or build ``tp`` from its type hints.
+
+        Raises:
+            ResolutionError: ``tp`` is not registered and cannot be built; the message
+                names the parameter that could not be resolved and why.
+        """
+        value: T = await self._resolve(tp, ())
+        return value
+
+    async def _resolve(self, tp: object, chain: tuple[object, ...]) -> Any:  # noqa: ANN401
+        if tp in self._bound:
+            return self._bound[tp]
+        if tp in self._values:
+            return self._values[tp]
+        if tp in self._factories:
+            return await self._from_factory(tp)
+        return await self._autowire(tp, chain)
+
+    async def _from_factory(self, tp: object) -> object:
+        async with self._lock:
+            if tp in self._values:  # built by a concurrent resolve
+                return self._values[tp]
+            try:
+                value = self._factories[tp]()
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:
+                raise ResolutionError(tp, f"its factory raised {exc!r}") from exc
+            self._values[tp] = value
+            return value
+
+    async def _autowire(self, tp: object, chain: tuple[object, ...]) -> object:
+        reason = _why_not_buildable(tp)
+        if reason or not isinstance(tp, type):
+            raise ResolutionError(tp, reason)
+        if tp in chain:
+            path = " -> ".join(_name(t) for t in (*chain, tp))
+            raise ResolutionError(tp, f"its dependencies form a cycle ({path})")
+        try:
+            hints = typing.get_type_hints(tp.__init__)
+            signature = inspect.signature(tp)
+        except (NameError, TypeError, ValueError) as exc:
+            raise ResolutionError(tp, f"its constructor's type hints cannot be read: {exc}") from exc
+        kwargs: dict[str, object] = {}
+        for name, param in signature.parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            hint = hints.get(name)
+            has_default = param.default is not param.empty
+            if hint is None:
+                if has_default:
+                    continue
+                raise ResolutionError(tp, f"parameter {name!r} has no type hint and no default")
+            # A default only stands in for a type the container knows nothing about; when
+            # the type is registered or buildable, a failure deeper down must surface.
+            if has_default and not self.is_registered(hint) and _why_not_buildable(hint):
+                continue
+            try:
+                kwargs[name] = await self._resolve(hint, (*chain, tp))
+            except ResolutionError as exc:
+                msg = f"parameter '{name}: {_name(hint)}' could not be resolved. {exc}"
+                raise ResolutionError(tp, msg) from exc
+        try:
+            return tp(**kwargs)
+        except Exception as exc:
+            raise ResolutionError(tp, f"its constructor raised {exc!r}") from exc
+
+
+def _name(tp: object) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def _why_not_buildable(tp: object) -> str:
+    if not isinstance(tp, type):
+        return "it is not a class; register it with a module or container.bind()"
+    if getattr(tp, "_is_protocol", False):
+        return (
+            "it is a protocol and nothing provides it; add a module that does "
+            "(e.g. FeedbackModule.configure()) or bind an object with container.bind()"
+        )
+    if tp.__module__ == "builtins":
+        return "built-in types are never built automatically; give the parameter a default"
+    if inspect.isabstract(tp):
+        return "it is abstract; register a concrete implementation"
+    return ""
+
+
+ShutdownHook = Callable[[], Awaitable[None]]
+"""An async callable run when the application stops."""
+
+
+class Application:
+    """
+    A set of modules sharing one `Container`; an async context manager.
+
+    Use ``async with Application.boot(modules=[...]) as app`` or build one with
+    ``Application()``, ``add_module(...)`` and ``async with app``. Modules are set up in
+    the order given and shut down in reverse order when the block exits.
+
+    Args:
+        modules: Modules to boot.
+        config_path: YAML file to read instead of ``./application.yaml``.
+    """
+
+    def __init__(
+        self,
+        *,
+        modules: Iterable[Module] = (),
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.container = Container()
+        self._modules: list[Module] = []
+        self._shutdown: list[ShutdownHook] = []
+        self._running = False
+        self._config_path = Path(config_path) if config_path is not None else None
+        for module in modules:
+            self.add_module(module)
+
+    @classmethod
+    def boot(
+        cls,
+        *,
+        modules: Iterable[Module] = (),
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> Application:
+        """
+        Return an application with ``modules``, ready for ``async with``.
+        """
+        return cls(modules=modules, config_path=config_path)
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return f"<Application modules={len(self._modules)} {state}>"
+
+    @property
+    def config_path(self) -> Path | None:
+        """
+        The YAML file given at construction, or None for ``./application.yaml``.
+        """
+        return self._config_path
+
+    @property
+    def is_running(self) -> bool:
+        """
+        True between entering and leaving the ``async with`` block.
+        """
+        return self._running
+
+    def add_module(self, module: Module) -> Application:
+        """
+        Add ``module`` to be set up when the application starts; returns the application.
+
+        Raises:
+            FeedbackValidationError: ``module`` is not a module, or the app is running.
+        """
+        if not isinstance(module, Module):
+            raise FeedbackValidationError(
+                "module", "must be a module such as FeedbackModule.configure()", module
+            )
+        if self._running:
+            raise FeedbackValidationError("module", "cannot be added while the app is running")
+        self._modules.append(module)
+        return self
+
+    def on_shutdown(self, hook: ShutdownHook) -> None:
+        """
+        Run ``hook`` when the application stops (last registered runs first).
+        """
+        self._shutdown.append(hook)
+
+    async def start(self) -> None:
+        """
+        Set up every module; on failure, shut down what was set up and re-raise.
+        """
+        if self._running:
+            return
+        self._running = True
+        try:
+            for module in self._modules:
+                await module.setup(self)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """
+        Run the shutdown hooks; a failing hook is logged and the others still run.
+        """
+        while self._shutdown:
+            hook = self._shutdown.pop()
+            try:
+                await hook()
+            except Exception:
+                _LOG.exception("Shutdown hook %r failed", hook, extra={"hook": repr(hook)})
+        self._running = False
+
+    async def __aenter__(self) -> Application:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,263 @@
+"""
+`FeedbackConfig`: settings from Python, environment variables and ``application.yaml``.
+
+Precedence, highest first: arguments given in Python, ``AI_FEEDBACK__<KEY>``,
+``LEX_AI_FEEDBACK__<KEY>`` (the seed-era prefix), the ``ai_feedback:`` section of the
+YAML file (``./application.yaml`` unless another path is given), the defaults.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, Limits
+from ai_feedback.exceptions import FeedbackConfigurationError
+from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
+
+__all__ = ["DEFAULT_CONFIG_PATH", "ENV_PREFIXES", "FeedbackConfig", "StoreKind"]
+
+ENV_PREFIXES = ("AI_FEEDBACK__", "LEX_AI_FEEDBACK__")
+DEFAULT_CONFIG_PATH = Path("application.yaml")
+YAML_SECTION = "ai_feedback"
+DEFAULT_SQLITE_URL = "sqlite:///./ai_feedback.db"
+
+StoreKind = Literal["memory", "sqlite", "postgresql"]
+"""The store backends that ``store`` can name."""
+
+_yaml_path: ContextVar[Path | None] = ContextVar("ai_feedback_yaml_path", default=None)
+
+
+class FeedbackConfig(BaseSettings):
+    """
+    Settings of the feedback module.
+
+    Constructing it reads the environment and ``./application.yaml``; arguments given
+    here win over both. Unknown keys and wrongly typed values raise
+    `FeedbackConfigurationError` naming the key and where it came from.
+
+    Args:
+        enabled: When False, submissions are validated and then dropped (a no-op).
+        async_processing: Process and store items in the background.
+        store_raw_payloads: Keep every payload exactly as received, for audit.
+        store: ``memory`` (default), ``sqlite`` or ``postgresql``.
+        database_url: ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``.
+        window_hours: Window of ``get_feedback_stats``.
+        max_text_length: Longest accepted text, in characters.
+        max_payload_chars: Longest accepted ``context`` / ``metadata``, serialized.
+        memory_max_items: Most items the in-memory store holds before evicting the oldest.
+    """
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIXES[0],
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    enabled: bool = True
+    async_processing: bool = True
+    store_raw_payloads: bool = False
+    store: StoreKind = "memory"
+    database_url: str | None = None
+    window_hours: float = Field(default=24.0, gt=0, allow_inf_nan=False)
+    max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)
+    max_payload_chars: int = Field(default=MAX_PAYLOAD_CHARS, ge=2)
+    memory_max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1)
+
+    _explicit: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def __init__(self, **values: Any) -> None:  # noqa: ANN401 - any setting's value
+        """
+        Build the configuration; ``values`` win over the environment and the YAML file.
+
+        Raises:
+            FeedbackConfigurationError: A key is unknown or a value has the wrong type.
+        """
+        _check_env_keys()
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _translate(exc, values) from None
+        self._explicit = frozenset(values)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, **values: Any) -> FeedbackConfig:  # noqa: ANN401
+        """
+        Build the configuration reading the YAML file at ``path`` instead of the default.
+
+        Raises:
+            FeedbackConfigurationError: The file cannot be read, or a key or value is invalid.
+        """
+        with _reading_yaml(Path(path) if path is not None else None):
+            return cls(**values)
+
+    def explicit_values(self) -> dict[str, Any]:
+        """
+        Return the settings that were passed as arguments, not read from elsewhere.
+        """
+        return {name: getattr(self, name) for name in self._explicit}
+
+    @property
+    def limits(self) -> Limits:
+        """
+        The size limits, as the stores and the collector use them.
+        """
+        return Limits(self.max_text_length, self.max_payload_chars)
+
+    @property
+    def resolved_database_url(self) -> str | None:
+        """
+        ``database_url``, or the default SQLite file when ``store`` is ``sqlite``.
+        """
+        if self.database_url is None and self.store == "sqlite":
+            return DEFAULT_SQLITE_URL
+        return self.database_url
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> FeedbackConfig:
+        url = self.database_url
+        if url is None or self.store == "memory":
+            return self
+        schemes = {"sqlite": ("sqlite:///",), "postgresql": ("postgresql://", "postgres://")}
+        if not url.startswith(schemes[self.store]):
+            msg = (
+                f"must start with {' or '.join(schemes[self.store])} when store is "
+                f"{self.store!r} (got {url!r})"
+            )
+            raise ValueError(msg)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env support
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """
+        Order the sources: arguments, both env prefixes, then the YAML section.
+        """
+        legacy_env = EnvSettingsSource(settings_cls, env_prefix=ENV_PREFIXES[1])
+        return (init_settings, env_settings, legacy_env, _YamlSection(settings_cls))
+
+
+class _YamlSection(PydanticBaseSettingsSource):
+    """
+    The ``ai_feedback:`` section of the YAML file; a missing file is an empty section.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self.path = _yaml_path.get() or DEFAULT_CONFIG_PATH
+        self.data = read_yaml_section(self.path, required=_yaml_path.get() is not None)
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """
+        Return the YAML value of one field.
+        """
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        """
+        Return every key of the section, unknown ones included so that they are reported.
+        """
+        return dict(self.data)
+
+
+def read_yaml_section(path: Path, *, required: bool) -> dict[str, Any]:
+    """
+    Return the ``ai_feedback`` mapping of the YAML file at ``path``.
+
+    Raises:
+        FeedbackConfigurationError: The file is missing (when ``required``), unreadable,
+            not YAML, or the section is not a mapping.
+    """
+    if not path.exists():
+        if required:
+            raise FeedbackConfigurationError(str(path), "the configuration file does not exist")
+        return {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise FeedbackConfigurationError(str(path), f"cannot be read as YAML: {exc}") from exc
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise FeedbackConfigurationError(str(path), "must contain a mapping at the top level")
+    section = document.get(YAML_SECTION)
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise FeedbackConfigurationError(
+            f"{YAML_SECTION} (in {path})", "must be a mapping of settings"
+        )
+    return section
+
+
+@contextmanager
+def _reading_yaml(path: Path | None) -> Iterator[None]:
+    token = _yaml_path.set(path)
+    try:
+        yield
+    finally:
+        _yaml_path.reset(token)
+
+
+def _check_env_keys() -> None:
+    known = FeedbackConfig.model_fields
+    for name in os.environ:
+        upper = name.upper()
+        for prefix in ENV_PREFIXES:
+            if upper.startswith(prefix):
+                key = upper.removeprefix(prefix).lower()
+                if key not in known:
+                    raise FeedbackConfigurationError(name, _unknown_key_hint(key))
+
+
+def _unknown_key_hint(key: str) -> str:
+    close = difflib.get_close_matches(key, FeedbackConfig.model_fields, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    known = ", ".join(FeedbackConfig.model_fields)
+    return f"is not a setting of ai_feedback (known: {known}){hint}"
+
+
+def _source_of(key: str, explicit: dict[str, Any]) -> str:
+    if key in explicit:
+        return f"FeedbackConfig({key}=...)"
+    for prefix in ENV_PREFIXES:
+        for name in os.environ:
+            if name.upper() == prefix + key.upper():
+                return name
+    path = _yaml_path.get() or DEFAULT_CONFIG_PATH
+    return f"{YAML_SECTION}.{key} (in {path})"
+
+
+def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfigurationError:
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else "ai_feedback"
+    if error["type"] == "extra_forbidden":
+        return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
+    if not error["loc"]:
+        return FeedbackConfigurationError("database_url", error["msg"].removeprefix("Value error, "))
+    return FeedbackConfigurationError(
+        _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
+    )

@@ -1,0 +1,155 @@
+"""
+Every exception ai-feedback raises.
+
+The tree::
+
+    FeedbackError
+    ├── FeedbackValidationError      bad input; nothing was stored
+    │   └── FeedbackTooLargeError    a text or payload over its size limit
+    ├── FeedbackProcessingError      a pipeline step failed or rejected an item
+    ├── FeedbackAuthorizationError   an ``authorize`` callback denied a submission
+    ├── FeedbackStorageError         a store could not read or write
+    ├── FeedbackConfigurationError   a misspelled key or a wrongly typed value
+    ├── ResolutionError              the container could not build a type
+    └── UnwrapError                  ``unwrap()`` on the wrong side of a Result
+
+This module imports nothing from the package so that every other module can use it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FeedbackAuthorizationError",
+    "FeedbackConfigurationError",
+    "FeedbackError",
+    "FeedbackProcessingError",
+    "FeedbackStorageError",
+    "FeedbackTooLargeError",
+    "FeedbackValidationError",
+    "ResolutionError",
+    "UnwrapError",
+]
+
+
+_NOT_SHOWN: object = object()
+
+
+class FeedbackError(Exception):
+    """
+    Base class of every error raised by ai-feedback.
+    """
+
+
+class FeedbackValidationError(FeedbackError, ValueError):
+    """
+    An input broke a rule; nothing was stored.
+
+    Args:
+        field: The offending field, dotted for nested values (``metadata.model``).
+        rule: The rule that was broken, as a sentence fragment.
+        value: The rejected value, shown abbreviated in the message.
+    """
+
+    def __init__(self, field: str, rule: str, value: object = _NOT_SHOWN) -> None:
+        self.field = field
+        self.rule = rule
+        self.value = value
+        shown = _abbreviate(value)
+        msg = f"Invalid {field!r}: {rule}" + (f" (got {shown})" if shown else "") + "."
+        super().__init__(msg)
+
+
+class FeedbackTooLargeError(FeedbackValidationError):
+    """
+    A text or serialized payload is longer than its limit.
+
+    Args:
+        field: The oversized field.
+        size: Its length in characters.
+        limit: The configured maximum.
+    """
+
+    def __init__(self, field: str, *, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            field,
+            f"must be at most {limit:,} characters but is {size:,}; "
+            "shorten it or raise the limit in FeedbackConfig",
+        )
+
+
+class FeedbackProcessingError(FeedbackError):
+    """
+    A pipeline step raised or rejected an item.
+
+    Args:
+        step: The name of the step.
+        reason: Why the item was not processed.
+    """
+
+    def __init__(self, step: str, reason: str) -> None:
+        self.step = step
+        self.reason = reason
+        super().__init__(f"Feedback step {step!r} failed: {reason}")
+
+
+class FeedbackAuthorizationError(FeedbackError):
+    """
+    An ``authorize`` callback refused a submission before any processing.
+    """
+
+
+class FeedbackStorageError(FeedbackError):
+    """
+    A store could not complete an operation.
+    """
+
+
+class FeedbackConfigurationError(FeedbackError, ValueError):
+    """
+    The configuration is invalid.
+
+    Args:
+        key: The configuration key, e.g. ``ai_feedback.store``.
+        problem: What is wrong and how to fix it.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"Invalid configuration {key!r}: {problem}")
+
+
+class ResolutionError(FeedbackError, LookupError):
+    """
+    The container could not build the requested type.
+
+    Args:
+        requested: The type that was asked for.
+        reason: Why it could not be built.
+    """
+
+    def __init__(self, requested: object, reason: str) -> None:
+        self.requested = requested
+        self.reason = reason
+        super().__init__(f"Cannot resolve {_type_name(requested)}: {reason}")
+
+
+class UnwrapError(FeedbackError):
+    """
+    ``unwrap()`` was called on an ``Err`` or ``unwrap_err()`` on an ``Ok``.
+    """
+
+
+def _type_name(tp: object) -> str:
+    return getattr(tp, "__qualname__", None) or repr(tp)
+
+
+def _abbreviate(value: object, limit: int = 60) -> str:
+    if value is _NOT_SHOWN:
+        return ""
+    shown = repr(value)
+    if len(shown) > limit:
+        shown = shown[: limit - 3] + "..."
+    return f"{type(value).__name__} {shown}"

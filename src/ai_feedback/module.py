@@ -1,0 +1,96 @@
+"""
+`FeedbackModule`: wires the configuration, the store and the collector into an
+`Application`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ai_feedback.app import Application
+from ai_feedback.collector import FeedbackCollector
+from ai_feedback.config import FeedbackConfig
+from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackValidationError
+from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
+from ai_feedback.stores.memory import MemoryFeedbackStore
+
+__all__ = ["FeedbackModule"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackModule:
+    """
+    A module descriptor for `Application`; build it with `configure` or `stub`.
+
+    At boot it registers `FeedbackConfig`, `FeedbackStoreProtocol` (and the store's own
+    class), `FeedbackProtocol` and `FeedbackCollector`; at shutdown it flushes the
+    collector and closes the store.
+    """
+
+    config: FeedbackConfig | None = None
+    is_stub: bool = False
+
+    @classmethod
+    def configure(cls, config: FeedbackConfig | None = None) -> FeedbackModule:
+        """
+        Return the module for ``config``.
+
+        At boot, the arguments given to ``config`` win over environment variables, which
+        win over the application's YAML file, which wins over the defaults.
+        """
+        return cls(_check_config(config))
+
+    @classmethod
+    def stub(cls, config: FeedbackConfig | None = None) -> FeedbackModule:
+        """
+        Return a module for unit tests: always the in-memory store, no environment
+        variables or YAML file read at boot, and processing in the caller's task unless
+        ``config`` sets ``async_processing`` explicitly.
+        """
+        return cls(_check_config(config), is_stub=True)
+
+    async def setup(self, app: Application) -> None:
+        """
+        Register the feedback services on ``app.container``.
+        """
+        config = self._effective_config(app)
+        store = build_store(config)
+        collector = FeedbackCollector(store, config)
+        container = app.container
+        container.register_value(FeedbackConfig, config)
+        container.register_value(FeedbackStoreProtocol, store)
+        container.register_value(type(store), store)
+        container.register_value(FeedbackCollector, collector)
+        container.register_value(FeedbackProtocol, collector)
+        app.on_shutdown(collector.aclose)
+
+    def _effective_config(self, app: Application) -> FeedbackConfig:
+        explicit = self.config.explicit_values() if self.config is not None else {}
+        if self.is_stub:
+            # Explicit values were validated when the caller built them.
+            return FeedbackConfig.model_construct(
+                **{"async_processing": False, **explicit, "store": "memory"}
+            )
+        return FeedbackConfig.load(app.config_path, **explicit)
+
+
+def build_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
+    """
+    Return the store ``config`` selects.
+
+    Raises:
+        FeedbackConfigurationError: The selected store is not available.
+    """
+    if config.store == "memory":
+        return MemoryFeedbackStore(max_items=config.memory_max_items, limits=config.limits)
+    msg = (
+        f"the {config.store!r} store is not available yet in this version; "
+        "use store: memory"
+    )
+    raise FeedbackConfigurationError("store", msg)
+
+
+def _check_config(config: object) -> FeedbackConfig | None:
+    if config is not None and not isinstance(config, FeedbackConfig):
+        raise FeedbackValidationError("config", "must be a FeedbackConfig or None", config)
+    return config

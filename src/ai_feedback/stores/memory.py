@@ -1,0 +1,418 @@
+"""
+The in-memory store: the default, for development, tests and short-lived processes.
+
+Every query uses an index kept sorted by ``created_at``, so nothing scans the whole store:
+``find_by_session`` and ``find_by_type`` read the tail of one index, and ``aggregate`` /
+``stats`` binary-search the window start and sum one array slice per type. Indexes are
+kept for each model, each provider and each (model, provider) pair, which is what makes
+filtered statistics as cheap as unfiltered ones.
+
+The store is bounded by ``max_items``: past it the oldest items (by ``created_at``) are
+evicted, counted in `MemoryFeedbackStore.evicted_count` and logged at WARNING.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from array import array
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ai_feedback._models import (
+    DISTRIBUTION_MAX_VALUES,
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackSummary,
+    FeedbackType,
+    coerce_type,
+)
+from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.result import Ok, Result
+
+__all__ = ["DEFAULT_MAX_ITEMS", "MemoryFeedbackStore"]
+
+DEFAULT_MAX_ITEMS = 100_000
+_LOG = logging.getLogger("ai_feedback")
+_TYPES = tuple(FeedbackType)
+_StatsKey = tuple[str | None, str | None]
+
+
+class _Series:
+    """
+    Ids (and, for ratings, values) sorted by timestamp, oldest first.
+
+    Ties keep insertion order in every series, so the globally oldest item is always at
+    the front of each series that holds it; eviction advances ``start`` and compacts
+    lazily instead of shifting the arrays on every eviction.
+    """
+
+    __slots__ = ("ids", "start", "ts", "values")
+
+    def __init__(self, *, with_values: bool = False) -> None:
+        self.ts = array("d")
+        self.ids: list[str] = []
+        self.values: array[float] | None = array("d") if with_values else None
+        self.start = 0
+
+    def __len__(self) -> int:
+        return len(self.ids) - self.start
+
+    def add(self, ts: float, item_id: str, value: float = 0.0) -> None:
+        if not self.ts or ts >= self.ts[-1]:
+            self.ts.append(ts)
+            self.ids.append(item_id)
+            if self.values is not None:
+                self.values.append(value)
+            return
+        pos = bisect_right(self.ts, ts, lo=self.start)
+        self.ts.insert(pos, ts)
+        self.ids.insert(pos, item_id)
+        if self.values is not None:
+            self.values.insert(pos, value)
+
+    def remove_oldest(self, item_id: str) -> None:
+        if self.ids[self.start] == item_id:
+            self.start += 1
+        else:  # pragma: no cover - unreachable while ties keep insertion order
+            pos = self.ids.index(item_id, self.start)
+            del self.ts[pos], self.ids[pos]
+            if self.values is not None:
+                del self.values[pos]
+        if self.start > 1024 and self.start * 2 > len(self.ids):
+            del self.ts[: self.start], self.ids[: self.start]
+            if self.values is not None:
+                del self.values[: self.start]
+            self.start = 0
+
+    def first_since(self, cutoff: float) -> int:
+        return bisect_left(self.ts, cutoff, lo=self.start)
+
+    def newest(self, limit: int) -> list[str]:
+        lo = max(self.start, len(self.ids) - limit)
+        return self.ids[lo:][::-1]
+
+    def values_since(self, cutoff: float) -> array[float]:
+        if self.values is None:
+            return array("d")
+        return self.values[self.first_since(cutoff) :]
+
+
+class _Group:
+    """
+    One series per feedback type, for one (model, provider) filter.
+    """
+
+    __slots__ = ("by_type",)
+
+    def __init__(self) -> None:
+        self.by_type = {t: _Series(with_values=t is FeedbackType.RATING) for t in _TYPES}
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.by_type.values())
+
+    def summary(self, cutoff: float) -> tuple[FeedbackSummary, array[float]]:
+        counts = {t.value: len(s.ids) - s.first_since(cutoff) for t, s in self.by_type.items()}
+        ratings = self.by_type[FeedbackType.RATING].values_since(cutoff)
+        average = sum(ratings) / len(ratings) if ratings else None
+        return FeedbackSummary(sum(counts.values()), average, counts), ratings
+
+
+class MemoryFeedbackStore:
+    """
+    A bounded in-memory `FeedbackStoreProtocol` with filtered statistics.
+
+    Items are copied on the way in and out, so neither the caller's dicts nor the
+    returned items alias what the store holds.
+
+    Args:
+        max_items: Most items held; the oldest are evicted beyond it.
+        limits: Size limits checked by ``save``.
+
+    Raises:
+        FeedbackValidationError: ``max_items`` is not a positive integer.
+    """
+
+    def __init__(self, *, max_items: int = DEFAULT_MAX_ITEMS, limits: Limits = DEFAULT_LIMITS):
+        if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
+            raise FeedbackValidationError("max_items", "must be a positive integer", max_items)
+        self._max_items = max_items
+        self._limits = limits
+        self._items: dict[str, FeedbackItem] = {}
+        self._timeline = _Series()
+        self._sessions: dict[str, _Series] = {}
+        self._groups: dict[_StatsKey, _Group] = {(None, None): _Group()}
+        self._evicted = 0
+
+    def __repr__(self) -> str:
+        return f"<MemoryFeedbackStore items={len(self._items)} max_items={self._max_items}>"
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def evicted_count(self) -> int:
+        """
+        How many items were evicted because the store was full.
+        """
+        return self._evicted
+
+    async def save(self, feedback: FeedbackItem) -> Result[str, Exception]:
+        """
+        Store a copy of ``feedback``; a known id changes nothing and returns ``Ok(id)``.
+
+        Raises:
+            FeedbackValidationError: ``feedback`` is not a FeedbackItem or is over a limit.
+        """
+        _check_item(feedback, self._limits)
+        self._insert(feedback)
+        return Ok(feedback.id)
+
+    async def save_many(self, items: Iterable[FeedbackItem]) -> Result[list[str], Exception]:
+        """
+        Store every item of ``items`` (all are validated first); return their ids.
+
+        Raises:
+            FeedbackValidationError: An element is invalid; then nothing is stored.
+        """
+        batch = list(items)
+        for item in batch:
+            _check_item(item, self._limits)
+        for item in batch:
+            self._insert(item)
+        return Ok([item.id for item in batch])
+
+    async def get(self, item_id: str) -> FeedbackItem | None:
+        """
+        Return a copy of the item with ``item_id``, or None.
+        """
+        check_id("item_id", item_id)
+        item = self._items.get(item_id)
+        return None if item is None else _copy(item)
+
+    async def find_by_session(self, session_id: str) -> list[FeedbackItem]:
+        """
+        Return the items of ``session_id``, newest first.
+        """
+        check_id("session_id", session_id)
+        series = self._sessions.get(session_id)
+        return [] if series is None else self._copies(series.newest(len(series)))
+
+    async def find_by_type(
+        self, feedback_type: FeedbackType, *, limit: int = 100
+    ) -> list[FeedbackItem]:
+        """
+        Return at most ``limit`` items of ``feedback_type``, newest first.
+        """
+        kind = coerce_type(feedback_type)
+        _check_limit(limit)
+        return self._copies(self._groups[None, None].by_type[kind].newest(limit))
+
+    async def aggregate(
+        self,
+        *,
+        window_hours: float = 24,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> FeedbackSummary:
+        """
+        Summarize the items created in the last ``window_hours``, optionally filtered.
+        """
+        cutoff = _cutoff(window_hours)
+        group = self._groups.get(_group_key(model, provider))
+        if group is None:
+            return _empty_summary()
+        return group.summary(cutoff)[0]
+
+    async def stats(
+        self,
+        *,
+        window_hours: float = 24,
+        model: str | None = None,
+        provider: str | None = None,
+    ) -> FeedbackStats:
+        """
+        Return the window's statistics with rating percentiles and a per-model breakdown.
+        """
+        cutoff = _cutoff(window_hours)
+        key = _group_key(model, provider)
+        group = self._groups.get(key)
+        if group is None:
+            return FeedbackStats(_empty_summary(), window_hours, model, provider)
+        summary, ratings = group.summary(cutoff)
+        by_model: dict[str, dict[str, Any]] = {}
+        for (group_model, group_provider), other in self._groups.items():
+            if group_model is None or group_provider != provider:
+                continue
+            if model is not None and group_model != model:
+                continue
+            row, _ = other.summary(cutoff)
+            if row.total_count:
+                by_model[group_model] = {
+                    "count": row.total_count,
+                    "average_rating": row.average_rating,
+                }
+        return rating_stats(summary, ratings, window_hours, model, provider, by_model)
+
+    def _insert(self, feedback: FeedbackItem) -> None:
+        if feedback.id in self._items:
+            return
+        item = _copy(feedback)
+        self._items[item.id] = item
+        ts = item.created_at.timestamp()
+        self._timeline.add(ts, item.id)
+        session = item.session_id
+        if session is not None:
+            self._sessions.setdefault(session, _Series()).add(ts, item.id)
+        value = float(item.value) if item.feedback_type is FeedbackType.RATING else 0.0
+        for key in _keys_of(item):
+            group = self._groups.get(key)
+            if group is None:
+                group = self._groups[key] = _Group()
+            group.by_type[item.feedback_type].add(ts, item.id, value)
+        if len(self._items) > self._max_items:
+            self._evict_oldest()
+
+    def _evict_oldest(self) -> None:
+        item = self._items.pop(self._timeline.ids[self._timeline.start])
+        self._timeline.remove_oldest(item.id)
+        session = item.session_id
+        if session is not None:
+            series = self._sessions[session]
+            series.remove_oldest(item.id)
+            if not series:
+                del self._sessions[session]
+        for key in _keys_of(item):
+            group = self._groups[key]
+            group.by_type[item.feedback_type].remove_oldest(item.id)
+            if key != (None, None) and not group:
+                del self._groups[key]
+        self._evicted += 1
+        if self._evicted == 1 or self._evicted % 10_000 == 0:
+            _LOG.warning(
+                "In-memory feedback store is full (max_items=%d); evicted %d oldest item(s) "
+                "so far. Raise memory_max_items or use a durable store.",
+                self._max_items,
+                self._evicted,
+                extra={"max_items": self._max_items, "evicted": self._evicted},
+            )
+
+    def _copies(self, ids: list[str]) -> list[FeedbackItem]:
+        return [_copy(self._items[i]) for i in ids]
+
+
+def rating_stats(
+    summary: FeedbackSummary,
+    ratings: Iterable[float],
+    window_hours: float,
+    model: str | None,
+    provider: str | None,
+    by_model: dict[str, dict[str, Any]],
+) -> FeedbackStats:
+    """
+    Build `FeedbackStats` from a summary and the window's rating values.
+    """
+    ordered = sorted(ratings)
+    if not ordered:
+        return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
+    n = len(ordered)
+    percentiles = {
+        f"p{p}": _number(ordered[max(0, math.ceil(p / 100 * n) - 1)]) for p in (50, 90, 99)
+    }
+    distinct = Counter(_number(v) for v in ordered)
+    distribution = (
+        {str(v): c for v, c in sorted(distinct.items())}
+        if len(distinct) <= DISTRIBUTION_MAX_VALUES
+        else None
+    )
+    return FeedbackStats(
+        summary,
+        window_hours,
+        model,
+        provider,
+        rating_count=n,
+        rating_min=_number(ordered[0]),
+        rating_max=_number(ordered[-1]),
+        rating_percentiles=percentiles,
+        rating_distribution=distribution,
+        by_model=by_model,
+    )
+
+
+def _number(value: float) -> float:
+    # 5.0 and 5 are the same rating; show whole numbers without ".0".
+    return int(value) if float(value).is_integer() else value
+
+
+def _keys_of(item: FeedbackItem) -> list[_StatsKey]:
+    model, provider = item.model, item.provider
+    keys: list[_StatsKey] = [(None, None)]
+    if model is not None:
+        keys.append((model, None))
+    if provider is not None:
+        keys.append((None, provider))
+    if model is not None and provider is not None:
+        keys.append((model, provider))
+    return keys
+
+
+def _group_key(model: object, provider: object) -> _StatsKey:
+    return (
+        None if model is None else check_id("model", model),
+        None if provider is None else check_id("provider", provider),
+    )
+
+
+def _copy(item: FeedbackItem) -> FeedbackItem:
+    """
+    Return a copy of a valid item without validating it again.
+    """
+    copy = object.__new__(FeedbackItem)
+    for name, value in (
+        ("feedback_type", item.feedback_type),
+        ("value", json_copy("value", item.value)),
+        ("context", json_copy("context", item.context)),
+        ("metadata", json_copy("metadata", item.metadata)),
+        ("id", item.id),
+        ("created_at", item.created_at),
+    ):
+        object.__setattr__(copy, name, value)
+    return copy
+
+
+def _check_item(feedback: object, limits: Limits) -> None:
+    if not isinstance(feedback, FeedbackItem):
+        raise FeedbackValidationError("feedback", "must be a FeedbackItem", feedback)
+    feedback.check_limits(limits)
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise FeedbackValidationError("limit", "must be a positive integer", limit)
+
+
+def check_window(window_hours: object) -> float:
+    """
+    Return ``window_hours`` if it is a positive, finite number of hours.
+    """
+    if (
+        isinstance(window_hours, bool)
+        or not isinstance(window_hours, int | float)
+        or not math.isfinite(window_hours)
+        or window_hours <= 0
+    ):
+        raise FeedbackValidationError("window_hours", "must be a positive number", window_hours)
+    return float(window_hours)
+
+
+def _cutoff(window_hours: object) -> float:
+    return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
+
+
+def _empty_summary() -> FeedbackSummary:
+    return FeedbackSummary(0, None, {t.value: 0 for t in _TYPES})
+
