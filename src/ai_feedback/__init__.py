@@ -1,6 +1,8 @@
 """
-ai-feedback: collect feedback on AI model outputs, store it, and read it back as
-statistics and training data.
+ai-feedback: collect feedback on AI model outputs, store it, read it back.
+
+Ratings, free-text comments, corrections and labels go through `FeedbackCollector`
+into a store (in-memory by default) and come back as statistics and training data.
 """
 
 from __future__ import annotations

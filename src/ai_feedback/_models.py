@@ -249,8 +249,10 @@ def _check_value(kind: FeedbackType, value: object) -> Any:  # noqa: ANN401 - de
     if kind is FeedbackType.TEXT:
         return check_text("value", value, limits=_NO_LIMITS)
     if not isinstance(value, Mapping):
-        shape = '{"original": ..., "corrected": ...}' if kind is FeedbackType.CORRECTION else (
-            '{"label": ..., "input": ...}'
+        shape = (
+            '{"original": ..., "corrected": ...}'
+            if kind is FeedbackType.CORRECTION
+            else ('{"label": ..., "input": ...}')
         )
         raise FeedbackValidationError("value", f"must be a dict {shape} for {kind.value}", value)
     copied = json_copy("value", value)
@@ -285,8 +287,9 @@ class FeedbackSummary:
 @dataclass(frozen=True, slots=True)
 class FeedbackStats:
     """
-    What an analyst wants from a window of feedback; `to_dict` is what
-    ``get_feedback_stats`` returns.
+    What an analyst wants from a window of feedback.
+
+    `to_dict` is what ``get_feedback_stats`` returns.
 
     Args:
         summary: Totals, average rating and counts per type.
@@ -315,8 +318,7 @@ class FeedbackStats:
 
     def to_dict(self) -> dict[str, Any]:
         """
-        Return the statistics as a JSON-ready dict with ``total_count``,
-        ``average_rating`` and ``by_type`` first.
+        Return a JSON-ready dict: ``total_count``, ``average_rating``, ``by_type`` first.
         """
         return {
             "total_count": self.summary.total_count,

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from ai_feedback.exceptions import FeedbackValidationError, ResolutionError
 
@@ -99,9 +99,12 @@ class Container:
         """
         return tp in self._bound or tp in self._values or tp in self._factories
 
-    async def resolve(self, tp: type[T]) -> T:
+    async def resolve(self, tp: Callable[..., T]) -> T:
         """
         Return the service registered for ``tp``, or build ``tp`` from its type hints.
+
+        ``tp`` is typed as a callable rather than ``type[T]`` so that type checkers accept
+        protocols (``resolve(FeedbackProtocol)``) and infer the protocol as the result.
 
         Raises:
             ResolutionError: ``tp`` is not registered and cannot be built; the message
@@ -140,24 +143,19 @@ class Container:
             path = " -> ".join(_name(t) for t in (*chain, tp))
             raise ResolutionError(tp, f"its dependencies form a cycle ({path})")
         try:
-            hints = typing.get_type_hints(tp.__init__)
+            hints = typing.get_type_hints(tp.__init__)  # type: ignore[misc]
             signature = inspect.signature(tp)
         except (NameError, TypeError, ValueError) as exc:
-            raise ResolutionError(tp, f"its constructor's type hints cannot be read: {exc}") from exc
+            raise ResolutionError(
+                tp, f"its constructor's type hints cannot be read: {exc}"
+            ) from exc
         kwargs: dict[str, object] = {}
         for name, param in signature.parameters.items():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
-            hint = hints.get(name)
-            has_default = param.default is not param.empty
-            if hint is None:
-                if has_default:
-                    continue
-                raise ResolutionError(tp, f"parameter {name!r} has no type hint and no default")
-            # A default only stands in for a type the container knows nothing about; when
-            # the type is registered or buildable, a failure deeper down must surface.
-            if has_default and not self.is_registered(hint) and _why_not_buildable(hint):
+            if not self._should_inject(tp, name, hints.get(name), param):
                 continue
+            hint = hints[name]
             try:
                 kwargs[name] = await self._resolve(hint, (*chain, tp))
             except ResolutionError as exc:
@@ -167,6 +165,16 @@ class Container:
             return tp(**kwargs)
         except Exception as exc:
             raise ResolutionError(tp, f"its constructor raised {exc!r}") from exc
+
+    def _should_inject(self, tp: type, name: str, hint: object, param: inspect.Parameter) -> bool:
+        has_default = param.default is not param.empty
+        if hint is None:
+            if has_default:
+                return False
+            raise ResolutionError(tp, f"parameter {name!r} has no type hint and no default")
+        # A default only stands in for a type the container knows nothing about; when the
+        # type is registered or buildable, a failure deeper down must surface.
+        return not (has_default and not self.is_registered(hint) and _why_not_buildable(hint))
 
 
 def _name(tp: object) -> str:
@@ -293,11 +301,11 @@ class Application:
             hook = self._shutdown.pop()
             try:
                 await hook()
-            except Exception:
+            except Exception:  # noqa: BLE001 - cleanup goes on; the error is logged
                 _LOG.exception("Shutdown hook %r failed", hook, extra={"hook": repr(hook)})
         self._running = False
 
-    async def __aenter__(self) -> Application:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -13,6 +13,7 @@ from typing import Any
 from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackType
 from ai_feedback._validation import (
     check_id,
+    check_mapping,
     check_optional_id,
     check_payload_size,
     check_score,
@@ -239,13 +240,7 @@ class FeedbackCollector:
         await self.flush()
 
     def _payload(self, field: str, value: object) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise FeedbackValidationError(field, "must be a dict", value)
-        copied: dict[str, Any] = json_copy(field, value)
-        check_payload_size(field, copied, limits=self._limits)
-        return copied
+        return check_mapping(field, value, limits=self._limits)
 
     async def _record(
         self,

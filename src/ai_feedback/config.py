@@ -170,7 +170,11 @@ class _YamlSection(PydanticBaseSettingsSource):
         self.path = _yaml_path.get() or DEFAULT_CONFIG_PATH
         self.data = read_yaml_section(self.path, required=_yaml_path.get() is not None)
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - the base class's signature
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
         """
         Return the YAML value of one field.
         """
@@ -257,7 +261,9 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
     if error["type"] == "extra_forbidden":
         return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
     if not error["loc"]:
-        return FeedbackConfigurationError("database_url", error["msg"].removeprefix("Value error, "))
+        return FeedbackConfigurationError(
+            "database_url", error["msg"].removeprefix("Value error, ")
+        )
     return FeedbackConfigurationError(
         _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
     )

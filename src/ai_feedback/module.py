@@ -1,6 +1,5 @@
 """
-`FeedbackModule`: wires the configuration, the store and the collector into an
-`Application`.
+`FeedbackModule`: wires the configuration, store and collector into an `Application`.
 """
 
 from __future__ import annotations
@@ -43,9 +42,11 @@ class FeedbackModule:
     @classmethod
     def stub(cls, config: FeedbackConfig | None = None) -> FeedbackModule:
         """
-        Return a module for unit tests: always the in-memory store, no environment
-        variables or YAML file read at boot, and processing in the caller's task unless
-        ``config`` sets ``async_processing`` explicitly.
+        Return a module for unit tests: in memory, hermetic, synchronous.
+
+        It always uses the in-memory store, reads no environment variables or YAML file
+        at boot, and processes in the caller's task unless ``config`` sets
+        ``async_processing`` explicitly.
         """
         return cls(_check_config(config), is_stub=True)
 
@@ -83,10 +84,7 @@ def build_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
     """
     if config.store == "memory":
         return MemoryFeedbackStore(max_items=config.memory_max_items, limits=config.limits)
-    msg = (
-        f"the {config.store!r} store is not available yet in this version; "
-        "use store: memory"
-    )
+    msg = f"the {config.store!r} store is not available yet in this version; use store: memory"
     raise FeedbackConfigurationError("store", msg)
 
 

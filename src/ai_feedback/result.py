@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, Literal, NoReturn, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, NoReturn, TypeAlias, TypeVar
 
 from ai_feedback.exceptions import UnwrapError
 
@@ -111,7 +111,7 @@ class Err(Generic[E]):
         """
         return default
 
-    def map(self, fn: Callable[[object], object]) -> Err[E]:  # noqa: ARG002 - mirrors Ok.map
+    def map(self, fn: Callable[[Any], object]) -> Err[E]:  # noqa: ARG002 - mirrors Ok.map
         """
         Return this failure unchanged.
         """

@@ -40,6 +40,8 @@ DEFAULT_MAX_ITEMS = 100_000
 _LOG = logging.getLogger("ai_feedback")
 _TYPES = tuple(FeedbackType)
 _StatsKey = tuple[str | None, str | None]
+# Evicted entries are dropped from the arrays in bulk once this many have accumulated.
+_COMPACT_AFTER = 1024
 
 
 class _Series:
@@ -83,7 +85,7 @@ class _Series:
             del self.ts[pos], self.ids[pos]
             if self.values is not None:
                 del self.values[pos]
-        if self.start > 1024 and self.start * 2 > len(self.ids):
+        if self.start > _COMPACT_AFTER and self.start * 2 > len(self.ids):
             del self.ts[: self.start], self.ids[: self.start]
             if self.values is not None:
                 del self.values[: self.start]
@@ -137,7 +139,9 @@ class MemoryFeedbackStore:
         FeedbackValidationError: ``max_items`` is not a positive integer.
     """
 
-    def __init__(self, *, max_items: int = DEFAULT_MAX_ITEMS, limits: Limits = DEFAULT_LIMITS):
+    def __init__(
+        self, *, max_items: int = DEFAULT_MAX_ITEMS, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         if isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1:
             raise FeedbackValidationError("max_items", "must be a positive integer", max_items)
         self._max_items = max_items
@@ -256,7 +260,14 @@ class MemoryFeedbackStore:
                     "count": row.total_count,
                     "average_rating": row.average_rating,
                 }
-        return rating_stats(summary, ratings, window_hours, model, provider, by_model)
+        return rating_stats(
+            summary,
+            ratings,
+            window_hours=window_hours,
+            model=model,
+            provider=provider,
+            by_model=by_model,
+        )
 
     def _insert(self, feedback: FeedbackItem) -> None:
         if feedback.id in self._items:
@@ -308,6 +319,7 @@ class MemoryFeedbackStore:
 def rating_stats(
     summary: FeedbackSummary,
     ratings: Iterable[float],
+    *,
     window_hours: float,
     model: str | None,
     provider: str | None,
@@ -415,4 +427,3 @@ def _cutoff(window_hours: object) -> float:
 
 def _empty_summary() -> FeedbackSummary:
     return FeedbackSummary(0, None, {t.value: 0 for t in _TYPES})
-

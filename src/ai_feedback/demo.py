@@ -1,0 +1,90 @@
+"""
+The demo: boot an application, record feedback of all four types, print statistics.
+
+Run it with ``python -m ai_feedback.demo`` (``--config PATH`` reads another YAML file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ai_feedback._models import FeedbackType
+from ai_feedback.app import Application
+from ai_feedback.collector import FeedbackCollector
+from ai_feedback.config import FeedbackConfig
+from ai_feedback.exceptions import FeedbackError
+from ai_feedback.module import FeedbackModule
+from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
+
+__all__ = ["main", "run"]
+
+GOOD_SCORE = 4
+
+
+async def run(config_path: str | None = None) -> dict[str, object]:
+    """
+    Record one item of each type plus a few ratings; return the statistics.
+    """
+    async with Application.boot(
+        modules=[FeedbackModule.configure()], config_path=config_path
+    ) as app:
+        config = await app.container.resolve(FeedbackConfig)
+        feedback = await app.container.resolve(FeedbackProtocol)
+        collector = await app.container.resolve(FeedbackCollector)
+        store = await app.container.resolve(FeedbackStoreProtocol)
+        print(f"store: {config.store}  ({type(store).__name__})")
+
+        session = {"session_id": "demo-session", "model": "gpt-4o", "provider": "openai"}
+        for i, score in enumerate((5, 4, 4.5, 2)):
+            model = "gpt-4o" if i % 2 == 0 else "claude-3-5-sonnet"
+            await feedback.submit_feedback(
+                trace_id=f"demo-trace-{i}",
+                score=score,
+                comment="Missed the point" if score < GOOD_SCORE else "Helpful answer",
+                metadata={"model": model, "session_id": "demo-session", "source": "demo"},
+            )
+        await collector.collect_text("Please cite your sources.", context=session)
+        await collector.collect_correction(
+            "The capital of Australia is Sydney.",
+            "The capital of Australia is Canberra.",
+            context=session,
+        )
+        await collector.collect_label("positive", {"text": "I love this!"}, context=session)
+
+        recent = await store.find_by_session("demo-session")
+        print(f"items in session demo-session: {len(recent)} (newest first)")
+        for item in recent[:3]:
+            print(f"  {item.created_at:%H:%M:%S} {item.feedback_type.value:<10} {item.value}")
+        corrections = await store.find_by_type(FeedbackType.CORRECTION, limit=1)
+        print(f"latest correction: {corrections[0].value}")
+        stats = await feedback.get_feedback_stats()
+        print("statistics (all models):")
+        print(json.dumps(stats, indent=2))
+        filtered = await feedback.get_feedback_stats(model="gpt-4o")
+        print(
+            f"gpt-4o only: total_count={filtered['total_count']} "
+            f"average_rating={filtered['average_rating']}"
+        )
+        return stats
+
+
+def main(argv: list[str] | None = None) -> int:
+    """
+    Run the demo from the command line; return the exit status.
+    """
+    parser = argparse.ArgumentParser(prog="python -m ai_feedback.demo", description=__doc__)
+    parser.add_argument("--config", help="YAML file to read instead of ./application.yaml")
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(run(args.config))
+    except FeedbackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The store contract of SPEC §2, run against every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ai_feedback import (
+    FeedbackItem,
+    FeedbackStoreProtocol,
+    FeedbackTooLargeError,
+    FeedbackType,
+    FeedbackValidationError,
+    Ok,
+    SupportsStats,
+)
+
+NOW = datetime.now(UTC)
+
+
+def _item(
+    kind: FeedbackType = FeedbackType.RATING,
+    value: Any = 4,
+    *,
+    ago: timedelta = timedelta(0),
+    **context: Any,
+) -> FeedbackItem:
+    default_values = {
+        FeedbackType.RATING: value,
+        FeedbackType.TEXT: "text",
+        FeedbackType.CORRECTION: {"original": "a", "corrected": "b"},
+        FeedbackType.LABEL: {"label": "l", "input": None},
+    }
+    return FeedbackItem(
+        feedback_type=kind,
+        value=default_values[kind] if kind is not FeedbackType.RATING else value,
+        context=context,
+        created_at=datetime.now(UTC) - ago,
+    )
+
+
+def test_store_implements_the_protocols(store: FeedbackStoreProtocol) -> None:
+    """Every built-in store is a FeedbackStoreProtocol and supports filtered stats."""
+    assert isinstance(store, FeedbackStoreProtocol)
+    assert isinstance(store, SupportsStats)
+
+
+async def test_save_returns_ok_id_and_is_idempotent(store: FeedbackStoreProtocol) -> None:
+    """Saving an id twice stores it once and returns Ok(id) both times."""
+    item = _item(session_id="s")
+    assert await store.save(item) == Ok(item.id)
+    changed = item.replace(value=1)
+    assert await store.save(changed) == Ok(item.id)
+    [stored] = await store.find_by_session("s")
+    assert stored == item
+    summary = await store.aggregate()
+    assert summary.total_count == 1
+
+
+async def test_find_by_session_newest_first(store: FeedbackStoreProtocol) -> None:
+    """find_by_session returns only that session, newest first, even if saved out of order."""
+    old = _item(ago=timedelta(minutes=5), session_id="s")
+    new = _item(session_id="s")
+    mid = _item(ago=timedelta(minutes=1), session_id="s")
+    other = _item(session_id="other")
+    for item in (new, old, other, mid):
+        await store.save(item)
+    assert [i.id for i in await store.find_by_session("s")] == [new.id, mid.id, old.id]
+    assert await store.find_by_session("missing") == []
+
+
+async def test_find_by_type_newest_first_with_limit(store: FeedbackStoreProtocol) -> None:
+    """find_by_type filters by type, orders newest first and honours limit."""
+    ratings = [_item(ago=timedelta(seconds=30 - i)) for i in range(5)]
+    for item in ratings:
+        await store.save(item)
+    await store.save(_item(FeedbackType.TEXT))
+    found = await store.find_by_type(FeedbackType.RATING, limit=3)
+    assert [i.id for i in found] == [i.id for i in ratings[::-1][:3]]
+    everything = await store.find_by_type(FeedbackType.RATING)
+    assert len(everything) == 5
+    assert [i.feedback_type for i in await store.find_by_type(FeedbackType.TEXT)] == [
+        FeedbackType.TEXT
+    ]
+    assert await store.find_by_type(FeedbackType.LABEL) == []
+    by_value = await store.find_by_type("rating", limit=1)  # type: ignore[arg-type]
+    assert by_value[0].id == ratings[-1].id
+
+
+async def test_aggregate_counts_only_the_window(store: FeedbackStoreProtocol) -> None:
+    """The aggregate counts items created inside the window and averages their ratings."""
+    await store.save(_item(value=5))
+    await store.save(_item(value=3, ago=timedelta(hours=23)))
+    await store.save(_item(FeedbackType.TEXT, ago=timedelta(hours=2)))
+    await store.save(_item(value=1, ago=timedelta(hours=25)))
+    await store.save(_item(FeedbackType.LABEL, ago=timedelta(days=3)))
+    day = await store.aggregate(window_hours=24)
+    assert day.total_count == 3
+    assert day.average_rating == 4.0
+    assert day.count_by_type == {"rating": 2, "text": 1, "correction": 0, "label": 0}
+    week = await store.aggregate(window_hours=24 * 7)
+    assert week.total_count == 5
+    assert week.average_rating == 3.0
+    hour = await store.aggregate(window_hours=1)
+    assert hour.total_count == 1
+
+
+async def test_aggregate_of_empty_store(store: FeedbackStoreProtocol) -> None:
+    """An empty store aggregates to zero counts for every type and no average."""
+    summary = await store.aggregate()
+    assert summary.total_count == 0
+    assert summary.average_rating is None
+    assert summary.count_by_type == {"rating": 0, "text": 0, "correction": 0, "label": 0}
+
+
+async def test_stats_filter_by_model_and_provider(store: FeedbackStoreProtocol) -> None:
+    """stats() filters in the store by model, provider or both."""
+    assert isinstance(store, SupportsStats)
+    await store.save(_item(value=5, model="a", provider="x"))
+    await store.save(_item(value=1, model="a", provider="y"))
+    await store.save(_item(value=3, model="b", provider="x"))
+    await store.save(_item(FeedbackType.TEXT, model="b"))
+    await store.save(_item(value=2, ago=timedelta(hours=30), model="a", provider="x"))
+    assert (await store.stats(model="a")).summary.total_count == 2
+    assert (await store.stats(model="a")).summary.average_rating == 3.0
+    assert (await store.stats(provider="x")).summary.average_rating == 4.0
+    assert (await store.stats(model="a", provider="x")).summary.total_count == 1
+    stats = await store.stats()
+    assert stats.by_model == {
+        "a": {"count": 2, "average_rating": 3.0},
+        "b": {"count": 2, "average_rating": 3.0},
+    }
+    assert stats.rating_count == 3
+    assert (stats.rating_min, stats.rating_max) == (1, 5)
+    assert (await store.stats(model="nobody")).summary.total_count == 0
+    assert (await store.stats(window_hours=48, model="a")).summary.total_count == 3
+
+
+async def test_distribution_is_omitted_for_continuous_ratings(store: FeedbackStoreProtocol) -> None:
+    """More than 50 distinct rating values give percentiles but no distribution."""
+    assert isinstance(store, SupportsStats)
+    for i in range(60):
+        await store.save(_item(value=i / 100))
+    stats = await store.stats()
+    assert stats.rating_distribution is None
+    assert stats.rating_percentiles == {"p50": 0.29, "p90": 0.53, "p99": 0.59}
+
+
+async def test_mutating_inputs_and_outputs_never_changes_the_store(
+    store: FeedbackStoreProtocol,
+) -> None:
+    """Changing the caller's dicts, or an item handed back, leaves what is stored intact."""
+    context: dict[str, Any] = {"session_id": "s", "tags": ["a"]}
+    item = FeedbackItem(
+        feedback_type=FeedbackType.LABEL,
+        value={"label": "l", "input": {"x": [1]}},
+        context=context,
+        metadata={"m": {"deep": 1}},
+    )
+    await store.save(item)
+    item.context["tags"].append("mutated-after-save")
+    item.metadata["m"]["deep"] = 2
+    item.value["input"]["x"].append(2)
+    [returned] = await store.find_by_session("s")
+    returned.context["tags"].append("mutated-output")
+    returned.metadata.clear()
+    [again] = await store.find_by_type(FeedbackType.LABEL)
+    assert again.context == {"session_id": "s", "tags": ["a"]}
+    assert again.metadata == {"m": {"deep": 1}}
+    assert again.value == {"label": "l", "input": {"x": [1]}}
+
+
+async def test_concurrent_saves_of_one_id_store_it_once(store: FeedbackStoreProtocol) -> None:
+    """Many concurrent saves of the same item leave exactly one copy."""
+    item = _item(session_id="s")
+    results = await asyncio.gather(*(store.save(item) for _ in range(20)))
+    assert all(r == Ok(item.id) for r in results)
+    assert len(await store.find_by_session("s")) == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.save({"feedback_type": "rating"}), "feedback"),
+        (lambda s: s.find_by_session(""), "session_id"),
+        (lambda s: s.find_by_session(None), "session_id"),
+        (lambda s: s.find_by_type("vote"), "feedback_type"),
+        (lambda s: s.find_by_type(FeedbackType.TEXT, limit=0), "limit"),
+        (lambda s: s.find_by_type(FeedbackType.TEXT, limit=True), "limit"),
+        (lambda s: s.find_by_type(FeedbackType.TEXT, limit="5"), "limit"),
+        (lambda s: s.aggregate(window_hours=0), "window_hours"),
+        (lambda s: s.aggregate(window_hours=-1), "window_hours"),
+        (lambda s: s.aggregate(window_hours=float("nan")), "window_hours"),
+        (lambda s: s.aggregate(window_hours="24"), "window_hours"),
+        (lambda s: s.stats(model=""), "model"),
+    ],
+)
+async def test_bad_store_calls_raise_validation_errors(
+    store: FeedbackStoreProtocol, call: Any, field: str
+) -> None:
+    """Invalid arguments raise FeedbackValidationError naming the argument."""
+    with pytest.raises(FeedbackValidationError) as info:
+        await call(store)
+    assert info.value.field == field
+
+
+async def test_save_enforces_size_limits(store: FeedbackStoreProtocol) -> None:
+    """An item over the store's limits is refused and nothing is stored."""
+    item = FeedbackItem(
+        feedback_type=FeedbackType.TEXT, value="x" * 10_001, context={"session_id": "s"}
+    )
+    with pytest.raises(FeedbackTooLargeError):
+        await store.save(item)
+    assert await store.find_by_session("s") == []

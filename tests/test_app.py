@@ -1,0 +1,342 @@
+"""Tests of Application, its Container and FeedbackModule."""
+
+from __future__ import annotations
+
+import abc
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_feedback import (
+    Application,
+    Container,
+    FeedbackCollector,
+    FeedbackConfig,
+    FeedbackConfigurationError,
+    FeedbackModule,
+    FeedbackProtocol,
+    FeedbackStoreProtocol,
+    FeedbackValidationError,
+    MemoryFeedbackStore,
+    ResolutionError,
+)
+
+
+class Clock:
+    """A dependency with no parameters."""
+
+
+class Service:
+    """Depends on the feedback protocol and on an autowirable class."""
+
+    def __init__(self, feedback: FeedbackProtocol, clock: Clock, retries: int = 3) -> None:
+        self.feedback = feedback
+        self.clock = clock
+        self.retries = retries
+
+
+class NeedsString:
+    """Has a parameter the container cannot provide."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Outer:
+    """Depends on a class that cannot be built."""
+
+    def __init__(self, inner: NeedsString) -> None:
+        self.inner = inner
+
+
+class OuterWithDefault:
+    """A default must not hide a failure inside a buildable dependency."""
+
+    def __init__(self, inner: NeedsString | None = None) -> None:
+        self.inner = inner
+
+
+class OuterWithBuildableDefault:
+    """A registered/buildable type with a default is still resolved."""
+
+    def __init__(self, inner: NeedsString = NeedsString("default")) -> None:  # noqa: B008
+        self.inner = inner
+
+
+class CycleA:
+    """Half of a dependency cycle."""
+
+    def __init__(self, b: CycleB) -> None:
+        self.b = b
+
+
+class CycleB:
+    """The other half."""
+
+    def __init__(self, a: CycleA) -> None:
+        self.a = a
+
+
+class Untyped:
+    """A parameter without a hint."""
+
+    def __init__(self, thing) -> None:  # type: ignore[no-untyped-def]
+        self.thing = thing
+
+
+class Abstract(abc.ABC):
+    """Cannot be instantiated."""
+
+    @abc.abstractmethod
+    def run(self) -> None:
+        """Run."""
+
+
+class Exploding:
+    """Its constructor raises."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("kaboom")
+
+
+class FakeFeedback:
+    """A hand-rolled FeedbackProtocol for tests."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    async def submit_feedback(
+        self,
+        trace_id: str,
+        score: float,
+        comment: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.calls.append((trace_id, score))
+
+    async def get_feedback_stats(
+        self, model: str | None = None, provider: str | None = None
+    ) -> dict[str, Any]:
+        return {"total_count": len(self.calls), "average_rating": None, "by_type": {}}
+
+
+async def test_boot_registers_the_feedback_services() -> None:
+    """The module registers config, store, collector and protocol, all consistent."""
+    async with Application.boot(modules=[FeedbackModule.configure()]) as app:
+        assert app.is_running
+        feedback = await app.container.resolve(FeedbackProtocol)
+        collector = await app.container.resolve(FeedbackCollector)
+        store = await app.container.resolve(FeedbackStoreProtocol)
+        config = await app.container.resolve(FeedbackConfig)
+        assert feedback is collector
+        assert collector.store is store
+        assert collector.config is config
+        assert await app.container.resolve(MemoryFeedbackStore) is store
+    assert not app.is_running
+
+
+async def test_add_module_then_async_with() -> None:
+    """Application() + add_module() + async with works like boot()."""
+    app = Application()
+    assert app.add_module(FeedbackModule.configure(FeedbackConfig(window_hours=6))) is app
+    assert "modules=1 stopped" in repr(app)
+    async with app:
+        assert (await app.container.resolve(FeedbackConfig)).window_hours == 6
+        with pytest.raises(FeedbackValidationError, match="while the app is running"):
+            app.add_module(FeedbackModule.configure())
+
+
+def test_add_module_rejects_non_modules() -> None:
+    """Only objects with an async setup(app) are modules."""
+    with pytest.raises(FeedbackValidationError, match="'module'"):
+        Application().add_module("feedback")  # type: ignore[arg-type]
+
+
+async def test_autowiring_builds_plain_classes() -> None:
+    """Plain classes are built from their type hints; defaults fill built-in types."""
+    async with Application.boot(modules=[FeedbackModule.stub()]) as app:
+        service = await app.container.resolve(Service)
+        assert isinstance(service.feedback, FeedbackCollector)
+        assert isinstance(service.clock, Clock)
+        assert service.retries == 3
+        other = await app.container.resolve(Service)
+        assert other is not service
+        assert other.feedback is service.feedback
+
+
+async def test_bind_a_fake_to_a_protocol() -> None:
+    """container.bind() puts a fake in place of the protocol, over the module's registration."""
+    fake = FakeFeedback()
+    app = Application(modules=[FeedbackModule.stub()])
+    app.container.bind(FeedbackProtocol, fake)
+    async with app:
+        service = await app.container.resolve(Service)
+        assert service.feedback is fake
+        await service.feedback.submit_feedback("t", 1.0)
+        assert fake.calls == [("t", 1.0)]
+        app.container.unbind(FeedbackProtocol)
+        assert isinstance(await app.container.resolve(FeedbackProtocol), FeedbackCollector)
+
+
+async def test_bind_works_without_any_module() -> None:
+    """A test can build a service from fakes alone."""
+    container = Container()
+    container.bind(FeedbackProtocol, FakeFeedback())
+    assert isinstance((await container.resolve(Service)).feedback, FakeFeedback)
+    assert "bound=1" in repr(container)
+
+
+@pytest.mark.parametrize(
+    ("tp", "needle"),
+    [
+        (FeedbackProtocol, "is a protocol and nothing provides it"),
+        (Service, "parameter 'feedback: FeedbackProtocol' could not be resolved"),
+        (NeedsString, "parameter 'name: str' could not be resolved"),
+        (Outer, "NeedsString: parameter 'name: str'"),
+        (CycleA, "cycle (CycleA -> CycleB -> CycleA)"),
+        (Untyped, "parameter 'thing' has no type hint"),
+        (Abstract, "it is abstract"),
+        (Exploding, "its constructor raised RuntimeError('kaboom')"),
+        (int, "built-in types are never built"),
+        ("Service", "it is not a class"),
+    ],
+)
+async def test_resolution_errors_name_the_type_and_why(tp: Any, needle: str) -> None:
+    """A type that cannot be built raises ResolutionError naming it and the reason."""
+    container = Container()
+    with pytest.raises(ResolutionError) as info:
+        await container.resolve(tp)
+    assert needle in str(info.value)
+    assert info.value.requested is tp
+
+
+async def test_default_does_not_mask_a_nested_failure() -> None:
+    """A union-typed parameter with a default is skipped; a buildable one is still resolved."""
+    container = Container()
+    assert (await container.resolve(OuterWithDefault)).inner is None
+    with pytest.raises(ResolutionError, match="'name: str'"):
+        await container.resolve(OuterWithBuildableDefault)
+    container.register_value(NeedsString, NeedsString("registered"))
+    assert (await container.resolve(OuterWithBuildableDefault)).inner.name == "registered"
+
+
+async def test_factories_are_singletons_sync_or_async() -> None:
+    """A registered factory runs once; async factories are awaited."""
+    container = Container()
+    calls: list[str] = []
+
+    def make_clock() -> Clock:
+        calls.append("sync")
+        return Clock()
+
+    async def make_string() -> NeedsString:
+        calls.append("async")
+        return NeedsString("x")
+
+    container.register_factory(Clock, make_clock)
+    container.register_factory(NeedsString, make_string)
+    assert await container.resolve(Clock) is await container.resolve(Clock)
+    assert (await container.resolve(NeedsString)).name == "x"
+    await container.resolve(NeedsString)
+    assert calls == ["sync", "async"]
+    assert container.is_registered(Clock)
+
+
+async def test_failing_factory_is_a_resolution_error() -> None:
+    """A factory that raises surfaces as ResolutionError with the cause."""
+    container = Container()
+
+    def broken() -> Clock:
+        raise OSError("disk")
+
+    container.register_factory(Clock, broken)
+    with pytest.raises(ResolutionError, match="factory raised OSError"):
+        await container.resolve(Clock)
+    with pytest.raises(FeedbackValidationError, match="'factory'"):
+        container.register_factory(Clock, "not callable")  # type: ignore[arg-type]
+
+
+async def test_boot_reads_application_yaml() -> None:
+    """At boot the module reads ./application.yaml (explicit config still wins)."""
+    Path("application.yaml").write_text(
+        "ai_feedback:\n  enabled: false\n  window_hours: 2\n", encoding="utf-8"
+    )
+    module = FeedbackModule.configure(FeedbackConfig(window_hours=5))
+    async with Application.boot(modules=[module]) as app:
+        config = await app.container.resolve(FeedbackConfig)
+        assert (config.enabled, config.window_hours) == (False, 5)
+
+
+async def test_boot_with_a_config_path(tmp_path: Path) -> None:
+    """Application.boot(config_path=...) reads that file instead."""
+    path = tmp_path / "custom.yaml"
+    path.write_text("ai_feedback:\n  window_hours: 7\n", encoding="utf-8")
+    async with Application.boot(modules=[FeedbackModule.configure()], config_path=path) as app:
+        assert app.config_path == path
+        assert (await app.container.resolve(FeedbackConfig)).window_hours == 7
+
+
+async def test_stub_is_hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stub() ignores YAML and env and always uses memory; explicit values are kept."""
+    Path("application.yaml").write_text("ai_feedback:\n  store: sqlite\n", encoding="utf-8")
+    monkeypatch.setenv("AI_FEEDBACK__ENABLED", "false")
+    async with Application.boot(
+        modules=[FeedbackModule.stub(FeedbackConfig(window_hours=3))]
+    ) as app:
+        config = await app.container.resolve(FeedbackConfig)
+        assert (config.store, config.enabled, config.async_processing) == ("memory", True, False)
+        assert config.window_hours == 3
+        store = await app.container.resolve(FeedbackStoreProtocol)
+        assert isinstance(store, MemoryFeedbackStore)
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+async def test_database_stores_not_available_yet(store: str) -> None:
+    """Selecting a database store fails clearly at boot and leaves the app stopped."""
+    app = Application.boot(modules=[FeedbackModule.configure(FeedbackConfig(store=store))])
+    with pytest.raises(FeedbackConfigurationError, match="not available yet"):
+        async with app:
+            pass
+    assert not app.is_running
+
+
+def test_module_rejects_a_non_config() -> None:
+    """configure() and stub() take a FeedbackConfig or None."""
+    with pytest.raises(FeedbackValidationError, match="'config'"):
+        FeedbackModule.configure({"enabled": True})  # type: ignore[arg-type]
+    with pytest.raises(FeedbackValidationError, match="'config'"):
+        FeedbackModule.stub("x")  # type: ignore[arg-type]
+
+
+async def test_failing_shutdown_hook_is_logged_and_others_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A shutdown hook that raises is logged; the remaining hooks still run."""
+    ran: list[str] = []
+
+    async def good() -> None:
+        ran.append("good")
+
+    async def bad() -> None:
+        raise RuntimeError("hook failed")
+
+    app = Application()
+    app.on_shutdown(good)
+    app.on_shutdown(bad)
+    with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+        async with app:
+            pass
+    assert ran == ["good"]
+    assert "Shutdown hook" in caplog.text
+
+
+async def test_start_is_idempotent() -> None:
+    """Starting twice sets the modules up once."""
+    app = Application(modules=[FeedbackModule.stub()])
+    await app.start()
+    first = await app.container.resolve(FeedbackProtocol)
+    await app.start()
+    assert await app.container.resolve(FeedbackProtocol) is first
+    await app.stop()

@@ -1,0 +1,162 @@
+"""Tests of FeedbackConfig: sources, precedence and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_feedback import FeedbackConfig, FeedbackConfigurationError, Limits
+
+
+def _yaml(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def test_defaults() -> None:
+    """Without sources the documented defaults apply."""
+    config = FeedbackConfig()
+    assert (config.enabled, config.async_processing, config.store_raw_payloads) == (
+        True,
+        True,
+        False,
+    )
+    assert config.store == "memory"
+    assert config.database_url is None
+    assert config.window_hours == 24
+    assert config.limits == Limits(10_000, 50_000)
+    assert config.explicit_values() == {}
+
+
+def test_yaml_section_is_read_from_the_working_directory() -> None:
+    """./application.yaml's ai_feedback section configures the defaults."""
+    _yaml(
+        Path("application.yaml"), "ai_feedback:\n  enabled: false\n  window_hours: 12\nother: 1\n"
+    )
+    config = FeedbackConfig()
+    assert config.enabled is False
+    assert config.window_hours == 12
+
+
+def test_precedence_python_over_env_over_yaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explicit Python > AI_FEEDBACK__ > LEX_AI_FEEDBACK__ > YAML > defaults."""
+    _yaml(
+        Path("application.yaml"),
+        "ai_feedback:\n  window_hours: 1\n  max_text_length: 11\n  memory_max_items: 12\n"
+        "  max_payload_chars: 13\n",
+    )
+    monkeypatch.setenv("LEX_AI_FEEDBACK__WINDOW_HOURS", "2")
+    monkeypatch.setenv("LEX_AI_FEEDBACK__MAX_TEXT_LENGTH", "21")
+    monkeypatch.setenv("LEX_AI_FEEDBACK__MEMORY_MAX_ITEMS", "22")
+    monkeypatch.setenv("AI_FEEDBACK__WINDOW_HOURS", "3")
+    monkeypatch.setenv("ai_feedback__max_text_length", "31")
+    config = FeedbackConfig(window_hours=4)
+    assert config.window_hours == 4  # Python
+    assert config.max_text_length == 31  # new prefix, any case
+    assert config.memory_max_items == 22  # seed-era prefix
+    assert config.max_payload_chars == 13  # YAML
+    assert config.explicit_values() == {"window_hours": 4}
+
+
+def test_load_reads_another_file(tmp_path: Path) -> None:
+    """FeedbackConfig.load(path) reads that file; explicit values still win."""
+    path = _yaml(
+        tmp_path / "prod.yaml", "ai_feedback:\n  store_raw_payloads: true\n  enabled: false\n"
+    )
+    config = FeedbackConfig.load(path, enabled=True)
+    assert config.store_raw_payloads is True
+    assert config.enabled is True
+
+
+def test_load_of_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    """A path given explicitly must exist."""
+    with pytest.raises(FeedbackConfigurationError, match="does not exist"):
+        FeedbackConfig.load(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "problem"),
+    [
+        ("ai_feedback:\n  enabeld: true\n", "ai_feedback.enabeld", "did you mean 'enabled'"),
+        ("ai_feedback:\n  enabled: maybe\n", "ai_feedback.enabled", "valid boolean"),
+        ("ai_feedback:\n  window_hours: -1\n", "ai_feedback.window_hours", "greater than 0"),
+        ("ai_feedback:\n  store: mongodb\n", "ai_feedback.store", "'memory', 'sqlite' or"),
+        ("ai_feedback: [1, 2]\n", "ai_feedback", "must be a mapping"),
+        ("- just\n- a list\n", "application.yaml", "mapping at the top level"),
+        ("ai_feedback: {enabled: true\n", "application.yaml", "cannot be read as YAML"),
+    ],
+)
+def test_bad_yaml_names_the_key(body: str, key: str, problem: str) -> None:
+    """A misspelled key, a wrong type or a malformed file is reported with its key."""
+    _yaml(Path("application.yaml"), body)
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig()
+    assert key in info.value.key
+    assert problem in str(info.value)
+
+
+def test_empty_yaml_and_empty_section_give_defaults() -> None:
+    """An empty file or an empty section configures nothing."""
+    _yaml(Path("application.yaml"), "")
+    assert FeedbackConfig().enabled is True
+    _yaml(Path("application.yaml"), "ai_feedback:\n")
+    assert FeedbackConfig().enabled is True
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("AI_FEEDBACK__ENABLED", "perhaps", "valid boolean"),
+        ("AI_FEEDBACK__ENABELD", "true", "did you mean 'enabled'"),
+        ("LEX_AI_FEEDBACK__STORE_RAW_PAYLOAD", "true", "did you mean 'store_raw_payloads'"),
+        ("AI_FEEDBACK__MAX_TEXT_LENGTH", "0", "greater than or equal to 1"),
+    ],
+)
+def test_bad_env_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+) -> None:
+    """A wrongly typed or unknown environment variable is named in the error."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig()
+    assert info.value.key == name
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key", "problem"),
+    [
+        ({"enable": True}, "FeedbackConfig(enable=...)", "did you mean 'enabled'"),
+        ({"window_hours": "soon"}, "FeedbackConfig(window_hours=...)", "valid number"),
+        ({"window_hours": float("inf")}, "FeedbackConfig(window_hours=...)", "finite"),
+        ({"memory_max_items": 0}, "FeedbackConfig(memory_max_items=...)", "greater than"),
+        ({"store": "sqlite", "database_url": "postgresql://x/db"}, "database_url", "sqlite:///"),
+        (
+            {"store": "postgresql", "database_url": "sqlite:///x.db"},
+            "database_url",
+            "postgresql://",
+        ),
+    ],
+)
+def test_bad_python_values_name_the_key(kwargs: dict[str, object], key: str, problem: str) -> None:
+    """Arguments with a wrong name, type or value raise FeedbackConfigurationError."""
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig(**kwargs)
+    assert info.value.key == key
+    assert problem in str(info.value)
+
+
+def test_database_url_defaults_for_sqlite() -> None:
+    """store=sqlite without a URL uses ./ai_feedback.db; memory ignores the URL."""
+    assert FeedbackConfig(store="sqlite").resolved_database_url == "sqlite:///./ai_feedback.db"
+    assert FeedbackConfig(store="memory", database_url="anything").store == "memory"
+    url = "postgresql://postgres@127.0.0.1:5432/test"
+    assert FeedbackConfig(store="postgresql", database_url=url).resolved_database_url == url
+
+
+def test_config_is_frozen() -> None:
+    """A configuration cannot be changed after it is built."""
+    config = FeedbackConfig()
+    with pytest.raises(ValueError, match="frozen"):
+        config.enabled = False
