@@ -14,16 +14,12 @@ evicted, counted in `MemoryFeedbackStore.evicted_count` and logged at WARNING.
 from __future__ import annotations
 
 import logging
-import math
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from ai_feedback._models import (
-    DISTRIBUTION_MAX_VALUES,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -33,6 +29,14 @@ from ai_feedback._models import (
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.result import Ok, Result
+from ai_feedback.stores._common import (
+    check_filters,
+    check_item,
+    check_limit,
+    cutoff,
+    empty_summary,
+    rating_stats,
+)
 
 __all__ = ["DEFAULT_MAX_ITEMS", "MemoryFeedbackStore"]
 
@@ -172,7 +176,7 @@ class MemoryFeedbackStore:
         Raises:
             FeedbackValidationError: ``feedback`` is not a FeedbackItem or is over a limit.
         """
-        _check_item(feedback, self._limits)
+        check_item(feedback, self._limits)
         self._insert(feedback)
         return Ok(feedback.id)
 
@@ -185,7 +189,7 @@ class MemoryFeedbackStore:
         """
         batch = list(items)
         for item in batch:
-            _check_item(item, self._limits)
+            check_item(item, self._limits)
         for item in batch:
             self._insert(item)
         return Ok([item.id for item in batch])
@@ -213,7 +217,7 @@ class MemoryFeedbackStore:
         Return at most ``limit`` items of ``feedback_type``, newest first.
         """
         kind = coerce_type(feedback_type)
-        _check_limit(limit)
+        check_limit(limit)
         return self._copies(self._groups[None, None].by_type[kind].newest(limit))
 
     async def aggregate(
@@ -226,11 +230,11 @@ class MemoryFeedbackStore:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
-        cutoff = _cutoff(window_hours)
-        group = self._groups.get(_group_key(model, provider))
+        since = cutoff(window_hours)
+        group = self._groups.get(check_filters(model, provider))
         if group is None:
-            return _empty_summary()
-        return group.summary(cutoff)[0]
+            return empty_summary()
+        return group.summary(since)[0]
 
     async def stats(
         self,
@@ -242,19 +246,19 @@ class MemoryFeedbackStore:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
         """
-        cutoff = _cutoff(window_hours)
-        key = _group_key(model, provider)
+        since = cutoff(window_hours)
+        key = check_filters(model, provider)
         group = self._groups.get(key)
         if group is None:
-            return FeedbackStats(_empty_summary(), window_hours, model, provider)
-        summary, ratings = group.summary(cutoff)
+            return FeedbackStats(empty_summary(), window_hours, model, provider)
+        summary, ratings = group.summary(since)
         by_model: dict[str, dict[str, Any]] = {}
         for (group_model, group_provider), other in self._groups.items():
             if group_model is None or group_provider != provider:
                 continue
             if model is not None and group_model != model:
                 continue
-            row, _ = other.summary(cutoff)
+            row, _ = other.summary(since)
             if row.total_count:
                 by_model[group_model] = {
                     "count": row.total_count,
@@ -316,50 +320,6 @@ class MemoryFeedbackStore:
         return [_copy(self._items[i]) for i in ids]
 
 
-def rating_stats(
-    summary: FeedbackSummary,
-    ratings: Iterable[float],
-    *,
-    window_hours: float,
-    model: str | None,
-    provider: str | None,
-    by_model: dict[str, dict[str, Any]],
-) -> FeedbackStats:
-    """
-    Build `FeedbackStats` from a summary and the window's rating values.
-    """
-    ordered = sorted(ratings)
-    if not ordered:
-        return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
-    n = len(ordered)
-    percentiles = {
-        f"p{p}": _number(ordered[max(0, math.ceil(p / 100 * n) - 1)]) for p in (50, 90, 99)
-    }
-    distinct = Counter(_number(v) for v in ordered)
-    distribution = (
-        {str(v): c for v, c in sorted(distinct.items())}
-        if len(distinct) <= DISTRIBUTION_MAX_VALUES
-        else None
-    )
-    return FeedbackStats(
-        summary,
-        window_hours,
-        model,
-        provider,
-        rating_count=n,
-        rating_min=_number(ordered[0]),
-        rating_max=_number(ordered[-1]),
-        rating_percentiles=percentiles,
-        rating_distribution=distribution,
-        by_model=by_model,
-    )
-
-
-def _number(value: float) -> float:
-    # 5.0 and 5 are the same rating; show whole numbers without ".0".
-    return int(value) if float(value).is_integer() else value
-
-
 def _keys_of(item: FeedbackItem) -> list[_StatsKey]:
     model, provider = item.model, item.provider
     keys: list[_StatsKey] = [(None, None)]
@@ -370,13 +330,6 @@ def _keys_of(item: FeedbackItem) -> list[_StatsKey]:
     if model is not None and provider is not None:
         keys.append((model, provider))
     return keys
-
-
-def _group_key(model: object, provider: object) -> _StatsKey:
-    return (
-        None if model is None else check_id("model", model),
-        None if provider is None else check_id("provider", provider),
-    )
 
 
 def _copy(item: FeedbackItem) -> FeedbackItem:
@@ -394,36 +347,3 @@ def _copy(item: FeedbackItem) -> FeedbackItem:
     ):
         object.__setattr__(copy, name, value)
     return copy
-
-
-def _check_item(feedback: object, limits: Limits) -> None:
-    if not isinstance(feedback, FeedbackItem):
-        raise FeedbackValidationError("feedback", "must be a FeedbackItem", feedback)
-    feedback.check_limits(limits)
-
-
-def _check_limit(limit: object) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise FeedbackValidationError("limit", "must be a positive integer", limit)
-
-
-def check_window(window_hours: object) -> float:
-    """
-    Return ``window_hours`` if it is a positive, finite number of hours.
-    """
-    if (
-        isinstance(window_hours, bool)
-        or not isinstance(window_hours, int | float)
-        or not math.isfinite(window_hours)
-        or window_hours <= 0
-    ):
-        raise FeedbackValidationError("window_hours", "must be a positive number", window_hours)
-    return float(window_hours)
-
-
-def _cutoff(window_hours: object) -> float:
-    return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
-
-
-def _empty_summary() -> FeedbackSummary:
-    return FeedbackSummary(0, None, {t.value: 0 for t in _TYPES})

@@ -1,0 +1,115 @@
+"""
+Helpers every store shares: argument checks and the statistics built from rating values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ai_feedback._models import (
+    DISTRIBUTION_MAX_VALUES,
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackSummary,
+    FeedbackType,
+)
+from ai_feedback._validation import Limits, check_id
+from ai_feedback.exceptions import FeedbackValidationError
+
+__all__ = [
+    "check_filters",
+    "check_item",
+    "check_limit",
+    "check_window",
+    "cutoff",
+    "empty_summary",
+    "rating_stats",
+]
+
+
+def rating_stats(
+    summary: FeedbackSummary,
+    ratings: Iterable[float],
+    *,
+    window_hours: float,
+    model: str | None,
+    provider: str | None,
+    by_model: dict[str, dict[str, Any]],
+) -> FeedbackStats:
+    """
+    Build `FeedbackStats` from a summary and the window's rating values.
+    """
+    ordered = sorted(ratings)
+    if not ordered:
+        return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
+    n = len(ordered)
+    percentiles = {
+        f"p{p}": number(ordered[max(0, math.ceil(p / 100 * n) - 1)]) for p in (50, 90, 99)
+    }
+    distinct = Counter(number(v) for v in ordered)
+    distribution = (
+        {str(v): c for v, c in sorted(distinct.items())}
+        if len(distinct) <= DISTRIBUTION_MAX_VALUES
+        else None
+    )
+    return FeedbackStats(
+        summary,
+        window_hours,
+        model,
+        provider,
+        rating_count=n,
+        rating_min=number(ordered[0]),
+        rating_max=number(ordered[-1]),
+        rating_percentiles=percentiles,
+        rating_distribution=distribution,
+        by_model=by_model,
+    )
+
+
+def number(value: float) -> float:
+    # 5.0 and 5 are the same rating; show whole numbers without ".0".
+    return int(value) if float(value).is_integer() else value
+
+
+def check_filters(model: object, provider: object) -> tuple[str | None, str | None]:
+    return (
+        None if model is None else check_id("model", model),
+        None if provider is None else check_id("provider", provider),
+    )
+
+
+def check_item(feedback: object, limits: Limits) -> None:
+    if not isinstance(feedback, FeedbackItem):
+        raise FeedbackValidationError("feedback", "must be a FeedbackItem", feedback)
+    feedback.check_limits(limits)
+
+
+def check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise FeedbackValidationError("limit", "must be a positive integer", limit)
+
+
+def check_window(window_hours: object) -> float:
+    """
+    Return ``window_hours`` if it is a positive, finite number of hours.
+    """
+    if (
+        isinstance(window_hours, bool)
+        or not isinstance(window_hours, int | float)
+        or not math.isfinite(window_hours)
+        or window_hours <= 0
+    ):
+        raise FeedbackValidationError("window_hours", "must be a positive number", window_hours)
+    return float(window_hours)
+
+
+def cutoff(window_hours: object) -> float:
+    return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
+
+
+def empty_summary() -> FeedbackSummary:
+    return FeedbackSummary(0, None, {t.value: 0 for t in tuple(FeedbackType)})
