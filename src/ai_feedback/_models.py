@@ -28,7 +28,7 @@ from ai_feedback.exceptions import FeedbackValidationError
 __all__ = ["FeedbackItem", "FeedbackStats", "FeedbackSummary", "FeedbackType", "new_id"]
 
 # Context keys that stores index; when present they must be non-blank strings.
-INDEXED_CONTEXT_KEYS = ("trace_id", "session_id", "model", "provider")
+INDEXED_CONTEXT_KEYS = ("trace_id", "session_id", "model", "provider", "owner_id")
 
 
 class FeedbackType(str, Enum):
@@ -89,8 +89,8 @@ class FeedbackItem:
     ``value`` depends on the type: a finite number for RATING, a non-blank string for
     TEXT, ``{"original": str, "corrected": str}`` for CORRECTION and
     ``{"label": str, "input": ...}`` for LABEL. ``context`` says what the feedback is
-    about (``trace_id``, ``session_id``, ``model``, ``provider`` are indexed by stores and
-    must be strings when present); ``metadata`` says where it came from. Both are
+    about (``trace_id``, ``session_id``, ``model``, ``provider`` and ``owner_id`` are
+    indexed by stores and must be strings when present); ``metadata`` says where it came from. Both are
     copied, so later changes to the dicts you passed in do not reach the item.
 
     Raises:
@@ -150,6 +150,13 @@ class FeedbackItem:
         ``context["provider"]``, or None.
         """
         return self.context.get("provider")
+
+    @property
+    def owner_id(self) -> str | None:
+        """
+        ``context["owner_id"]`` (the user or tenant the feedback belongs to), or None.
+        """
+        return self.context.get("owner_id")
 
     def to_dict(self) -> dict[str, Any]:
         """
@@ -315,6 +322,13 @@ class FeedbackStats:
     rating_percentiles: dict[str, float] = field(default_factory=dict)
     rating_distribution: dict[str, int] | None = None
     by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def owner_id(self) -> str | None:
+        """
+        ``context["owner_id"]`` (the user or tenant the feedback belongs to), or None.
+        """
+        return self.context.get("owner_id")
 
     def to_dict(self) -> dict[str, Any]:
         """
