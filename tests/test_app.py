@@ -22,6 +22,10 @@ from ai_feedback import (
     MemoryFeedbackStore,
     ResolutionError,
 )
+from ai_feedback.capture import CaptureStore
+from ai_feedback.events import EventBus
+from ai_feedback.pipeline import Pipeline, ProcessorRegistry
+from ai_feedback.stores.consistent import ReadYourWritesStore
 
 
 class Clock:
@@ -131,9 +135,14 @@ async def test_boot_registers_the_feedback_services() -> None:
         store = await app.container.resolve(FeedbackStoreProtocol)
         config = await app.container.resolve(FeedbackConfig)
         assert feedback is collector
-        assert collector.store is store
+        assert isinstance(store, ReadYourWritesStore)  # async processing is on by default
+        assert store.inner is collector.store
         assert collector.config is config
-        assert await app.container.resolve(MemoryFeedbackStore) is store
+        assert await app.container.resolve(MemoryFeedbackStore) is collector.store
+        assert await app.container.resolve(Pipeline) is collector.pipeline
+        assert await app.container.resolve(EventBus) is collector.events
+        assert await app.container.resolve(CaptureStore) is collector.captures
+        assert await app.container.resolve(ProcessorRegistry) is collector.pipeline.processors
     assert not app.is_running
 
 

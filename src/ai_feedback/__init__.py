@@ -10,40 +10,62 @@ from __future__ import annotations
 from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackSummary, FeedbackType
 from ai_feedback._validation import Limits
 from ai_feedback.app import Application, Container, Module
+from ai_feedback.capture import Capture, CaptureStore, FeedbackContext, current_context_id
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
+from ai_feedback.events import (
+    EventBus,
+    FeedbackFailed,
+    FeedbackProcessed,
+    FeedbackStored,
+    FeedbackSubmitted,
+)
 from ai_feedback.exceptions import (
     FeedbackAuthorizationError,
     FeedbackConfigurationError,
     FeedbackError,
     FeedbackProcessingError,
+    FeedbackRejectedError,
     FeedbackStorageError,
     FeedbackTooLargeError,
     FeedbackValidationError,
+    RejectFeedback,
     ResolutionError,
     UnwrapError,
 )
 from ai_feedback.module import FeedbackModule
+from ai_feedback.pipeline import FeedbackProcessor, Pipeline, ProcessorRegistry, Step
 from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol, SupportsStats
 from ai_feedback.result import Err, Ok, Result
+from ai_feedback.stores.consistent import ReadYourWritesStore
 from ai_feedback.stores.memory import MemoryFeedbackStore
 
 __all__ = [
     "Application",
+    "Capture",
+    "CaptureStore",
     "Container",
     "Err",
+    "EventBus",
     "FeedbackAuthorizationError",
     "FeedbackCollector",
     "FeedbackConfig",
     "FeedbackConfigurationError",
+    "FeedbackContext",
     "FeedbackError",
+    "FeedbackFailed",
     "FeedbackItem",
     "FeedbackModule",
+    "FeedbackProcessed",
     "FeedbackProcessingError",
+    "FeedbackProcessor",
     "FeedbackProtocol",
+    "FeedbackRejectedError",
     "FeedbackStats",
     "FeedbackStorageError",
     "FeedbackStoreProtocol",
+    "FeedbackStored",
+    "FeedbackSubmitted",
     "FeedbackSummary",
     "FeedbackTooLargeError",
     "FeedbackType",
@@ -52,8 +74,14 @@ __all__ = [
     "MemoryFeedbackStore",
     "Module",
     "Ok",
+    "Pipeline",
+    "ProcessorRegistry",
+    "ReadYourWritesStore",
+    "RejectFeedback",
     "ResolutionError",
     "Result",
+    "Step",
     "SupportsStats",
     "UnwrapError",
+    "current_context_id",
 ]

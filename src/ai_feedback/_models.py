@@ -90,8 +90,9 @@ class FeedbackItem:
     TEXT, ``{"original": str, "corrected": str}`` for CORRECTION and
     ``{"label": str, "input": ...}`` for LABEL. ``context`` says what the feedback is
     about (``trace_id``, ``session_id``, ``model``, ``provider`` and ``owner_id`` are
-    indexed by stores and must be strings when present); ``metadata`` says where it came from. Both are
-    copied, so later changes to the dicts you passed in do not reach the item.
+    indexed by stores and must be strings when present); ``metadata`` says where it came
+    from. Both are copied, so later changes to the dicts you passed in do not reach the
+    item.
 
     Raises:
         FeedbackValidationError: A field breaks its rule.
@@ -322,13 +323,6 @@ class FeedbackStats:
     rating_percentiles: dict[str, float] = field(default_factory=dict)
     rating_distribution: dict[str, int] | None = None
     by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def owner_id(self) -> str | None:
-        """
-        ``context["owner_id"]`` (the user or tenant the feedback belongs to), or None.
-        """
-        return self.context.get("owner_id")
 
     def to_dict(self) -> dict[str, Any]:
         """

@@ -1,59 +1,138 @@
 """
 `FeedbackCollector`: the implementation of `FeedbackProtocol`.
 
-Every entry point validates its arguments first and raises `FeedbackValidationError`
-naming the argument; nothing is stored when it does.
+Every entry point validates its arguments in the caller's task and raises
+`FeedbackValidationError` naming the argument; nothing is stored when it does. An
+accepted item then goes through the pipeline (processor, steps) and into the store:
+in the caller's task when ``async_processing`` is off, in the background writer when it
+is on (see `ai_feedback._writer`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
-from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackType
+import orjson
+
+from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackType, coerce_type
 from ai_feedback._validation import (
     check_id,
-    check_mapping,
     check_optional_id,
     check_payload_size,
     check_score,
     check_text,
     json_copy,
 )
+from ai_feedback._writer import BatchWriter, Entry, WriterSettings, write_items
+from ai_feedback.capture import CaptureStore, FeedbackContext
 from ai_feedback.config import FeedbackConfig
-from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
+from ai_feedback.events import (
+    EventBus,
+    FeedbackFailed,
+    FeedbackProcessed,
+    FeedbackStored,
+    FeedbackSubmitted,
+)
+from ai_feedback.exceptions import (
+    FeedbackConfigurationError,
+    FeedbackError,
+    FeedbackProcessingError,
+    FeedbackStorageError,
+    FeedbackValidationError,
+)
+from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, SupportsStats
-from ai_feedback.result import Err
 
 __all__ = ["FeedbackCollector"]
 
+# The fields submit_payload accepts for each type, besides "type".
+_COMMON_FIELDS = ("context", "metadata", "processor")
+_PAYLOAD_FIELDS = {
+    FeedbackType.RATING: ("score", "trace_id", "comment", *_COMMON_FIELDS),
+    FeedbackType.TEXT: ("text", *_COMMON_FIELDS),
+    FeedbackType.CORRECTION: ("original", "corrected", *_COMMON_FIELDS),
+    FeedbackType.LABEL: ("label", "input", *_COMMON_FIELDS),
+}
+
 _LOG = logging.getLogger("ai_feedback")
 # Metadata keys that submit_feedback copies into the item's indexed context.
-_CONTEXT_FROM_METADATA = ("model", "provider", "session_id")
+_CONTEXT_FROM_METADATA = ("model", "provider", "session_id", "owner_id")
 
 
 class FeedbackCollector:
     """
-    Records feedback into a store and reads statistics back.
+    Records feedback through the pipeline into a store and reads statistics back.
 
     Args:
         store: Where items are written.
-        config: Limits, the statistics window and the ``enabled`` switch; defaults to
-            ``FeedbackConfig()``.
+        config: Switches, limits, the statistics window and the writer's tuning;
+            defaults to ``FeedbackConfig()``.
+        pipeline: Processors and steps; a new one with the built-in processors by default.
+        events: Where submitted/processed/stored/failed events go.
+        captures: Captured operations joined to feedback by ``trace_id``.
 
-    With ``enabled=False`` every call still validates its input, then stores nothing;
-    ``collect_*`` return the id the item would have had.
+    With ``enabled=False`` every call still validates its input, then nothing is stored
+    and no event is published; ``collect_*`` return the id the item would have had.
+
+    Raises:
+        FeedbackValidationError: ``store`` is not a store.
+        FeedbackConfigurationError: ``store_raw_payloads`` is on but the store cannot
+            keep raw payloads.
     """
 
-    def __init__(self, store: FeedbackStoreProtocol, config: FeedbackConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: FeedbackStoreProtocol,
+        config: FeedbackConfig | None = None,
+        *,
+        pipeline: Pipeline | None = None,
+        events: EventBus | None = None,
+        captures: CaptureStore | None = None,
+    ) -> None:
         if not isinstance(store, FeedbackStoreProtocol):
             raise FeedbackValidationError("store", "must implement FeedbackStoreProtocol", store)
         self._store = store
-        self._config = config if config is not None else FeedbackConfig()
-        self._limits = self._config.limits
+        self._config = config = config if config is not None else FeedbackConfig()
+        self._limits = config.limits
+        if config.store_raw_payloads and not hasattr(store, "get_raw_payload"):
+            msg = f"is on but {type(store).__name__} cannot keep raw payloads"
+            raise FeedbackConfigurationError("store_raw_payloads", msg)
+        self.pipeline = pipeline if pipeline is not None else Pipeline(limits=self._limits)
+        self.events = events if events is not None else EventBus()
+        self.captures = (
+            captures
+            if captures is not None
+            else CaptureStore(
+                max_entries=config.capture_max_entries,
+                max_age_seconds=config.capture_max_age_seconds,
+                max_chars=config.capture_max_chars,
+            )
+        )
+        self._writer: BatchWriter | None = None
+        if config.async_processing:
+            self._writer = BatchWriter(
+                store,
+                self.pipeline,
+                self.events,
+                WriterSettings(
+                    queue_size=config.queue_max_size,
+                    batch_size=config.batch_size,
+                    max_delay=config.batch_max_delay_ms / 1000,
+                    max_attempts=config.max_attempts,
+                    backoff=config.retry_backoff_ms / 1000,
+                    backoff_max=config.retry_backoff_max_ms / 1000,
+                    failures_max=config.failures_max,
+                    store_raw_payloads=config.store_raw_payloads,
+                ),
+            )
+        self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
 
     def __repr__(self) -> str:
-        return f"<FeedbackCollector store={self._store!r} enabled={self._config.enabled}>"
+        mode = "async" if self._writer is not None else "sync"
+        return f"<FeedbackCollector store={self._store!r} enabled={self._config.enabled} {mode}>"
 
     @property
     def store(self) -> FeedbackStoreProtocol:
@@ -69,6 +148,36 @@ class FeedbackCollector:
         """
         return self._config
 
+    @property
+    def failures(self) -> list[FeedbackFailed]:
+        """
+        Accepted items that were not stored, oldest first (at most ``failures_max``).
+        """
+        if self._writer is not None:
+            return list(self._writer.failures)
+        return list(self._sync_failures)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """
+        Background writer counts: accepted, stored, failed, retries, batches, pending.
+        """
+        if self._writer is not None:
+            return self._writer.counters
+        return {"failed": len(self._sync_failures)}
+
+    def context(
+        self,
+        name: str,
+        *,
+        input: Any = None,  # noqa: A002, ANN401 - mirrors FeedbackContext
+        context_id: str | None = None,
+    ) -> FeedbackContext:
+        """
+        Return a `FeedbackContext` that captures into this collector's capture store.
+        """
+        return FeedbackContext(self.captures, name, input=input, context_id=context_id)
+
     async def submit_feedback(
         self,
         trace_id: str,
@@ -79,43 +188,44 @@ class FeedbackCollector:
         """
         Record a RATING of the output identified by ``trace_id``.
 
-        ``model``, ``provider`` and ``session_id`` found in ``metadata`` are also put in
-        the item's context, where statistics and queries filter on them; a non-blank
-        ``comment`` is kept in ``context["comment"]``.
+        ``model``, ``provider``, ``session_id`` and ``owner_id`` found in ``metadata``
+        are also put in the item's context, where statistics and queries filter on them;
+        a non-blank ``comment`` is kept in ``context["comment"]``.
 
         Raises:
             FeedbackValidationError: An argument is invalid.
-            FeedbackStorageError: The store refused the item.
+            FeedbackProcessingError: A processor or step failed (without async processing).
+            FeedbackStorageError: The store refused the item (without async processing).
         """
-        context: dict[str, Any] = {"trace_id": check_id("trace_id", trace_id)}
-        check_score("score", score)
-        if comment is not None:
-            check_text("comment", comment, limits=self._limits, allow_blank=True)
-            if comment.strip():
-                context["comment"] = comment
-        meta = self._payload("metadata", metadata)
-        for key in _CONTEXT_FROM_METADATA:
-            if key in meta:
-                context[key] = check_id(f"metadata.{key}", meta[key])
-        await self._record(FeedbackType.RATING, score, context, meta)
+        if not isinstance(trace_id, str):
+            check_id("trace_id", trace_id)  # a missing trace id is an error here
+        raw = {"trace_id": trace_id, "score": score, "comment": comment, "metadata": metadata}
+        await self._collect(FeedbackType.RATING, raw, raw)
 
     async def collect_rating(
         self,
         score: float,
         *,
+        trace_id: str | None = None,
+        comment: str | None = None,
         context: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        processor: str | None = None,
     ) -> str:
         """
         Record a numeric rating; return the new item's id.
+
+        ``trace_id`` and ``comment`` go into the context as with `submit_feedback`.
         """
-        check_score("score", score)
-        return await self._record(
-            FeedbackType.RATING,
-            score,
-            self._payload("context", context),
-            self._payload("metadata", metadata),
-        )
+        args = {
+            "score": score,
+            "trace_id": trace_id,
+            "comment": comment,
+            "context": context,
+            "metadata": metadata,
+            "processor": processor,
+        }
+        return await self._collect(FeedbackType.RATING, args, args)
 
     async def collect_text(
         self,
@@ -123,17 +233,13 @@ class FeedbackCollector:
         *,
         context: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        processor: str | None = None,
     ) -> str:
         """
         Record free-text feedback (non-blank); return the new item's id.
         """
-        check_text("text", text, limits=self._limits)
-        return await self._record(
-            FeedbackType.TEXT,
-            text,
-            self._payload("context", context),
-            self._payload("metadata", metadata),
-        )
+        args = {"text": text, "context": context, "metadata": metadata, "processor": processor}
+        return await self._collect(FeedbackType.TEXT, args, args)
 
     async def collect_correction(
         self,
@@ -142,20 +248,21 @@ class FeedbackCollector:
         *,
         context: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        processor: str | None = None,
     ) -> str:
         """
         Record a correction of a model output; return the new item's id.
 
         The value stored is ``{"original": original, "corrected": corrected}``.
         """
-        check_text("original", original, limits=self._limits, allow_blank=True)
-        check_text("corrected", corrected, limits=self._limits, allow_blank=True)
-        return await self._record(
-            FeedbackType.CORRECTION,
-            {"original": original, "corrected": corrected},
-            self._payload("context", context),
-            self._payload("metadata", metadata),
-        )
+        args = {
+            "original": original,
+            "corrected": corrected,
+            "context": context,
+            "metadata": metadata,
+            "processor": processor,
+        }
+        return await self._collect(FeedbackType.CORRECTION, args, args)
 
     async def collect_label(
         self,
@@ -164,6 +271,7 @@ class FeedbackCollector:
         *,
         context: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
+        processor: str | None = None,
     ) -> str:
         """
         Record a ground-truth ``label`` for ``input_data``; return the new item's id.
@@ -171,28 +279,65 @@ class FeedbackCollector:
         The value stored is ``{"label": label, "input": input_data}``; ``input_data``
         must be JSON (dict, list, str, number, bool or None).
         """
-        check_text("label", label, limits=self._limits)
-        data = json_copy("input_data", input_data)
-        check_payload_size("input_data", data, limits=self._limits)
-        return await self._record(
-            FeedbackType.LABEL,
-            {"label": label, "input": data},
-            self._payload("context", context),
-            self._payload("metadata", metadata),
-        )
+        args = {
+            "label": label,
+            "input": input_data,
+            "context": context,
+            "metadata": metadata,
+            "processor": processor,
+        }
+        return await self._collect(FeedbackType.LABEL, args, args)
 
-    async def submit(self, item: FeedbackItem) -> str:
+    async def submit_payload(self, payload: Mapping[str, Any]) -> str:
+        """
+        Record feedback from a JSON object (e.g. an HTTP body); return the new item's id.
+
+        ``type`` (default ``"rating"``) selects the fields: ``score`` (plus optional
+        ``trace_id``, ``comment``) for rating, ``text``, ``original`` and ``corrected``,
+        or ``label`` and ``input``; every type takes ``context``, ``metadata`` and
+        ``processor``. The payload is the raw payload kept for audit.
+
+        Raises:
+            FeedbackValidationError: The payload is not an object, has an unknown key,
+                lacks a required one, or a value breaks its rule.
+        """
+        if not isinstance(payload, Mapping):
+            raise FeedbackValidationError("payload", "must be a JSON object", payload)
+        kind = coerce_type(payload.get("type", FeedbackType.RATING.value), "type")
+        allowed = _PAYLOAD_FIELDS[kind]
+        for key in payload:
+            if key != "type" and key not in allowed:
+                known = ", ".join(sorted((*allowed, "type")))
+                msg = f"is not a field of {kind.value} feedback (known: {known})"
+                raise FeedbackValidationError(str(key), msg)
+        args = {key: payload.get(key) for key in allowed}
+        return await self._collect(kind, args, payload)
+
+    async def submit(
+        self,
+        item: FeedbackItem,
+        *,
+        processor: str | None = None,
+        raw_payload: Any = None,  # noqa: ANN401
+    ) -> str:
         """
         Record an item built by the caller; return its id.
 
+        ``raw_payload`` is what is kept for audit when ``store_raw_payloads`` is on
+        (``item.to_dict()`` when omitted).
+
         Raises:
-            FeedbackValidationError: ``item`` is not a FeedbackItem or is over a limit.
-            FeedbackStorageError: The store refused the item.
+            FeedbackValidationError: ``item`` is not a FeedbackItem, is over a limit, or
+                ``processor`` names no registered processor.
+            FeedbackProcessingError: A processor or step failed (without async processing).
+            FeedbackStorageError: The store refused the item (without async processing).
         """
         if not isinstance(item, FeedbackItem):
             raise FeedbackValidationError("item", "must be a FeedbackItem", item)
         item.check_limits(self._limits)
-        await self._deliver(item)
+        key = self.pipeline.resolve_processor(processor, item)
+        raw = item.to_dict() if raw_payload is None else raw_payload
+        await self._accept(item, key, raw)
         return item.id
 
     async def get_feedback_stats(
@@ -206,7 +351,8 @@ class FeedbackCollector:
         The dict holds ``total_count``, ``average_rating`` (None without ratings) and
         ``by_type``, then ``window_hours``, ``model``, ``provider``, ``rating``
         (``count``, ``min``, ``max``, ``percentiles``, ``distribution``) and
-        ``by_model`` (``count`` and ``average_rating`` per model).
+        ``by_model`` (``count`` and ``average_rating`` per model). Everything submitted
+        before the call is included, also with async processing.
 
         Raises:
             FeedbackValidationError: ``model`` or ``provider`` is not a non-blank string.
@@ -228,37 +374,118 @@ class FeedbackCollector:
         summary = await self._store.aggregate(window_hours=int(window))
         return FeedbackStats(summary, window).to_dict()
 
+    async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value
+        """
+        Return the payload of ``item_id`` exactly as it was received, or None.
+
+        Raises:
+            FeedbackConfigurationError: ``store_raw_payloads`` is off.
+        """
+        check_id("item_id", item_id)
+        if not self._config.store_raw_payloads:
+            msg = "is off, so no raw payload was kept; turn it on to audit payloads"
+            raise FeedbackConfigurationError("store_raw_payloads", msg)
+        await self.flush()
+        return await self._store.get_raw_payload(item_id)  # type: ignore[attr-defined]
+
     async def flush(self) -> None:
         """
-        Wait until every accepted item is stored (immediate without async processing).
+        Wait until every item accepted so far is stored or reported in ``failures``.
         """
+        if self._writer is not None:
+            await self._writer.flush()
 
     async def aclose(self) -> None:
         """
-        Store what is pending and release resources.
+        Stop accepting items, store what is queued and stop the background writer.
         """
-        await self.flush()
+        if self._writer is not None:
+            await self._writer.aclose()
 
-    def _payload(self, field: str, value: object) -> dict[str, Any]:
-        return check_mapping(field, value, limits=self._limits)
-
-    async def _record(
-        self,
-        kind: FeedbackType,
-        value: object,
-        context: dict[str, Any],
-        metadata: dict[str, Any],
-    ) -> str:
+    async def _collect(self, kind: FeedbackType, args: Mapping[str, Any], raw: object) -> str:
+        context = self._payload("context", args.get("context"))
+        metadata = self._payload("metadata", args.get("metadata"))
+        limits = self._limits
+        if kind is FeedbackType.RATING:
+            value: object = check_score("score", args.get("score"))
+            if args.get("trace_id") is not None:
+                context["trace_id"] = check_id("trace_id", args["trace_id"])
+            comment = args.get("comment")
+            if comment is not None:
+                check_text("comment", comment, limits=limits, allow_blank=True)
+                if comment.strip():
+                    context["comment"] = comment
+            for key in _CONTEXT_FROM_METADATA:
+                if key in metadata and key not in context:
+                    context[key] = check_id(f"metadata.{key}", metadata[key])
+        elif kind is FeedbackType.TEXT:
+            value = check_text("text", args.get("text"), limits=limits)
+        elif kind is FeedbackType.CORRECTION:
+            value = {
+                key: check_text(key, args.get(key), limits=limits, allow_blank=True)
+                for key in ("original", "corrected")
+            }
+        else:
+            data = json_copy("input_data", args.get("input"))
+            check_payload_size("input_data", data, limits=limits)
+            value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
         item = FeedbackItem(feedback_type=kind, value=value, context=context, metadata=metadata)
-        await self._deliver(item)
+        item.check_limits(limits)
+        processor = args.get("processor")
+        key = self.pipeline.resolve_processor(
+            None if processor is None else check_id("processor", processor), item
+        )
+        await self._accept(item, key, raw)
         return item.id
 
-    async def _deliver(self, item: FeedbackItem) -> None:
+    def _payload(self, field: str, value: object) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise FeedbackValidationError(field, "must be a dict", value)
+        return dict(value)
+
+    async def _accept(self, item: FeedbackItem, processor: str, raw: Any) -> None:  # noqa: ANN401
         if not self._config.enabled:
             return
-        result = await self._store.save(item)
-        if isinstance(result, Err):
-            msg = f"The store refused feedback {item.id!r}: {result.error}"
-            raise FeedbackStorageError(msg) from (
-                result.error if isinstance(result.error, BaseException) else None
-            )
+        item = self._join_capture(item)
+        raw_copy = json_copy("raw_payload", raw) if self._config.store_raw_payloads else None
+        await self.events.publish(FeedbackSubmitted(item, raw_copy))
+        if self._writer is not None:
+            await self._writer.put(Entry(item, processor, raw_copy))
+            return
+        try:
+            item = await self.pipeline.run(item, processor)
+        except FeedbackProcessingError as exc:
+            await self._fail_sync(FeedbackFailed(item, "processing", exc, 0))
+            raise
+        await self.events.publish(FeedbackProcessed(item, processor))
+        raws = {item.id: raw_copy} if self._config.store_raw_payloads else None
+        error = await write_items(self._store, [item], raws)
+        if error is not None:
+            await self._fail_sync(FeedbackFailed(item, "storage", error, 1))
+            if isinstance(error, FeedbackError):
+                raise error
+            msg = f"The store refused feedback {item.id!r}: {error}"
+            raise FeedbackStorageError(msg) from error
+        await self.events.publish(FeedbackStored(item))
+
+    async def _fail_sync(self, event: FeedbackFailed) -> None:
+        self._sync_failures.append(event)
+        await self.events.publish(event)
+
+    def _join_capture(self, item: FeedbackItem) -> FeedbackItem:
+        trace_id = item.trace_id
+        capture = None if trace_id is None else self.captures.get(trace_id)
+        if capture is None or "captured" in item.context:
+            return item
+        captured = capture.to_dict()
+        context = {**item.context, "captured": captured}
+        if len(orjson.dumps(context)) > self._limits.max_payload_chars:
+            # Never let a large capture cost the user's feedback: keep its outline only.
+            context["captured"] = {
+                "name": captured["name"],
+                "error": captured["error"],
+                "truncated": True,
+            }
+        return item.replace(context=context)

@@ -61,6 +61,17 @@ class FeedbackConfig(BaseSettings):
         max_text_length: Longest accepted text, in characters.
         max_payload_chars: Longest accepted ``context`` / ``metadata``, serialized.
         memory_max_items: Most items the in-memory store holds before evicting the oldest.
+        queue_max_size: Most items waiting for the background writer; submitters wait
+            (back-pressure) when it is full.
+        batch_size: Most items the background writer stores in one batch.
+        batch_max_delay_ms: Longest the writer waits for a batch to fill.
+        max_attempts: Store attempts per batch before its items are reported failed.
+        retry_backoff_ms: Wait before the first retry; doubles after each failure.
+        retry_backoff_max_ms: Longest wait between retries.
+        failures_max: Most failed items kept in ``FeedbackCollector.failures``.
+        capture_max_entries: Most captured operations kept for joining to feedback.
+        capture_max_age_seconds: How long a captured operation stays joinable.
+        capture_max_chars: Longest captured input or output kept, serialized.
     """
 
     model_config = SettingsConfigDict(
@@ -80,6 +91,16 @@ class FeedbackConfig(BaseSettings):
     max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)
     max_payload_chars: int = Field(default=MAX_PAYLOAD_CHARS, ge=2)
     memory_max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1)
+    queue_max_size: int = Field(default=10_000, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    batch_max_delay_ms: float = Field(default=50.0, ge=0, allow_inf_nan=False)
+    max_attempts: int = Field(default=5, ge=1)
+    retry_backoff_ms: float = Field(default=100.0, ge=0, allow_inf_nan=False)
+    retry_backoff_max_ms: float = Field(default=5_000.0, ge=0, allow_inf_nan=False)
+    failures_max: int = Field(default=10_000, ge=1)
+    capture_max_entries: int = Field(default=10_000, ge=1)
+    capture_max_age_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
+    capture_max_chars: int = Field(default=8_000, ge=100)
 
     _explicit: frozenset[str] = PrivateAttr(default=frozenset())
 

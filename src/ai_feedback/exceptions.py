@@ -6,12 +6,15 @@ The tree::
     FeedbackError
     ├── FeedbackValidationError      bad input; nothing was stored
     │   └── FeedbackTooLargeError    a text or payload over its size limit
-    ├── FeedbackProcessingError      a pipeline step failed or rejected an item
+    ├── FeedbackProcessingError      a processor or pipeline step failed
+    │   └── FeedbackRejectedError    a step rejected the item on purpose
     ├── FeedbackAuthorizationError   an ``authorize`` callback denied a submission
     ├── FeedbackStorageError         a store could not read or write
     ├── FeedbackConfigurationError   a misspelled key or a wrongly typed value
     ├── ResolutionError              the container could not build a type
     └── UnwrapError                  ``unwrap()`` on the wrong side of a Result
+
+    RejectFeedback (BaseException)   raised by a step to reject an item; a signal, not an error
 
 This module imports nothing from the package so that every other module can use it.
 """
@@ -23,9 +26,11 @@ __all__ = [
     "FeedbackConfigurationError",
     "FeedbackError",
     "FeedbackProcessingError",
+    "FeedbackRejectedError",
     "FeedbackStorageError",
     "FeedbackTooLargeError",
     "FeedbackValidationError",
+    "RejectFeedback",
     "ResolutionError",
     "UnwrapError",
 ]
@@ -92,6 +97,29 @@ class FeedbackProcessingError(FeedbackError):
         self.step = step
         self.reason = reason
         super().__init__(f"Feedback step {step!r} failed: {reason}")
+
+
+class FeedbackRejectedError(FeedbackProcessingError):
+    """
+    A step rejected the item with `RejectFeedback`; ``reason`` is the step's reason.
+    """
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(step, reason)
+        self.args = (f"Feedback rejected by step {step!r}: {reason}",)
+
+
+class RejectFeedback(BaseException):
+    """
+    Raise from a pipeline step to reject the item, with a reason for the caller.
+
+    It derives from BaseException so that a step's ``except Exception`` cannot swallow
+    it (like structlog's ``DropEvent``).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class FeedbackAuthorizationError(FeedbackError):

@@ -7,10 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ai_feedback.app import Application
+from ai_feedback.capture import CaptureStore
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
+from ai_feedback.events import EventBus
 from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackValidationError
+from ai_feedback.pipeline import Pipeline, ProcessorRegistry
 from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
+from ai_feedback.stores.consistent import ReadYourWritesStore
 from ai_feedback.stores.memory import MemoryFeedbackStore
 
 __all__ = ["FeedbackModule"]
@@ -21,9 +25,10 @@ class FeedbackModule:
     """
     A module descriptor for `Application`; build it with `configure` or `stub`.
 
-    At boot it registers `FeedbackConfig`, `FeedbackStoreProtocol` (and the store's own
-    class), `FeedbackProtocol` and `FeedbackCollector`; at shutdown it flushes the
-    collector and closes the store.
+    At boot it registers `FeedbackConfig`, `FeedbackStoreProtocol` (a read-your-writes
+    view when async processing is on) and the store's own class, `FeedbackProtocol` and
+    `FeedbackCollector`, `Pipeline`, `ProcessorRegistry`, `EventBus` and `CaptureStore`.
+    At shutdown it drains the collector's queue, then closes the store.
     """
 
     config: FeedbackConfig | None = None
@@ -59,10 +64,17 @@ class FeedbackModule:
         collector = FeedbackCollector(store, config)
         container = app.container
         container.register_value(FeedbackConfig, config)
-        container.register_value(FeedbackStoreProtocol, store)
         container.register_value(type(store), store)
+        view: FeedbackStoreProtocol = (
+            ReadYourWritesStore(store, collector.flush) if config.async_processing else store
+        )
+        container.register_value(FeedbackStoreProtocol, view)
         container.register_value(FeedbackCollector, collector)
         container.register_value(FeedbackProtocol, collector)
+        container.register_value(Pipeline, collector.pipeline)
+        container.register_value(ProcessorRegistry, collector.pipeline.processors)
+        container.register_value(EventBus, collector.events)
+        container.register_value(CaptureStore, collector.captures)
         app.on_shutdown(collector.aclose)
 
     def _effective_config(self, app: Application) -> FeedbackConfig:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ai_feedback._models import (
@@ -155,6 +155,7 @@ class MemoryFeedbackStore:
         self._sessions: dict[str, _Series] = {}
         self._groups: dict[_StatsKey, _Group] = {(None, None): _Group()}
         self._evicted = 0
+        self._raw: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryFeedbackStore items={len(self._items)} max_items={self._max_items}>"
@@ -180,9 +181,17 @@ class MemoryFeedbackStore:
         self._insert(feedback)
         return Ok(feedback.id)
 
-    async def save_many(self, items: Iterable[FeedbackItem]) -> Result[list[str], Exception]:
+    async def save_many(
+        self,
+        items: Iterable[FeedbackItem],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
         """
         Store every item of ``items`` (all are validated first); return their ids.
+
+        ``raw_payloads`` maps item ids to the payloads received, kept for `get_raw_payload`
+        (the first payload of an id wins).
 
         Raises:
             FeedbackValidationError: An element is invalid; then nothing is stored.
@@ -192,7 +201,19 @@ class MemoryFeedbackStore:
             check_item(item, self._limits)
         for item in batch:
             self._insert(item)
+        if raw_payloads:
+            for item_id, payload in raw_payloads.items():
+                if item_id in self._items and item_id not in self._raw:
+                    self._raw[item_id] = json_copy("raw_payloads", payload)
         return Ok([item.id for item in batch])
+
+    async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value
+        """
+        Return a copy of the raw payload saved with ``item_id``, or None.
+        """
+        check_id("item_id", item_id)
+        payload = self._raw.get(item_id)
+        return None if payload is None else json_copy("raw_payload", payload)
 
     async def get(self, item_id: str) -> FeedbackItem | None:
         """
@@ -294,6 +315,7 @@ class MemoryFeedbackStore:
 
     def _evict_oldest(self) -> None:
         item = self._items.pop(self._timeline.ids[self._timeline.start])
+        self._raw.pop(item.id, None)
         self._timeline.remove_oldest(item.id)
         session = item.session_id
         if session is not None:
