@@ -129,6 +129,7 @@ class BatchWriter:
         self._progress = asyncio.Condition()
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
+        self._flush_target = 0
         self._counters = _Counters()
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
 
@@ -184,6 +185,7 @@ class BatchWriter:
         target = self._counters.accepted
         if self._counters.completed >= target:
             return
+        self._flush_target = max(self._flush_target, target)
         self._batch_ready.set()
         async with self._progress:
             await self._progress.wait_for(lambda: self._counters.completed >= target)
@@ -219,9 +221,14 @@ class BatchWriter:
                 self._progress.notify_all()
 
     async def _wait_for_batch(self) -> None:
-        if self._queue.qsize() + 1 >= self._settings.batch_size or self._settings.max_delay <= 0:
-            return
+        # No await between the checks and the wait: a put() or flush() cannot slip between.
         self._batch_ready.clear()
+        if (
+            self._queue.qsize() + 1 >= self._settings.batch_size
+            or self._settings.max_delay <= 0
+            or self._flush_target > self._counters.completed
+        ):
+            return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._batch_ready.wait(), self._settings.max_delay)
 
