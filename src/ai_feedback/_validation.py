@@ -121,12 +121,45 @@ def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT
     return size
 
 
+class _NotPlainJSON(Exception):  # noqa: N818 - internal signal
+    """Raised by the fast copy on anything it does not handle; the slow path decides."""
+
+
+def _fast_copy(value: object) -> Any:  # noqa: ANN401 - mirrors the input
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        if math.isfinite(value):  # type: ignore[arg-type]
+            return value
+        raise _NotPlainJSON
+    if kind is dict:
+        out = {}
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                raise _NotPlainJSON
+            out[key] = _fast_copy(item)
+        return out
+    if kind is list or kind is tuple:
+        return [_fast_copy(item) for item in value]  # type: ignore[attr-defined]
+    raise _NotPlainJSON
+
+
 def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
     """
     Return a deep copy of a JSON value, rejecting anything JSON cannot hold losslessly.
 
     Tuples become lists. Dict keys must be strings; floats must be finite.
     """
+    # Plain dicts, lists and scalars take a fast path that builds no error paths; anything
+    # else (subclasses, invalid values) goes through the checked copy below.
+    try:
+        return _fast_copy(value)
+    except _NotPlainJSON:
+        return _checked_copy(field, value)
+
+
+def _checked_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
     if value is None or isinstance(value, str | bool | int):
         return value
     if isinstance(value, float):
@@ -138,10 +171,10 @@ def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the i
         for key, item in value.items():
             if not isinstance(key, str):
                 raise FeedbackValidationError(field, "must have string keys only", key)
-            out[key] = json_copy(f"{field}.{key}", item)
+            out[key] = _checked_copy(f"{field}.{key}", item)
         return out
     if isinstance(value, list | tuple):
-        return [json_copy(f"{field}[{i}]", item) for i, item in enumerate(value)]
+        return [_checked_copy(f"{field}[{i}]", item) for i, item in enumerate(value)]
     raise FeedbackValidationError(
         field,
         "must hold only JSON values (dict, list, str, int, float, bool, None)",

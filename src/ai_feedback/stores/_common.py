@@ -43,16 +43,23 @@ def rating_stats(
     """
     Build `FeedbackStats` from a summary and the window's rating values.
     """
-    ordered = sorted(ratings)
-    if not ordered:
+    # Counting first (in C) keeps this linear for the usual few distinct ratings (stars,
+    # thumbs); the values are sorted only when the distinct ones are many.
+    counts = Counter(ratings)
+    if not counts:
         return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
-    n = len(ordered)
-    percentiles = {
-        f"p{p}": number(ordered[max(0, math.ceil(p / 100 * n) - 1)]) for p in (50, 90, 99)
-    }
-    distinct = Counter(number(v) for v in ordered)
+    distinct = sorted(counts)
+    n = sum(counts.values())
+    ranks = {p: max(0, math.ceil(p / 100 * n) - 1) for p in (50, 90, 99)}
+    percentiles: dict[str, float] = {}
+    seen = 0
+    for value in distinct:
+        seen += counts[value]
+        for p, rank in ranks.items():
+            if rank < seen and f"p{p}" not in percentiles:
+                percentiles[f"p{p}"] = number(value)
     distribution = (
-        {str(v): c for v, c in sorted(distinct.items())}
+        {str(number(v)): counts[v] for v in distinct}
         if len(distinct) <= DISTRIBUTION_MAX_VALUES
         else None
     )
@@ -62,9 +69,9 @@ def rating_stats(
         model,
         provider,
         rating_count=n,
-        rating_min=number(ordered[0]),
-        rating_max=number(ordered[-1]),
-        rating_percentiles=percentiles,
+        rating_min=number(distinct[0]),
+        rating_max=number(distinct[-1]),
+        rating_percentiles={f"p{p}": percentiles[f"p{p}"] for p in ranks},
         rating_distribution=distribution,
         by_model=by_model,
     )
