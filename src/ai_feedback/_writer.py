@@ -219,6 +219,9 @@ class BatchWriter:
             self._counters.batches += 1
             async with self._progress:
                 self._progress.notify_all()
+            # With a backlog and a store that never suspends, nothing above yields: let the
+            # rest of the event loop run between batches.
+            await asyncio.sleep(0)
 
     async def _wait_for_batch(self) -> None:
         # No await between the checks and the wait: a put() or flush() cannot slip between.

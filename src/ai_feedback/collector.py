@@ -336,7 +336,9 @@ class FeedbackCollector:
             raise FeedbackValidationError("item", "must be a FeedbackItem", item)
         item.check_limits(self._limits)
         key = self.pipeline.resolve_processor(processor, item)
-        raw = item.to_dict() if raw_payload is None else raw_payload
+        raw = raw_payload
+        if raw is None and self._config.store_raw_payloads:
+            raw = item.to_dict()
         await self._accept(item, key, raw)
         return item.id
 

@@ -57,6 +57,9 @@ class FeedbackConfig(BaseSettings):
         store_raw_payloads: Keep every payload exactly as received, for audit.
         store: ``memory`` (default), ``sqlite`` or ``postgresql``.
         database_url: ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``.
+        database_schema: PostgreSQL schema for the tables (the default search path if None).
+        cache_url: ``redis://host:port/db`` to cache reads in Redis; no cache when None.
+        cache_ttl_seconds: Lifetime of cached items and lists.
         window_hours: Window of ``get_feedback_stats``.
         max_text_length: Longest accepted text, in characters.
         max_payload_chars: Longest accepted ``context`` / ``metadata``, serialized.
@@ -87,6 +90,9 @@ class FeedbackConfig(BaseSettings):
     store_raw_payloads: bool = False
     store: StoreKind = "memory"
     database_url: str | None = None
+    database_schema: str | None = None
+    cache_url: str | None = None
+    cache_ttl_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     window_hours: float = Field(default=24.0, gt=0, allow_inf_nan=False)
     max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)
     max_payload_chars: int = Field(default=MAX_PAYLOAD_CHARS, ge=2)
@@ -154,6 +160,16 @@ class FeedbackConfig(BaseSettings):
     @model_validator(mode="after")
     def _check_database_url(self) -> FeedbackConfig:
         url = self.database_url
+        if self.cache_url is not None and not self.cache_url.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            msg = (
+                f"cache_url must start with redis://, rediss:// or unix:// (got {self.cache_url!r})"
+            )
+            raise ValueError(msg)
+        if url is None and self.store == "postgresql":
+            msg = "database_url is required when store is 'postgresql'"
+            raise ValueError(msg)
         if url is None or self.store == "memory":
             return self
         schemes = {"sqlite": ("sqlite:///",), "postgresql": ("postgresql://", "postgres://")}
@@ -282,9 +298,9 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
     if error["type"] == "extra_forbidden":
         return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
     if not error["loc"]:
-        return FeedbackConfigurationError(
-            "database_url", error["msg"].removeprefix("Value error, ")
-        )
+        problem = error["msg"].removeprefix("Value error, ")
+        key = "cache_url" if problem.startswith("cache_url") else "database_url"
+        return FeedbackConfigurationError(key, problem.removeprefix("cache_url "))
     return FeedbackConfigurationError(
         _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
     )

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 from ai_feedback.app import Application
@@ -60,7 +61,9 @@ class FeedbackModule:
         Register the feedback services on ``app.container``.
         """
         config = self._effective_config(app)
-        store = build_store(config)
+        store = await open_store(config)
+        # Hooks run last-registered-first: the queue drains before the store closes.
+        app.on_shutdown(store.aclose)  # type: ignore[attr-defined]
         collector = FeedbackCollector(store, config)
         container = app.container
         container.register_value(FeedbackConfig, config)
@@ -87,17 +90,47 @@ class FeedbackModule:
         return FeedbackConfig.load(app.config_path, **explicit)
 
 
-def build_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
+async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
     """
-    Return the store ``config`` selects.
+    Open the store ``config`` selects, wrapped in the Redis cache when ``cache_url`` is set.
 
     Raises:
-        FeedbackConfigurationError: The selected store is not available.
+        FeedbackConfigurationError: The store's optional dependency is not installed.
+        FeedbackStorageError: The database cannot be opened.
     """
+    store: FeedbackStoreProtocol
     if config.store == "memory":
-        return MemoryFeedbackStore(max_items=config.memory_max_items, limits=config.limits)
-    msg = f"the {config.store!r} store is not available yet in this version; use store: memory"
-    raise FeedbackConfigurationError("store", msg)
+        store = MemoryFeedbackStore(max_items=config.memory_max_items, limits=config.limits)
+    elif config.store == "sqlite":
+        from ai_feedback.stores.sqlite import SQLiteFeedbackStore  # noqa: PLC0415 - optional
+
+        url = config.resolved_database_url or ""
+        store = await SQLiteFeedbackStore.open(url, limits=config.limits)
+    else:
+        _require("asyncpg", "postgresql")
+        from ai_feedback.stores.postgres import PostgresFeedbackStore  # noqa: PLC0415
+
+        store = await PostgresFeedbackStore.open(
+            config.database_url or "", limits=config.limits, schema=config.database_schema
+        )
+    if config.cache_url is None:
+        return store
+    _require("redis", "redis")
+    from ai_feedback.stores.cached import CachedFeedbackStore  # noqa: PLC0415 - optional
+
+    return await CachedFeedbackStore.open(
+        store,
+        config.cache_url,
+        ttl_seconds=config.cache_ttl_seconds,
+        owns_store=True,
+        limits=config.limits,
+    )
+
+
+def _require(module: str, extra: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        msg = f"needs the {module} package: pip install 'ai-feedback[{extra}]'"
+        raise FeedbackConfigurationError("store", msg)
 
 
 def _check_config(config: object) -> FeedbackConfig | None:

@@ -203,10 +203,12 @@ class Pipeline:
             FeedbackProcessingError: The processor or a step raised, or returned
                 something other than the same item.
         """
+        original = item
         item = await _call(f"processor {processor!r}", self.processors.get(processor), item)
         for name, step in self._steps:
             item = await _call(name, step, item)
-        item.check_limits(self._limits)
+        if item is not original:  # the caller already checked the item it submitted
+            item.check_limits(self._limits)
         return item
 
 

@@ -163,6 +163,11 @@ class MemoryFeedbackStore:
     def __len__(self) -> int:
         return len(self._items)
 
+    async def aclose(self) -> None:
+        """
+        Nothing to release; present so every store can be closed the same way.
+        """
+
     @property
     def evicted_count(self) -> int:
         """
