@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+import importlib.util
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from ai_feedback.capture import CaptureStore
 from ai_feedback.events import EventBus
 from ai_feedback.pipeline import Pipeline, ProcessorRegistry
 from ai_feedback.stores.consistent import ReadYourWritesStore
+from tests.stores.backend_cached import delete_keys
+from tests.stores.backend_postgresql import drop_schema
 
 
 class Clock:
@@ -301,11 +305,62 @@ async def test_stub_is_hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
         assert isinstance(store, MemoryFeedbackStore)
 
 
-@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
-async def test_database_stores_not_available_yet(store: str) -> None:
-    """Selecting a database store fails clearly at boot and leaves the app stopped."""
-    app = Application.boot(modules=[FeedbackModule.configure(FeedbackConfig(store=store))])
-    with pytest.raises(FeedbackConfigurationError, match="not available yet"):
+async def test_sqlite_store_survives_a_restart(tmp_path: Path) -> None:
+    """store: sqlite keeps feedback across application restarts."""
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{tmp_path / 'fb.db'}")
+    for expected in (1, 2):
+        async with Application.boot(modules=[FeedbackModule.configure(config)]) as app:
+            feedback = await app.container.resolve(FeedbackProtocol)
+            await feedback.submit_feedback(trace_id="t", score=4)
+            assert (await feedback.get_feedback_stats())["total_count"] == expected
+
+
+async def test_sqlite_default_file_is_in_the_working_directory() -> None:
+    """store: sqlite without a URL writes ./ai_feedback.db."""
+    async with Application.boot(
+        modules=[FeedbackModule.configure(FeedbackConfig(store="sqlite"))]
+    ) as app:
+        await (await app.container.resolve(FeedbackProtocol)).submit_feedback("t", 1)
+    assert Path("ai_feedback.db").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_postgresql_store_with_the_redis_cache_from_yaml() -> None:
+    """YAML can select PostgreSQL (in a schema) with the Redis cache in front."""
+    schema = f"t_app_{uuid.uuid4().hex[:12]}"
+    prefix = f"ai_feedback_test:{uuid.uuid4().hex}:"
+    Path("application.yaml").write_text(
+        "ai_feedback:\n"
+        "  store: postgresql\n"
+        "  database_url: postgresql://postgres@127.0.0.1:5432/test\n"
+        f"  database_schema: {schema}\n"
+        "  cache_url: redis://127.0.0.1:6379/0\n"
+        f"  cache_prefix: '{prefix}'\n",
+        encoding="utf-8",
+    )
+    try:
+        async with Application.boot(modules=[FeedbackModule.configure()]) as app:
+            store = await app.container.resolve(FeedbackStoreProtocol)
+            assert "CachedFeedbackStore" in repr(store)
+            feedback = await app.container.resolve(FeedbackProtocol)
+            await feedback.submit_feedback("t", 5, metadata={"model": "m"})
+            stats = await feedback.get_feedback_stats(model="m")
+            assert (stats["total_count"], stats["average_rating"]) == (1, 5.0)
+    finally:
+        await drop_schema(schema)
+        await delete_keys(prefix)
+
+
+async def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without asyncpg installed, store: postgresql names the extra to install."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "asyncpg" else real(name)
+    )
+    config = FeedbackConfig(store="postgresql", database_url="postgresql://x@127.0.0.1/db")
+    app = Application.boot(modules=[FeedbackModule.configure(config)])
+    with pytest.raises(FeedbackConfigurationError, match=r"ai-feedback\[postgresql\]"):
         async with app:
             pass
     assert not app.is_running
