@@ -19,6 +19,8 @@ from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationErro
 MAX_TEXT_LENGTH = 10_000
 MAX_PAYLOAD_CHARS = 50_000
 MAX_ID_LENGTH = 256
+# The integers orjson (and so every store) can encode.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 JSONValue = Any
 """A value made only of dict (str keys), list, str, int, float, bool and None."""
@@ -71,6 +73,8 @@ def check_score(field: str, value: object) -> float | int:
         raise FeedbackValidationError(field, "must be a number (int or float, not bool)", value)
     if isinstance(value, float) and not math.isfinite(value):
         raise FeedbackValidationError(field, "must be a finite number", value)
+    if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        raise FeedbackValidationError(field, "must fit in 64 bits", value)
     return value
 
 
@@ -127,8 +131,12 @@ class _NotPlainJSON(Exception):  # noqa: N818 - internal signal
 
 def _fast_copy(value: object) -> Any:  # noqa: ANN401 - mirrors the input
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind is str or kind is bool or value is None:
         return value
+    if kind is int:
+        if _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+            return value
+        raise _NotPlainJSON
     if kind is float:
         if math.isfinite(value):  # type: ignore[arg-type]
             return value
@@ -160,7 +168,11 @@ def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the i
 
 
 def _checked_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise FeedbackValidationError(field, "must not hold integers beyond 64 bits", value)
+        return value
+    if value is None or isinstance(value, str | bool):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

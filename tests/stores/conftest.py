@@ -19,7 +19,7 @@ BACKENDS = {
     "memory": (),
     "sqlite": (),
     "postgresql": (pytest.mark.postgres,),
-    "cached": (pytest.mark.postgres, pytest.mark.redis),
+    "cached": (pytest.mark.redis,),
 }
 
 
