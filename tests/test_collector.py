@@ -322,9 +322,10 @@ async def test_payload_limit_boundary(
     collector: FeedbackCollector, store: MemoryFeedbackStore, field: str
 ) -> None:
     """A payload of exactly 50,000 serialized characters passes; 50,001 is too large."""
-    await collector.collect_rating(1, **{field: _payload_of_size(50_000)})
+    payload: dict[str, Any] = {field: _payload_of_size(50_000)}
+    await collector.collect_rating(1, **payload)
     with pytest.raises(FeedbackTooLargeError) as info:
-        await collector.collect_rating(1, **{field: _payload_of_size(50_001)})
+        await collector.collect_rating(1, **{field: _payload_of_size(50_001)})  # type: ignore[arg-type]
     assert info.value.field == field
     assert len(store) == 1
 

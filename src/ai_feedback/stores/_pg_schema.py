@@ -1,0 +1,468 @@
+"""
+The PostgreSQL store's schema and how to reach it.
+
+Numbered migrations, the SQL each store operation runs, `migrate` and its command line,
+and the settings every connection uses. Every statement names tables without a schema:
+connections set ``search_path`` to the store's schema, so the same text serves every
+schema (and tests can ``EXPLAIN`` exactly what the store runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import math
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+from urllib.parse import urlsplit
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from ai_feedback._models import DISTRIBUTION_MAX_VALUES
+from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, FeedbackValidationError
+
+__all__ = [
+    "AGGREGATE_SQL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "FIND_BY_SESSION_SQL",
+    "FIND_BY_TYPE_SQL",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "STATS_SQL",
+    "Migration",
+    "main",
+    "migrate",
+]
+
+_LOG = logging.getLogger("ai_feedback")
+DEFAULT_CONNECT_TIMEOUT = 10.0
+"""Seconds a new connection may take to establish."""
+
+Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection[asyncpg.Record]"
+"""A plain or a pooled asyncpg connection."""
+DB_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # protocol errors on a corrupted stream
+    OSError,
+    TimeoutError,
+)
+"""Everything the driver raises for a failed operation (programming errors excluded)."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """
+    One schema version: statements applied together in one transaction.
+    """
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS = (
+    Migration(
+        1,
+        "feedback table with an index per query filter",
+        (
+            # value, context and metadata keep the item exactly (a rating 4 stays 4);
+            # rating repeats a RATING's value as a number for SQL averages; the other
+            # columns copy the context keys that queries filter on.
+            """CREATE TABLE feedback (
+                id text PRIMARY KEY,
+                feedback_type text NOT NULL
+                    CHECK (feedback_type IN ('rating', 'text', 'correction', 'label')),
+                created_at timestamptz NOT NULL,
+                rating double precision,
+                trace_id text,
+                session_id text,
+                model text,
+                provider text,
+                value jsonb NOT NULL,
+                context jsonb NOT NULL,
+                metadata jsonb NOT NULL
+            )""",
+            "CREATE INDEX feedback_created ON feedback (created_at)",
+            "CREATE INDEX feedback_type_created ON feedback (feedback_type, created_at)",
+            (
+                "CREATE INDEX feedback_session_created ON feedback (session_id, created_at) "
+                "WHERE session_id IS NOT NULL"
+            ),
+            # The filtered aggregates read only these indexes (index-only scans): they
+            # carry the type and the rating, which is all that aggregate and stats need.
+            (
+                "CREATE INDEX feedback_model_created ON feedback (model, created_at) "
+                "INCLUDE (feedback_type, rating) WHERE model IS NOT NULL"
+            ),
+            (
+                "CREATE INDEX feedback_provider_created ON feedback (provider, created_at) "
+                "INCLUDE (feedback_type, rating, model) WHERE provider IS NOT NULL"
+            ),
+            "CREATE INDEX feedback_trace ON feedback (trace_id) WHERE trace_id IS NOT NULL",
+        ),
+    ),
+    Migration(
+        2,
+        "raw payload table; owner_id column, filled from existing contexts",
+        (
+            """CREATE TABLE raw_payload (
+                item_id text PRIMARY KEY,
+                payload jsonb NOT NULL,
+                received_at timestamptz NOT NULL DEFAULT now()
+            )""",
+            "ALTER TABLE feedback ADD COLUMN owner_id text",
+            (
+                "UPDATE feedback SET owner_id = context ->> 'owner_id' "
+                "WHERE jsonb_typeof(context -> 'owner_id') = 'string'"
+            ),
+            "CREATE INDEX feedback_owner ON feedback (owner_id) WHERE owner_id IS NOT NULL",
+        ),
+    ),
+)
+"""Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+VERSION_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS schema_version (version integer PRIMARY KEY, "
+    "description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+)
+CURRENT_VERSION_SQL = "SELECT coalesce(max(version), 0) FROM schema_version"
+RECORD_VERSION_SQL = "INSERT INTO schema_version (version, description) VALUES ($1, $2)"
+
+WRITE_COLUMNS = (
+    "id",
+    "feedback_type",
+    "created_at",
+    "rating",
+    "trace_id",
+    "session_id",
+    "model",
+    "provider",
+    "owner_id",
+    "value",
+    "context",
+    "metadata",
+)
+"""The columns a write fills, in the order of the store's row tuples."""
+_WRITE_LIST = ", ".join(WRITE_COLUMNS)
+_PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(WRITE_COLUMNS) + 1))
+
+INSERT_SQL = (
+    f"INSERT INTO feedback ({_WRITE_LIST}) VALUES ({_PLACEHOLDERS}) "  # noqa: S608 - constant
+    "ON CONFLICT (id) DO NOTHING"
+)
+STAGING_TABLE = "feedback_staging"
+# One staging table per connection, created when the connection opens; ON COMMIT DELETE
+# ROWS empties it after each batch without the catalog churn of a table per batch.
+CREATE_STAGING_SQL = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
+    id text, feedback_type text, created_at timestamptz, rating double precision,
+    trace_id text, session_id text, model text, provider text, owner_id text,
+    value jsonb, context jsonb, metadata jsonb
+) ON COMMIT DELETE ROWS"""
+MERGE_STAGED_SQL = (
+    f"INSERT INTO feedback ({_WRITE_LIST}) "  # noqa: S608 - constant text
+    f"SELECT {_WRITE_LIST} FROM pg_temp.{STAGING_TABLE} ON CONFLICT (id) DO NOTHING"
+)
+INSERT_RAW_SQL = (
+    "INSERT INTO raw_payload (item_id, payload) "
+    "SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (item_id) DO NOTHING"
+)
+
+_ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
+GET_SQL = f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
+GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = $1"
+FIND_BY_SESSION_SQL = (
+    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE session_id = $1 "  # noqa: S608
+    "ORDER BY created_at DESC, id DESC"
+)
+"""Parameters: session id. Uses ``feedback_session_created``."""
+FIND_BY_TYPE_SQL = (
+    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE feedback_type = $1 "  # noqa: S608
+    "ORDER BY created_at DESC, id DESC LIMIT $2"
+)
+"""Parameters: type value, limit. Uses ``feedback_type_created``."""
+
+_FILTERS = {
+    (False, False): "",
+    (True, False): " AND model = $2",
+    (False, True): " AND provider = $2",
+    (True, True): " AND model = $2 AND provider = $3",
+}
+AGGREGATE_SQL: Mapping[tuple[bool, bool], str] = {
+    key: "SELECT feedback_type, count(*), avg(rating) FROM feedback "  # noqa: S608
+    f"WHERE created_at >= $1{where} GROUP BY feedback_type"
+    for key, where in _FILTERS.items()
+}
+"""
+Per (model given, provider given): rows of (type, count, average rating).
+
+Parameters: the window's start, then the model and the provider when given.
+"""
+
+STATS_SQL: Mapping[tuple[bool, bool], str] = {
+    key: f"""WITH grouped AS (
+    SELECT GROUPING(feedback_type) = 0 AS by_type, GROUPING(model) = 0 AS by_model,
+           feedback_type, model, rating, count(*) AS n, avg(rating) AS average
+    FROM feedback
+    WHERE created_at >= $1{where}
+    GROUP BY GROUPING SETS ((feedback_type), (model), (rating))
+), ratings AS (
+    SELECT rating, n, sum(n) OVER (ORDER BY rating) AS upto, sum(n) OVER () AS total
+    FROM grouped
+    WHERE NOT by_type AND NOT by_model AND rating IS NOT NULL
+)
+SELECT 'type', feedback_type, n, average FROM grouped WHERE by_type
+UNION ALL
+SELECT 'model', model, n, average FROM grouped WHERE by_model AND model IS NOT NULL
+UNION ALL
+(SELECT 'rating', NULL, n, rating FROM ratings ORDER BY rating LIMIT {DISTRIBUTION_MAX_VALUES + 1})
+UNION ALL
+SELECT 'p' || p, NULL, NULL, min(rating)
+FROM ratings, unnest(ARRAY[0, 50, 90, 99, 100]) AS p
+WHERE upto >= greatest(ceil(p::float8 / 100 * total::float8), 1)
+GROUP BY p"""  # noqa: S608 - constant text
+    for key, where in _FILTERS.items()
+}
+"""
+Per (model given, provider given): `FeedbackStats` in one scan and one round trip.
+
+Rows of (part, key, count, number), told apart by ``part``: ``type`` (count and average
+rating per type), ``model`` (the same per model), ``rating`` (count per distinct rating,
+at most one more than the distribution shows) and ``p0``, ``p50``, ``p90``, ``p99``,
+``p100`` (nearest-rank percentiles: p0 is the minimum, p100 the maximum). The rank is
+computed in float8 like ``_common.rating_stats`` does, so both agree to the last value.
+Parameters as for `AGGREGATE_SQL`.
+"""
+
+
+async def migrate(
+    url: str,
+    *,
+    schema: str | None = None,
+    target: int | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+) -> int:
+    """
+    Apply the missing migrations up to ``target`` (the latest by default).
+
+    A schema already at or past ``target`` is left as it is (there are no downgrades).
+    Concurrent callers wait for each other on an advisory lock.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database``.
+        schema: The schema to migrate (created when missing), as for
+            `PostgresFeedbackStore.open`.
+        target: The schema version to reach.
+        connect_timeout: Seconds establishing the connection may take.
+
+    Returns:
+        The schema version afterwards.
+
+    Raises:
+        FeedbackValidationError: The URL, the schema name or ``target`` is malformed.
+        FeedbackStorageError: The server cannot be reached or a migration failed.
+    """
+    if target is None:
+        target = LATEST_VERSION
+    if isinstance(target, bool) or not isinstance(target, int) or not 1 <= target <= LATEST_VERSION:
+        msg = f"must be a schema version from 1 to {LATEST_VERSION}"
+        raise FeedbackValidationError("target", msg, target)
+    where = check_url(url)
+    settings = server_settings(schema)
+    connect_timeout = check_seconds("connect_timeout", connect_timeout)
+    try:
+        conn = await asyncpg.connect(url, timeout=connect_timeout, server_settings=settings)
+    except DB_ERRORS as exc:
+        raise connect_error(where, exc) from exc
+    try:
+        return await apply_migrations(conn, where, schema, target)
+    except DB_ERRORS as exc:
+        raise connect_error(where, exc) from exc
+    finally:
+        try:
+            await conn.close(timeout=connect_timeout)
+        except DB_ERRORS:
+            conn.terminate()
+
+
+async def apply_migrations(conn: Connection, where: str, schema: str | None, target: int) -> int:
+    """
+    Apply ``MIGRATIONS`` up to ``target``, one transaction each; return the version.
+
+    Raises:
+        FeedbackStorageError: The schema is newer than this code knows.
+    """
+    version = await _version(conn)
+    if version < target:
+        name = schema if schema is not None else await conn.fetchval("SELECT current_schema()")
+        # One lock per schema, held by each transaction below: released by COMMIT, or by
+        # the server if this process dies mid-migration.
+        digest = hashlib.blake2b(f"ai_feedback:{name}".encode(), digest_size=8).digest()
+        lock = int.from_bytes(digest, "big", signed=True)
+        if schema is not None:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                # Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on
+                # the database even when the schema exists.
+                found = "SELECT true FROM pg_namespace WHERE nspname = $1"
+                if not await conn.fetchval(found, schema):
+                    await conn.execute(f"CREATE SCHEMA {quote(schema)}")
+        for migration in MIGRATIONS[version:target]:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                await conn.execute(VERSION_TABLE_SQL)
+                if await _version(conn) >= migration.version:  # another process was faster
+                    continue
+                await conn.execute(";\n".join(migration.statements))
+                await conn.execute(RECORD_VERSION_SQL, migration.version, migration.description)
+            _LOG.info(
+                "Migrated PostgreSQL schema %r at %s to version %d",
+                name,
+                where,
+                migration.version,
+                extra={"schema": name, "target": where, "schema_version": migration.version},
+            )
+        version = await _version(conn)
+    if version > LATEST_VERSION:
+        msg = (
+            f"PostgreSQL schema {schema!r} at {where} has schema version {version}, newer "
+            f"than this ai-feedback supports ({LATEST_VERSION}); upgrade ai-feedback."
+        )
+        raise FeedbackStorageError(msg)
+    return version
+
+
+async def _version(conn: Connection) -> int:
+    if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+        return 0
+    return int(await conn.fetchval(CURRENT_VERSION_SQL))
+
+
+def server_settings(schema: object) -> dict[str, str]:
+    """
+    Return the session settings of every connection, checking the schema name.
+
+    Raises:
+        FeedbackValidationError: ``schema`` is not a plain identifier.
+    """
+    settings = {
+        "application_name": "ai-feedback",
+        # The best plan for a window depends on where it starts: plan every execution
+        # with its values rather than falling back to a generic plan.
+        "plan_cache_mode": "force_custom_plan",
+        # Room for a 10,000-item staging batch without spilling to disk.
+        "temp_buffers": "32MB",
+    }
+    if schema is not None:
+        if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
+            msg = "must be an identifier: a letter or _, then letters, digits or _ (63 at most)"
+            raise FeedbackValidationError("schema", msg, schema)
+        if schema.lower().startswith("pg_"):
+            raise FeedbackValidationError("schema", "must not start with pg_ (reserved)", schema)
+        settings["search_path"] = quote(schema)
+    return settings
+
+
+def quote(identifier: str) -> str:
+    """
+    Return ``identifier`` quoted for SQL; it must have passed `server_settings`.
+    """
+    return f'"{identifier}"'
+
+
+def check_url(url: object) -> str:
+    """
+    Return ``host:port`` of a PostgreSQL URL, for messages (never the password).
+
+    Raises:
+        FeedbackValidationError: ``url`` is not a ``postgresql://`` URL.
+    """
+    if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        msg = "must be a postgresql://user@host:port/database URL"
+        raise FeedbackValidationError("url", msg, redact(url) if isinstance(url, str) else url)
+    hosts = urlsplit(url).netloc.rpartition("@")[2] or "localhost"
+    if not re.search(r":\d+$", hosts):
+        hosts += ":5432"
+    return hosts
+
+
+def redact(url: str) -> str:
+    """
+    Return ``url`` without its password.
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, hosts = parts.netloc.rpartition("@")
+    return url.replace(parts.netloc, f"{user.partition(':')[0]}@{hosts}", 1)
+
+
+def check_seconds(name: str, value: object) -> float:
+    """
+    Return ``value`` if it is a positive, finite number of seconds.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise FeedbackValidationError(name, "must be a positive number of seconds", value)
+    return float(value)
+
+
+def describe(exc: BaseException) -> str:
+    """
+    Return ``exc`` as ``Type: message`` for error messages.
+    """
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def connect_error(where: str, exc: BaseException) -> FeedbackStorageError:
+    """
+    Return the error for a server at ``where`` that cannot be reached, entered or migrated.
+    """
+    hint = (
+        " Check that the server is running and reachable at that address."
+        if isinstance(exc, OSError | TimeoutError)
+        else ""
+    )
+    return FeedbackStorageError(f"Cannot use PostgreSQL at {where}: {describe(exc)}.{hint}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run ``python -m ai_feedback.stores.postgres migrate URL [--schema S] [--target N]``.
+
+    Returns:
+        The exit status: 0, or 1 when migrating failed (the reason goes to stderr).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m ai_feedback.stores.postgres",
+        description="Manage an ai-feedback PostgreSQL schema.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("migrate", help="apply the missing schema migrations")
+    command.add_argument("url", help="postgresql://user@host:port/database")
+    command.add_argument("--schema", help="the schema holding the tables (default: search_path)")
+    command.add_argument(
+        "--target", type=int, help=f"stop at this version (default {LATEST_VERSION})"
+    )
+    args = parser.parse_args(argv)
+    try:
+        version = asyncio.run(migrate(args.url, schema=args.schema, target=args.target))
+    except FeedbackError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    sys.stdout.write(f"schema version {version}\n")
+    return 0
