@@ -2,6 +2,8 @@
 The demo: boot an application, record feedback of all four types, print statistics.
 
 Run it with ``python -m ai_feedback.demo`` (``--config PATH`` reads another YAML file).
+Unless the configuration chooses a store, the demo keeps its feedback in the SQLite
+file ``./ai_feedback_demo.db``, so each run adds to the statistics of the previous ones.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from ai_feedback._models import FeedbackType
 from ai_feedback.app import Application
@@ -19,23 +22,30 @@ from ai_feedback.exceptions import FeedbackError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
 
-__all__ = ["main", "run"]
+__all__ = ["DEMO_DATABASE_URL", "main", "run"]
+
+DEMO_DATABASE_URL = "sqlite:///./ai_feedback_demo.db"
 
 GOOD_SCORE = 4
 
 
-async def run(config_path: str | None = None) -> dict[str, object]:
+async def run(config_path: str | None = None) -> dict[str, Any]:
     """
     Record one item of each type plus a few ratings; return the statistics.
     """
+    configured = FeedbackConfig.load(config_path)
+    chosen = None
+    if "store" not in configured.model_fields_set:  # nobody chose a store: use SQLite
+        chosen = FeedbackConfig.load(config_path, store="sqlite", database_url=DEMO_DATABASE_URL)
     async with Application.boot(
-        modules=[FeedbackModule.configure()], config_path=config_path
+        modules=[FeedbackModule.configure(chosen)], config_path=config_path
     ) as app:
         config = await app.container.resolve(FeedbackConfig)
         feedback = await app.container.resolve(FeedbackProtocol)
         collector = await app.container.resolve(FeedbackCollector)
         store = await app.container.resolve(FeedbackStoreProtocol)
-        print(f"store: {config.store}  ({type(store).__name__})")
+        where = f" at {config.resolved_database_url}" if config.store != "memory" else ""
+        print(f"store: {config.store}{where}")
 
         session = {"session_id": "demo-session", "model": "gpt-4o", "provider": "openai"}
         for i, score in enumerate((5, 4, 4.5, 2)):
@@ -68,6 +78,8 @@ async def run(config_path: str | None = None) -> dict[str, object]:
             f"gpt-4o only: total_count={filtered['total_count']} "
             f"average_rating={filtered['average_rating']}"
         )
+        if config.store != "memory":
+            print("Run the demo again: the totals grow, the feedback is kept in the database.")
         return stats
 
 
