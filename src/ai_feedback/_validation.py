@@ -93,24 +93,6 @@ def check_text(
     return value
 
 
-def check_mapping(
-    field: str, value: object, *, limits: Limits = DEFAULT_LIMITS
-) -> dict[str, JSONValue]:
-    """
-    Return a deep copy of ``value`` as a JSON object, within the payload limit.
-
-    ``None`` becomes ``{}``. The copy isolates the result from later changes to the
-    caller's object.
-    """
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise FeedbackValidationError(field, "must be a dict", value)
-    copied: dict[str, JSONValue] = json_copy(field, value)
-    check_payload_size(field, copied, limits=limits)
-    return copied
-
-
 def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT_LIMITS) -> int:
     """
     Return the serialized length of ``value``; raise when it exceeds the payload limit.
