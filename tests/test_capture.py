@@ -44,6 +44,20 @@ async def test_context_captures_input_output_and_joins_feedback(
     assert item.context["comment"] == "wrong"
 
 
+async def test_context_extra_is_kept_and_bounded(collector: FeedbackCollector) -> None:
+    """Extra data set on a context is captured; when too large it is cut under one key."""
+    async with collector.context("op", context_id="small") as ctx:
+        ctx.extra["tokens"] = 42
+    async with collector.context("op", context_id="large") as ctx:
+        ctx.extra["blob"] = "z" * 20_000
+    small, large = collector.captures.get("small"), collector.captures.get("large")
+    assert small is not None
+    assert small.extra == {"tokens": 42}
+    assert large is not None
+    assert set(large.extra) == {"value"}
+    assert "truncated" in large.extra["value"]
+
+
 async def test_context_records_the_error_and_reraises(collector: FeedbackCollector) -> None:
     """An exception inside the block is captured and propagates."""
     with pytest.raises(TimeoutError):

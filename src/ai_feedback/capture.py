@@ -227,6 +227,11 @@ class FeedbackContext:
                 error=None if exc is None else repr(exc)[: captures.max_chars],
                 started_at=self._started_at,
                 duration_ms=(time.perf_counter() - self._started) * 1000,
-                extra=captures.bounded(self.extra) if self.extra else {},
+                extra=_as_object(captures.bounded(self.extra)) if self.extra else {},
             )
         )
+
+
+def _as_object(value: object) -> dict[str, Any]:
+    # A bounded value that had to be cut is a string; keep it under one key.
+    return value if isinstance(value, dict) else {"value": value}
