@@ -230,6 +230,31 @@ class FeedbackItem:
         check_payload_size("metadata", self.metadata, limits=limits)
 
 
+def trusted_item(  # noqa: PLR0917 - mirrors the field order
+    feedback_type: FeedbackType,
+    value: Any,  # noqa: ANN401 - depends on the type
+    context: dict[str, Any],
+    metadata: dict[str, Any],
+    item_id: str,
+    created_at: datetime,
+) -> FeedbackItem:
+    """
+    Build an item from values a store read back, without validating them again.
+
+    Only for values that were validated when they were stored; it is several times
+    faster than the constructor, which matters when reading thousands of rows.
+    """
+    item = object.__new__(FeedbackItem)
+    set_field = object.__setattr__
+    set_field(item, "feedback_type", feedback_type)
+    set_field(item, "value", value)
+    set_field(item, "context", context)
+    set_field(item, "metadata", metadata)
+    set_field(item, "id", item_id)
+    set_field(item, "created_at", created_at)
+    return item
+
+
 _FIELD_NAMES = frozenset(("feedback_type", "value", "context", "metadata", "id", "created_at"))
 _FIELD_LIST = ", ".join(sorted(_FIELD_NAMES))
 _NO_LIMITS = Limits(max_text_length=2**62, max_payload_chars=2**62)

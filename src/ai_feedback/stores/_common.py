@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "cutoff",
     "empty_summary",
     "rating_stats",
+    "rating_stats_from_counts",
 ]
 
 
@@ -44,8 +45,32 @@ def rating_stats(
     Build `FeedbackStats` from a summary and the window's rating values.
     """
     # Counting first (in C) keeps this linear for the usual few distinct ratings (stars,
-    # thumbs); the values are sorted only when the distinct ones are many.
-    counts = Counter(ratings)
+    # thumbs); only the distinct values are sorted.
+    return rating_stats_from_counts(
+        summary,
+        Counter(ratings),
+        window_hours=window_hours,
+        model=model,
+        provider=provider,
+        by_model=by_model,
+    )
+
+
+def rating_stats_from_counts(
+    summary: FeedbackSummary,
+    counts: Mapping[float, int],
+    *,
+    window_hours: float,
+    model: str | None,
+    provider: str | None,
+    by_model: dict[str, dict[str, Any]],
+) -> FeedbackStats:
+    """
+    Build `FeedbackStats` from a summary and the window's count of each rating value.
+
+    Percentiles are nearest rank; the distribution is omitted past
+    ``DISTRIBUTION_MAX_VALUES`` distinct values.
+    """
     if not counts:
         return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
     distinct = sorted(counts)

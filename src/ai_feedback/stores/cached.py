@@ -27,6 +27,7 @@ from ai_feedback._models import (
     FeedbackSummary,
     FeedbackType,
     coerce_type,
+    trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
@@ -510,12 +511,14 @@ def _item(data: dict[str, Any]) -> FeedbackItem:
     """
     Rebuild an item this module cached, without validating it again.
     """
-    data["feedback_type"] = FeedbackType(data["feedback_type"])
-    data["created_at"] = datetime.fromisoformat(data["created_at"])
-    item = object.__new__(FeedbackItem)
-    for name in ("feedback_type", "value", "context", "metadata", "id", "created_at"):
-        object.__setattr__(item, name, data[name])
-    return item
+    return trusted_item(
+        FeedbackType(data["feedback_type"]),
+        data["value"],
+        data["context"],
+        data["metadata"],
+        data["id"],
+        datetime.fromisoformat(data["created_at"]),
+    )
 
 
 def _stats(data: dict[str, Any]) -> FeedbackStats:

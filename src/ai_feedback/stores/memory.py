@@ -25,6 +25,7 @@ from ai_feedback._models import (
     FeedbackSummary,
     FeedbackType,
     coerce_type,
+    trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
 from ai_feedback.exceptions import FeedbackValidationError
@@ -363,14 +364,11 @@ def _copy(item: FeedbackItem) -> FeedbackItem:
     """
     Return a copy of a valid item without validating it again.
     """
-    copy = object.__new__(FeedbackItem)
-    for name, value in (
-        ("feedback_type", item.feedback_type),
-        ("value", json_copy("value", item.value)),
-        ("context", json_copy("context", item.context)),
-        ("metadata", json_copy("metadata", item.metadata)),
-        ("id", item.id),
-        ("created_at", item.created_at),
-    ):
-        object.__setattr__(copy, name, value)
-    return copy
+    return trusted_item(
+        item.feedback_type,
+        json_copy("value", item.value),
+        json_copy("context", item.context),
+        json_copy("metadata", item.metadata),
+        item.id,
+        item.created_at,
+    )

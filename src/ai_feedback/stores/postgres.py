@@ -40,6 +40,7 @@ from ai_feedback._models import (
     FeedbackSummary,
     FeedbackType,
     coerce_type,
+    trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
@@ -85,7 +86,6 @@ _TYPE_OF = {t.value: t for t in FeedbackType}
 _PERCENTILES = ("p50", "p90", "p99")
 _dumps = orjson.dumps
 _loads = orjson.loads
-_set = object.__setattr__
 _Row = tuple[Any, ...]
 # Errors after which a connection cannot be trusted: it is terminated, not reused.
 _BROKEN = (
@@ -527,14 +527,7 @@ def _decode(row: asyncpg.Record) -> FeedbackItem:
     Build an item from a row of ``GET_SQL``'s columns without validating it again.
     """
     item_id, kind, value, context, metadata, created_at = row
-    item = object.__new__(FeedbackItem)
-    _set(item, "feedback_type", _TYPE_OF[kind])
-    _set(item, "value", value)
-    _set(item, "context", context)
-    _set(item, "metadata", metadata)
-    _set(item, "id", item_id)
-    _set(item, "created_at", created_at)
-    return item
+    return trusted_item(_TYPE_OF[kind], value, context, metadata, item_id, created_at)
 
 
 def _window_query(

@@ -15,14 +15,11 @@ URL``) runs them alone. The SQL each query runs is a module constant, so tests c
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import itertools
 import math
 import os
 import sqlite3
 import sys
 import warnings
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -32,17 +29,23 @@ import aiosqlite
 import orjson
 
 from ai_feedback._models import (
-    DISTRIBUTION_MAX_VALUES,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
     coerce_type,
+    trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Err, Ok, Result
-from ai_feedback.stores._common import check_filters, check_item, check_limit, cutoff, number
+from ai_feedback.stores._common import (
+    check_filters,
+    check_item,
+    check_limit,
+    cutoff,
+    rating_stats_from_counts,
+)
 from ai_feedback.stores._sqlite_schema import (
     AGGREGATE_SQL,
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -87,7 +90,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _dumps = orjson.dumps
 _loads = orjson.loads
-_set = object.__setattr__
 _Row = tuple[Any, ...]
 _MAX_INTEGER = 2**63 - 1  # SQLite's largest; a larger LIMIT cannot even be bound
 
@@ -402,14 +404,14 @@ def _decode(row: _Row) -> FeedbackItem:
     Build an item from a row of `GET_SQL`'s columns without validating it again.
     """
     item_id, kind, value, context, metadata, created_at = row
-    item = object.__new__(FeedbackItem)
-    _set(item, "feedback_type", _TYPE_OF[kind])
-    _set(item, "value", _loads(value))
-    _set(item, "context", _loads(context))
-    _set(item, "metadata", _loads(metadata))
-    _set(item, "id", item_id)
-    _set(item, "created_at", _EPOCH + _MICROSECOND * created_at)
-    return item
+    return trusted_item(
+        _TYPE_OF[kind],
+        _loads(value),
+        _loads(context),
+        _loads(metadata),
+        item_id,
+        _EPOCH + _MICROSECOND * created_at,
+    )
 
 
 def _stats(
@@ -442,23 +444,13 @@ def _stats(
         name: {"count": count, "average_rating": total / rated if rated else None}
         for name, (count, rated, total) in sorted(models.items())
     }
-    stats = FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
-    if not n:
-        return stats
-    values = sorted(histogram.items())
-    cumulative = list(itertools.accumulate(count for _, count in values))
-    percentiles = {  # nearest rank: the value holding the ceil(p% * n)-th smallest rating
-        f"p{p}": number(values[bisect_right(cumulative, max(0, math.ceil(p / 100 * n) - 1))][0])
-        for p in (50, 90, 99)
-    }
-    distribution = {str(number(v)): c for v, c in values}
-    return dataclasses.replace(
-        stats,
-        rating_count=n,
-        rating_min=number(values[0][0]),
-        rating_max=number(values[-1][0]),
-        rating_percentiles=percentiles,
-        rating_distribution=distribution if len(values) <= DISTRIBUTION_MAX_VALUES else None,
+    return rating_stats_from_counts(
+        summary,
+        histogram,
+        window_hours=window_hours,
+        model=model,
+        provider=provider,
+        by_model=by_model,
     )
 
 
