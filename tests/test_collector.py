@@ -216,6 +216,13 @@ def test_collector_needs_a_store() -> None:
 # --- bad input: every rule, each leaving the store empty ---------------------------------
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 def _call(method: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     return method, kwargs
 
@@ -257,6 +264,14 @@ BAD_CALLS = [
     (_call("collect_label", label="l", input_data=math.inf), "input_data", "NaN"),
     (_call("collect_label", label="l", input_data={1: 2}), "input_data", "string keys"),
     (_call("get_feedback_stats", model=""), "model", "empty"),
+    (_call("submit_feedback", trace_id="t\ud800", score=1), "trace_id", "lone surrogates"),
+    (_call("submit_feedback", trace_id="t", score=1e200), "score", "between"),
+    (_call("collect_text", text="nul \x00 inside"), "text", "NUL"),
+    (_call("collect_text", text="half \udfff"), "text", "lone surrogates"),
+    (_call("collect_rating", score=1, context={"k": "\ud800"}), "context.k", "surrogates"),
+    (_call("collect_rating", score=1, metadata={"k\x00": 1}), "metadata", "NUL"),
+    (_call("collect_label", label="l", input_data=_nested(100)), "input_data", "nested deeper"),
+    (_call("collect_rating", score=1, context=_nested(5000)), "context", "nested deeper"),
     (_call("get_feedback_stats", provider=5), "provider", "string"),
 ]
 
@@ -273,7 +288,8 @@ async def test_bad_input_names_field_and_rule_and_stores_nothing(
     method, kwargs = call
     with pytest.raises(FeedbackValidationError) as info:
         await getattr(collector, method)(**kwargs)
-    assert info.value.field == field
+    # Nested values are named by their whole path, e.g. context.a.a.a...
+    assert info.value.field == field or info.value.field.startswith(field + ".")
     assert rule in str(info.value)
     assert field in str(info.value)
     assert len(store) == 0

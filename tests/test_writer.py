@@ -15,11 +15,14 @@ from ai_feedback import (
     FeedbackError,
     FeedbackFailed,
     FeedbackModule,
+    FeedbackProcessed,
+    FeedbackStored,
     FeedbackStoreProtocol,
     FeedbackType,
     FeedbackValidationError,
     Limits,
     MemoryFeedbackStore,
+    RejectFeedback,
 )
 from tests.fakes import FlakyStore, ProtocolOnlyStore, SlowStore, WrappedStore
 
@@ -225,4 +228,109 @@ async def test_store_without_save_many_gets_one_save_per_item() -> None:
     await _submit(collector, 5)
     await collector.flush()
     assert len(store.inner) == 5
+    await collector.aclose()
+
+
+class _CancelOnce(WrappedStore):
+    """Raises CancelledError from its first batch write, as a dying driver might."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raised = False
+
+    async def before_write(self, batch: list[Any]) -> None:
+        if not self.raised:
+            self.raised = True
+            raise asyncio.CancelledError
+
+
+async def test_store_raising_cancelled_error_is_retried() -> None:
+    """A CancelledError from the store (not a cancel of the writer) is retried like an Err."""
+    store = _CancelOnce()
+    collector = FeedbackCollector(store, _config())
+    await _submit(collector, 3)
+    await asyncio.wait_for(collector.flush(), 5)
+    assert len(store) == 3
+    await collector.aclose()
+
+
+async def test_base_exception_in_a_subscriber_harms_nothing() -> None:
+    """A subscriber raising a BaseException (e.g. RejectFeedback) is logged; items still land."""
+    store = WrappedStore()
+    collector = FeedbackCollector(store, _config())
+
+    def bad(event: FeedbackProcessed) -> None:
+        raise RejectFeedback("not here")
+
+    collector.events.subscribe(FeedbackProcessed, bad)
+    await _submit(collector, 4)
+    await asyncio.wait_for(collector.flush(), 5)
+    assert len(store) == 4
+    await collector.aclose()
+
+
+async def test_reading_from_a_subscriber_does_not_deadlock() -> None:
+    """A subscriber that reads statistics (which flush) sees what is stored, without a hang."""
+    store = WrappedStore()
+    collector = FeedbackCollector(store, _config())
+    seen: list[int] = []
+
+    async def count(event: FeedbackStored) -> None:
+        seen.append((await collector.get_feedback_stats())["total_count"])
+
+    collector.events.subscribe(FeedbackStored, count)
+    await _submit(collector, 2)
+    await asyncio.wait_for(collector.flush(), 5)
+    assert seen
+    assert seen[-1] == 2
+    await collector.aclose()
+
+
+async def test_close_with_submitters_waiting_stores_everything() -> None:
+    """Submitters blocked on a full queue when the app closes still get their items stored."""
+    store = SlowStore(delay=0.02)
+    collector = FeedbackCollector(
+        store, _config(queue_max_size=1, batch_size=1, batch_max_delay_ms=0)
+    )
+    tasks = [asyncio.create_task(collector.collect_rating(i + 1)) for i in range(6)]
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(collector.aclose(), 5)
+    ids = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert len(store) == 6
+    assert {i.id for i in await store.find_by_type(FeedbackType.RATING)} == set(ids)
+    assert collector.counters["pending"] == 0
+
+
+async def test_one_oversized_item_does_not_sink_its_batch() -> None:
+    """A step that pushes one item over the limit fails that item only."""
+    store = WrappedStore()
+    collector = FeedbackCollector(store, _config(max_payload_chars=200, batch_max_delay_ms=50))
+
+    def bloat(item: Any) -> Any:
+        if item.value == 5:
+            return item.replace(metadata={"blob": "x" * 500})
+        return item
+
+    collector.pipeline.add_step(bloat)
+    for score in (1, 5, 3, 4):
+        await collector.collect_rating(score)
+    await collector.flush()
+    assert sorted(i.value for i in await store.find_by_type(FeedbackType.RATING)) == [1, 3, 4]
+    [failure] = collector.failures
+    assert failure.item.value == 5
+    assert failure.stage == "processing"
+    await collector.aclose()
+
+
+async def test_item_the_store_refuses_as_invalid_is_isolated() -> None:
+    """When the store refuses a batch as invalid, the items are retried one by one."""
+    store = WrappedStore()
+    store.inner = MemoryFeedbackStore(limits=Limits(max_text_length=5))
+    collector = FeedbackCollector(store, _config(batch_max_delay_ms=50))
+    await collector.collect_text("ok")
+    await collector.collect_text("far too long")
+    await collector.collect_text("fine")
+    await collector.flush()
+    assert sorted(i.value for i in await store.find_by_type(FeedbackType.TEXT)) == ["fine", "ok"]
+    assert [f.item.value for f in collector.failures] == ["far too long"]
     await collector.aclose()

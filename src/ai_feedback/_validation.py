@@ -19,6 +19,8 @@ from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationErro
 MAX_TEXT_LENGTH = 10_000
 MAX_PAYLOAD_CHARS = 50_000
 MAX_ID_LENGTH = 256
+# Larger scores are never ratings, and they overflow database averages (float8 sums).
+MAX_SCORE = 1e15
 # The integers orjson (and so every store) can encode.
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
@@ -55,7 +57,10 @@ def check_id(field: str, value: object) -> str:
         raise FeedbackValidationError(field, "must not be empty or blank", value)
     if len(value) > MAX_ID_LENGTH:
         raise FeedbackTooLargeError(field, size=len(value), limit=MAX_ID_LENGTH)
-    return value
+    problem = string_problem(value)
+    if problem:
+        raise FeedbackValidationError(field, problem)
+    return str(value)
 
 
 def check_optional_id(field: str, value: object) -> str | None:
@@ -75,7 +80,11 @@ def check_score(field: str, value: object) -> float | int:
         raise FeedbackValidationError(field, "must be a finite number", value)
     if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
         raise FeedbackValidationError(field, "must fit in 64 bits", value)
-    return value
+    if abs(value) > MAX_SCORE:
+        raise FeedbackValidationError(
+            field, f"must be between -{MAX_SCORE:g} and {MAX_SCORE:g}", value
+        )
+    return int(value) if isinstance(value, int) else float(value)
 
 
 def check_text(
@@ -90,7 +99,10 @@ def check_text(
         raise FeedbackValidationError(field, "must not be empty or blank", value)
     if len(value) > limits.max_text_length:
         raise FeedbackTooLargeError(field, size=len(value), limit=limits.max_text_length)
-    return value
+    problem = string_problem(value)
+    if problem:
+        raise FeedbackValidationError(field, problem)
+    return str(value)
 
 
 def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT_LIMITS) -> int:
@@ -98,7 +110,10 @@ def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT
     Return the serialized length of ``value``; raise when it exceeds the payload limit.
     """
     # Serialized bytes >= characters, so checking bytes first keeps the common case at one pass.
-    raw = orjson.dumps(value)
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:  # values not built by json_copy
+        raise FeedbackValidationError(field, f"must be serializable as JSON: {exc}") from None
     size = len(raw)
     if size > limits.max_payload_chars:
         size = len(raw.decode())
@@ -111,9 +126,34 @@ class _NotPlainJSON(Exception):  # noqa: N818 - internal signal
     """Raised by the fast copy on anything it does not handle; the slow path decides."""
 
 
-def _fast_copy(value: object) -> Any:  # noqa: ANN401 - mirrors the input
+# Deeper structures are refused: orjson stops at 254 levels and Python's recursion limit
+# is near, and no feedback payload needs more.
+MAX_DEPTH = 64
+
+
+def string_problem(value: str) -> str:
+    """
+    Return why ``value`` cannot be stored by every store ('' when it can).
+
+    NUL characters are refused by PostgreSQL; lone surrogates are not valid UTF-8.
+    """
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode (no lone surrogates)"
+    return ""
+
+
+def _fast_copy(value: object, depth: int) -> Any:  # noqa: ANN401, C901 - one flat type dispatch
     kind = type(value)
-    if kind is str or kind is bool or value is None:
+    if kind is str:
+        if string_problem(value):  # type: ignore[arg-type]
+            raise _NotPlainJSON
+        return value
+    if kind is bool or value is None:
         return value
     if kind is int:
         if _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
@@ -123,15 +163,17 @@ def _fast_copy(value: object) -> Any:  # noqa: ANN401 - mirrors the input
         if math.isfinite(value):  # type: ignore[arg-type]
             return value
         raise _NotPlainJSON
+    if depth >= MAX_DEPTH:
+        raise _NotPlainJSON
     if kind is dict:
         out = {}
         for key, item in value.items():  # type: ignore[attr-defined]
-            if type(key) is not str:
+            if type(key) is not str or string_problem(key):
                 raise _NotPlainJSON
-            out[key] = _fast_copy(item)
+            out[key] = _fast_copy(item, depth + 1)
         return out
     if kind is list or kind is tuple:
-        return [_fast_copy(item) for item in value]  # type: ignore[attr-defined]
+        return [_fast_copy(item, depth + 1) for item in value]  # type: ignore[attr-defined]
     raise _NotPlainJSON
 
 
@@ -139,36 +181,48 @@ def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the i
     """
     Return a deep copy of a JSON value, rejecting anything JSON cannot hold losslessly.
 
-    Tuples become lists. Dict keys must be strings; floats must be finite.
+    Tuples become lists and subclasses of str, int and float their base types. Dict keys
+    must be strings; floats finite; integers within 64 bits; strings free of NUL and
+    lone surrogates; nesting at most `MAX_DEPTH` levels.
     """
     # Plain dicts, lists and scalars take a fast path that builds no error paths; anything
     # else (subclasses, invalid values) goes through the checked copy below.
     try:
-        return _fast_copy(value)
+        return _fast_copy(value, 0)
     except _NotPlainJSON:
-        return _checked_copy(field, value)
+        return _checked_copy(field, value, 0)
 
 
-def _checked_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
-    if isinstance(value, int) and not isinstance(value, bool):
+def _checked_copy(field: str, value: object, depth: int) -> Any:  # noqa: ANN401, C901, PLR0912
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
         if not _INT_MIN <= value <= _INT_MAX:
             raise FeedbackValidationError(field, "must not hold integers beyond 64 bits", value)
-        return value
-    if value is None or isinstance(value, str | bool):
-        return value
+        return int(value)
+    if isinstance(value, str):
+        problem = string_problem(value)
+        if problem:
+            raise FeedbackValidationError(field, problem)
+        return str(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise FeedbackValidationError(field, "must not contain NaN or infinity", value)
-        return value
+        return float(value)
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+        raise FeedbackValidationError(field, f"must not be nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise FeedbackValidationError(field, "must have string keys only", key)
-            out[key] = _checked_copy(f"{field}.{key}", item)
+            problem = string_problem(key)
+            if problem:
+                raise FeedbackValidationError(field, f"keys {problem}")
+            out[str(key)] = _checked_copy(f"{field}.{key}", item, depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_checked_copy(f"{field}[{i}]", item) for i, item in enumerate(value)]
+        return [_checked_copy(f"{field}[{i}]", item, depth + 1) for i, item in enumerate(value)]
     raise FeedbackValidationError(
         field,
         "must hold only JSON values (dict, list, str, int, float, bool, None)",

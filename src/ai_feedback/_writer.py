@@ -22,12 +22,7 @@ from typing import Any
 
 from ai_feedback._models import FeedbackItem
 from ai_feedback.events import EventBus, FeedbackFailed, FeedbackProcessed, FeedbackStored
-from ai_feedback.exceptions import (
-    FeedbackError,
-    FeedbackProcessingError,
-    FeedbackStorageError,
-    FeedbackValidationError,
-)
+from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, FeedbackValidationError
 from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.result import Err
@@ -94,9 +89,16 @@ async def write_items(
             error = _error_of(await store.save(item))
             if error is not None:
                 return error
-    except Exception as exc:  # noqa: BLE001 - a store that raises is retried like an Err
+    except BaseException as exc:  # a store that raises is retried like an Err
+        if _being_cancelled():
+            raise
         return exc
     return None
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _error_of(result: object) -> BaseException | None:
@@ -130,6 +132,8 @@ class BatchWriter:
         self._worker: asyncio.Task[None] | None = None
         self._closed = False
         self._flush_target = 0
+        self._putting = 0
+        self._notifiers: set[asyncio.Task[None]] = set()
         self._counters = _Counters()
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
 
@@ -169,11 +173,15 @@ class BatchWriter:
         if self._closed:
             msg = "The feedback collector is closed; the application has shut down."
             raise FeedbackError(msg)
-        if self._worker is None:
+        if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
                 self._run(), name="ai_feedback-writer"
             )
-        await self._queue.put(entry)
+        self._putting += 1
+        try:
+            await self._queue.put(entry)
+        finally:
+            self._putting -= 1
         self._counters.accepted += 1
         if self._queue.qsize() >= self._settings.batch_size:
             self._batch_ready.set()
@@ -185,6 +193,10 @@ class BatchWriter:
         target = self._counters.accepted
         if self._counters.completed >= target:
             return
+        if asyncio.current_task() is self._worker:
+            # Called by a subscriber or step running in the writer itself: waiting for the
+            # writer would wait forever, so reads there see what is stored so far.
+            return
         self._flush_target = max(self._flush_target, target)
         self._batch_ready.set()
         async with self._progress:
@@ -195,7 +207,11 @@ class BatchWriter:
         Stop accepting entries, drain the queue and stop the worker.
         """
         self._closed = True
-        await self.flush()
+        # Submitters that were waiting for room before the close still get their entries
+        # in; keep draining until none is left waiting and everything accepted is done.
+        while self._putting or not self._queue.empty() or self._pending():
+            await self.flush()
+            await asyncio.sleep(0)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -211,17 +227,32 @@ class BatchWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._handle(batch)
-            except Exception as exc:  # noqa: BLE001 - the worker must survive anything
+            except BaseException as exc:  # the worker must survive anything but its own cancel
+                if _being_cancelled():
+                    raise
                 _LOG.exception("Feedback writer failed on a batch of %d", len(batch))
                 for entry in batch:
                     await self._fail(entry.item, "storage", exc, 0)
-            self._counters.completed += len(batch)
-            self._counters.batches += 1
-            async with self._progress:
-                self._progress.notify_all()
+            finally:
+                self._counters.completed += len(batch)
+                self._counters.batches += 1
+                self._progress_made()
             # With a backlog and a store that never suspends, nothing above yields: let the
             # rest of the event loop run between batches.
             await asyncio.sleep(0)
+
+    def _pending(self) -> int:
+        return self._counters.accepted - self._counters.completed
+
+    def _progress_made(self) -> None:
+        # Wake flush() callers without awaiting, so that this also runs while cancelled.
+        async def notify() -> None:
+            async with self._progress:
+                self._progress.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
 
     async def _wait_for_batch(self) -> None:
         # No await between the checks and the wait: a put() or flush() cannot slip between.
@@ -241,7 +272,7 @@ class BatchWriter:
         for entry in batch:
             try:
                 item = await self._pipeline.run(entry.item, entry.processor)
-            except FeedbackProcessingError as exc:
+            except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
                 await self._fail(entry.item, "processing", exc, 0)
                 continue
             await self._events.publish(FeedbackProcessed(item, entry.processor))
@@ -263,6 +294,12 @@ class BatchWriter:
                     await self._events.publish(FeedbackStored(item))
                 return
             permanent = isinstance(error, FeedbackValidationError)
+            if permanent and len(items) > 1:
+                # One bad item must not sink the batch: write them one by one.
+                for item in items:
+                    one = None if raws is None else {item.id: raws.get(item.id)}
+                    await self._write([item], one)
+                return
             if permanent or attempt >= self._settings.max_attempts:
                 _LOG.error(
                     "Giving up on %d feedback item(s) after %d attempt(s): %r",

@@ -53,7 +53,7 @@ class Container:
         self._bound: dict[object, object] = {}
         self._values: dict[object, object] = {}
         self._factories: dict[object, Factory] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[object, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
         return (
@@ -123,7 +123,8 @@ class Container:
         return await self._autowire(tp, chain)
 
     async def _from_factory(self, tp: object) -> object:
-        async with self._lock:
+        # One lock per type: a factory may resolve other factory-made types meanwhile.
+        async with self._locks.setdefault(tp, asyncio.Lock()):
             if tp in self._values:  # built by a concurrent resolve
                 return self._values[tp]
             try:

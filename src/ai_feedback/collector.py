@@ -39,7 +39,6 @@ from ai_feedback.events import (
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
     FeedbackError,
-    FeedbackProcessingError,
     FeedbackStorageError,
     FeedbackValidationError,
 )
@@ -373,7 +372,7 @@ class FeedbackCollector:
                 "implement SupportsStats.stats() or use a built-in store"
             )
             raise FeedbackStorageError(msg)
-        summary = await self._store.aggregate(window_hours=int(window))
+        summary = await self._store.aggregate(window_hours=window)  # type: ignore[arg-type]
         return FeedbackStats(summary, window).to_dict()
 
     async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value
@@ -458,7 +457,7 @@ class FeedbackCollector:
             return
         try:
             item = await self.pipeline.run(item, processor)
-        except FeedbackProcessingError as exc:
+        except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
             await self._fail_sync(FeedbackFailed(item, "processing", exc, 0))
             raise
         await self.events.publish(FeedbackProcessed(item, processor))

@@ -19,6 +19,7 @@ Subscribers run in order of subscription and should treat the event as read-only
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -158,7 +159,10 @@ class EventBus:
                 result = subscriber(event)
                 if inspect.isawaitable(result):
                     await result
-            except Exception:  # noqa: BLE001 - a subscriber must never lose the item
+            except BaseException:  # a subscriber must never lose the item
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
                 _LOG.exception(
                     "Feedback event subscriber %r failed on %s for item %s",
                     subscriber,

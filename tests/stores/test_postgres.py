@@ -126,14 +126,13 @@ async def test_save_many_validates_everything_before_writing(
 async def test_a_failing_batch_stores_nothing_and_returns_err(
     pg: PostgresFeedbackStore, db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    """A row the database refuses (a NUL character) fails the whole batch as Err, not raise."""
+    """A row the database refuses (NUL in jsonb) fails the whole batch as Err, not raise."""
     good = _rating()
-    refused = FeedbackItem(feedback_type=FeedbackType.TEXT, value="a\x00b")
-    result = await pg.save_many([good, refused])
+    other = _rating()
+    result = await pg.save_many([good, other], raw_payloads={other.id: "a\x00b"})
     assert result.is_err()
     assert isinstance(result.unwrap_err(), FeedbackStorageError)
     assert isinstance(result.unwrap_err().__cause__, asyncpg.PostgresError)
-    assert (await pg.save(refused)).is_err()
     assert await db.fetchval("SELECT count(*) FROM feedback") == 0
     assert await pg.save_many([good]) == Ok([good.id])
 

@@ -186,8 +186,8 @@ async def test_save_many_validates_every_item_before_writing(store: SQLiteFeedba
 
 
 async def test_text_json_cannot_hold_is_refused(store: SQLiteFeedbackStore) -> None:
-    """A text with a lone surrogate (not encodable as JSON) raises and stores nothing."""
-    with pytest.raises(FeedbackValidationError, match="cannot be stored in SQLite"):
+    """A text with a lone surrogate (not encodable as JSON) is refused before any store."""
+    with pytest.raises(FeedbackValidationError, match="lone surrogates"):
         await store.save(_item(FeedbackType.TEXT, "half a pair: \ud800"))
     assert (await store.aggregate()).total_count == 0
 
