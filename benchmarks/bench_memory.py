@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from _common import print_table, rate
 from ai_feedback import (
     Application,
     FeedbackCollector,
@@ -118,13 +119,6 @@ class ScanResult:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def rate(count: int, seconds: float) -> str:
-    """
-    Format a throughput.
-    """
-    return f"{count / seconds:,.0f} items/s"
 
 
 def ms(seconds: float) -> str:
@@ -586,21 +580,6 @@ async def bench_memory(count: int) -> list[Row]:
 # ------------------------------------------------------------------------------ main
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """
-    Print the summary table, one line per measurement.
-    """
-    headers = Row("measurement", "ours", "baseline", "ratio (the headline)")
-    widths = [max(len(getattr(r, f)) for r in (headers, *rows)) for f in ("name", "ours")]
-    width_base = max(len(r.baseline) for r in (headers, *rows))
-    print("\nSummary (ratios compare figures measured in this run)")
-    for row in (headers, *rows):
-        print(
-            f"  {row.name:<{widths[0]}}  {row.ours:>{widths[1]}}  "
-            f"{row.baseline:>{width_base}}  {row.ratio}"
-        )
-
-
 async def run(quick: bool) -> None:
     """
     Run the three benchmarks and print the summary table.
@@ -610,7 +589,7 @@ async def run(quick: bool) -> None:
     rows += await bench_aggregate(1_000_000 // scale)
     gc.collect()  # free the large store before measuring memory
     rows += await bench_memory(100_000 // scale)
-    print_table(rows)
+    print_table(("measurement", "ours", "baseline", "ratio (the headline)"), rows)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from _common import print_table, rate
 from ai_feedback import (
     FeedbackCollector,
     FeedbackConfig,
@@ -158,13 +159,6 @@ def us(value: float) -> str:
     Format microseconds.
     """
     return f"{value:,.1f} us"
-
-
-def rate(count: int, seconds: float) -> str:
-    """
-    Format a throughput.
-    """
-    return f"{count / seconds:,.0f} items/s"
 
 
 def config(*, async_processing: bool) -> FeedbackConfig:
@@ -497,21 +491,6 @@ async def bench_overhead(count: int) -> list[Row]:
 # ------------------------------------------------------------------------------ main
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """
-    Print the summary table, one line per measurement.
-    """
-    headers = Row("measurement", "ours", "baseline", "ratio (the headline)")
-    widths = [max(len(getattr(r, f)) for r in (headers, *rows)) for f in ("name", "ours")]
-    width_base = max(len(r.baseline) for r in (headers, *rows))
-    print("\nSummary (ratios compare figures measured in this run)")
-    for row in (headers, *rows):
-        print(
-            f"  {row.name:<{widths[0]}}  {row.ours:>{widths[1]}}  "
-            f"{row.baseline:>{width_base}}  {row.ratio}"
-        )
-
-
 async def run(quick: bool) -> None:
     """
     Run the three benchmarks and print the summary table.
@@ -526,7 +505,7 @@ async def run(quick: bool) -> None:
     rows = await bench_latency(count, slow_count)
     rows += await bench_batching(count, slow_count)
     rows += await bench_overhead(count)
-    print_table(rows)
+    print_table(("measurement", "ours", "baseline", "ratio (the headline)"), rows)
 
 
 def main() -> None:

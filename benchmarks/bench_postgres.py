@@ -31,7 +31,7 @@ import secrets
 import statistics
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from _common import print_table, rate
 from ai_feedback import FeedbackItem, FeedbackSummary, FeedbackType
 from ai_feedback.stores._pg_schema import WRITE_COLUMNS
 from ai_feedback.stores.postgres import AGGREGATE_SQL, STATS_SQL, PostgresFeedbackStore, migrate
@@ -78,13 +79,6 @@ def ms(seconds: float) -> str:
     Format a duration in milliseconds.
     """
     return f"{seconds * 1000:,.1f} ms"
-
-
-def rate(count: int, seconds: float) -> str:
-    """
-    Format a throughput.
-    """
-    return f"{count / seconds:,.0f} items/s"
 
 
 def uuid7(at: datetime, rng: random.Random) -> str:
@@ -377,19 +371,6 @@ async def bench_aggregate(url: str, count: int) -> list[Row]:
     ]
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """
-    Print the summary table.
-    """
-    header = Row("measurement", "ours", "baseline", "ratio", "target", "met?")
-    fields = ("name", "ours", "baseline", "ratio", "target", "met")
-    widths = [max(len(getattr(r, f)) for r in (header, *rows)) for f in fields]
-    print("\nSummary (each ratio compares figures measured in this run)")
-    for row in (header, *rows):
-        cells = [getattr(row, f).ljust(w) for f, w in zip(fields, widths, strict=True)]
-        print("  " + "  ".join(cells).rstrip())
-
-
 async def main() -> None:
     """
     Run both parts and print the summary.
@@ -409,7 +390,7 @@ async def main() -> None:
     start = time.perf_counter()
     rows = await bench_ingest(args.url, 200_000 // scale)
     rows += await bench_aggregate(args.url, 1_000_000 // scale)
-    print_table(rows)
+    print_table(("measurement", "ours", "baseline", "ratio", "target", "met?"), rows)
     print(f"\nTotal time: {time.perf_counter() - start:.0f} s")
 
 

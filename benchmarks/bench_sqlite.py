@@ -38,6 +38,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from _common import print_table, rate
 from ai_feedback import FeedbackItem, FeedbackSummary, FeedbackType
 from ai_feedback._models import new_id
 from ai_feedback.stores.sqlite import PRAGMAS, STATS_SQL, SQLiteFeedbackStore, migrate
@@ -88,13 +89,6 @@ class Row:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def rate(count: int, seconds: float) -> str:
-    """
-    Format a throughput.
-    """
-    return f"{count / seconds:,.0f} items/s"
 
 
 def ms(seconds: float) -> str:
@@ -471,18 +465,6 @@ async def compare_get(store: SQLiteFeedbackStore, conn: sqlite3.Connection) -> l
 # ------------------------------------------------------------------------------ main
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """
-    Print the summary table.
-    """
-    header = Row("measurement", "ours", "baseline", "ratio", "target", "met?")
-    fields = ("name", "ours", "baseline", "ratio", "target", "met")
-    widths = {f: max(len(getattr(r, f)) for r in (header, *rows)) for f in fields}
-    print("\nSummary (ratios compare figures measured in this run)")
-    for row in (header, *rows):
-        print("  " + "  ".join(f"{getattr(row, f):<{widths[f]}}" for f in fields).rstrip())
-
-
 async def run(quick: bool, folder: Path) -> None:
     """
     Run both benchmarks and print the summary table.
@@ -490,7 +472,7 @@ async def run(quick: bool, folder: Path) -> None:
     scale = 10 if quick else 1
     rows = await bench_ingest(200_000 // scale, folder)
     rows += await bench_queries(1_000_000 // scale, folder)
-    print_table(rows)
+    print_table(("measurement", "ours", "baseline", "ratio", "target", "met?"), rows)
 
 
 def main() -> None:
