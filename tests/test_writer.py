@@ -178,17 +178,31 @@ async def test_validation_error_from_the_store_is_not_retried() -> None:
     await collector.aclose()
 
 
+class _GatedStore(WrappedStore):
+    """Holds every batch write until ``gate`` is set: a store as slow as the test wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def before_write(self, batch: list[Any]) -> None:
+        self.waiting.set()
+        await self.gate.wait()
+
+
 async def test_slow_store_does_not_block_submitters() -> None:
-    """Submitting is not held up by a slow store while the queue has room."""
-    store = SlowStore(delay=0.2)
+    """Submitting is not held up by a store that has not finished writing."""
+    store = _GatedStore()
     collector = FeedbackCollector(store, _config(queue_max_size=1000))
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await _submit(collector, 100)
-    submit_time = loop.time() - started
+    await collector.collect_rating(1)
+    await asyncio.wait_for(store.waiting.wait(), 5)  # the writer is stuck in the store
+    await _submit(collector, 100)  # returns although nothing could be written yet
+    assert len(store) == 0
+    assert collector.counters["pending"] == 101
+    store.gate.set()
     await collector.flush()
-    assert submit_time < 0.2  # returned before even one batch could have been written
-    assert len(store) == 100
+    assert len(store) == 101
     await collector.aclose()
 
 
