@@ -215,3 +215,27 @@ async def test_save_enforces_size_limits(store: FeedbackStoreProtocol) -> None:
     with pytest.raises(FeedbackTooLargeError):
         await store.save(item)
     assert await store.find_by_session("s") == []
+
+
+async def test_ties_on_created_at_are_ordered_by_id(store: FeedbackStoreProtocol) -> None:
+    """Items created at the same instant come back newest-first by id on every store."""
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    ids = ["b-item", "d-item", "a-item", "c-item"]
+    items = [
+        FeedbackItem(
+            feedback_type=FeedbackType.RATING,
+            value=1,
+            id=item_id,
+            context={"session_id": "tie"},
+            created_at=at,
+        )
+        for item_id in ids
+    ]
+    await store.save(items[0])
+    await store.save(items[1])
+    save_many = getattr(store, "save_many", None)
+    assert save_many is not None
+    await save_many(items[2:])
+    expected = sorted(ids, reverse=True)
+    assert [i.id for i in await store.find_by_session("tie")] == expected
+    assert [i.id for i in await store.find_by_type(FeedbackType.RATING, limit=3)] == expected[:3]

@@ -53,7 +53,7 @@ class _Series:
     """
     Ids (and, for ratings, values) sorted by timestamp, oldest first.
 
-    Ties keep insertion order in every series, so the globally oldest item is always at
+    Every series orders by (timestamp, id), so the globally oldest item is always at
     the front of each series that holds it; eviction advances ``start`` and compacts
     lazily instead of shifting the arrays on every eviction.
     """
@@ -70,13 +70,21 @@ class _Series:
         return len(self.ids) - self.start
 
     def add(self, ts: float, item_id: str, value: float = 0.0) -> None:
-        if not self.ts or ts >= self.ts[-1]:
+        # Order by (created_at, id), as the SQL stores do, so that ties read back alike.
+        last = len(self.ids) - 1
+        if (
+            last < self.start
+            or ts > self.ts[last]
+            or (ts == self.ts[last] and item_id > self.ids[last])
+        ):
             self.ts.append(ts)
             self.ids.append(item_id)
             if self.values is not None:
                 self.values.append(value)
             return
-        pos = bisect_right(self.ts, ts, lo=self.start)
+        lo = bisect_left(self.ts, ts, lo=self.start)
+        hi = bisect_right(self.ts, ts, lo=lo)
+        pos = bisect_right(self.ids, item_id, lo=lo, hi=hi)
         self.ts.insert(pos, ts)
         self.ids.insert(pos, item_id)
         if self.values is not None:
@@ -85,7 +93,7 @@ class _Series:
     def remove_oldest(self, item_id: str) -> None:
         if self.ids[self.start] == item_id:
             self.start += 1
-        else:  # pragma: no cover - unreachable while ties keep insertion order
+        else:  # pragma: no cover - unreachable: every series shares one total order
             pos = self.ids.index(item_id, self.start)
             del self.ts[pos], self.ids[pos]
             if self.values is not None:
