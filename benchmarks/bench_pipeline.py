@@ -19,21 +19,17 @@ shrinks every size about tenfold for a smoke run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import math
-import os
-import platform
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _common import print_table, rate
+from _common import print_table, rate, run_hermetic
 from ai_feedback import (
     FeedbackCollector,
     FeedbackConfig,
@@ -510,29 +506,9 @@ async def run(quick: bool) -> None:
 
 def main() -> None:
     """
-    Parse the arguments and run the benchmark from an empty temporary directory.
+    Run the benchmark from an empty temporary directory.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--quick", action="store_true", help="shrink sizes ~10x (smoke run)")
-    args = parser.parse_args()
-    # FeedbackConfig reads ./application.yaml and AI_FEEDBACK__* variables: keep the
-    # benchmark hermetic by running where neither exists.
-    for name in list(os.environ):
-        if name.upper().startswith(ENV_PREFIXES):
-            del os.environ[name]
-    print(
-        f"bench_pipeline: Python {platform.python_version()} on {platform.machine()}, "
-        f"{os.cpu_count()} CPU(s){', --quick' if args.quick else ''}"
-    )
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        cwd = os.getcwd()  # noqa: PTH109 - restored below; Path.cwd() would do the same
-        os.chdir(tmp)
-        try:
-            asyncio.run(run(args.quick))
-        finally:
-            os.chdir(cwd)
-    print(f"\nWall time: {time.perf_counter() - start:.1f} s")
+    run_hermetic("bench_pipeline", __doc__.splitlines()[1], run)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from ai_feedback._models import (
     DISTRIBUTION_MAX_VALUES,
@@ -21,6 +22,7 @@ from ai_feedback._validation import Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
+    "ClosingContext",
     "check_filters",
     "check_item",
     "check_limit",
@@ -145,3 +147,25 @@ def cutoff(window_hours: object) -> float:
 
 def empty_summary() -> FeedbackSummary:
     return FeedbackSummary(0, None, {t.value: 0 for t in tuple(FeedbackType)})
+
+
+class ClosingContext:
+    """
+    Makes a store an async context manager that calls its ``aclose()`` on exit.
+    """
+
+    async def aclose(self) -> None:
+        """
+        Release the store's resources; subclasses override it.
+        """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -16,7 +16,6 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
-from types import TracebackType
 from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
 
 import orjson
@@ -32,7 +31,13 @@ from ai_feedback._models import (
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.result import Result
-from ai_feedback.stores._common import check_filters, check_item, check_limit, check_window
+from ai_feedback.stores._common import (
+    ClosingContext,
+    check_filters,
+    check_item,
+    check_limit,
+    check_window,
+)
 
 try:
     from redis.asyncio import Redis
@@ -95,7 +100,7 @@ class _Options(TypedDict, total=False):
     limits: Limits
 
 
-class CachedFeedbackStore:
+class CachedFeedbackStore(ClosingContext):
     """
     A feedback store that caches another store's reads in Redis and writes through to it.
 
@@ -222,17 +227,6 @@ class CachedFeedbackStore:
                 await close()
             except Exception:  # noqa: BLE001 - cleanup goes on; the error is logged
                 _LOG.exception("Closing %r failed", close, extra={"cache_prefix": self._prefix})
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         if getattr(self, "_owns_client", False) and not getattr(self, "_closed", True):

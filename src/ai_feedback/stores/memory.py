@@ -31,6 +31,7 @@ from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.result import Ok, Result
 from ai_feedback.stores._common import (
+    ClosingContext,
     check_filters,
     check_item,
     check_limit,
@@ -137,7 +138,7 @@ class _Group:
         return FeedbackSummary(sum(counts.values()), average, counts), ratings
 
 
-class MemoryFeedbackStore:
+class MemoryFeedbackStore(ClosingContext):
     """
     A bounded in-memory `FeedbackStoreProtocol` with filtered statistics.
 
@@ -171,11 +172,6 @@ class MemoryFeedbackStore:
 
     def __len__(self) -> int:
         return len(self._items)
-
-    async def aclose(self) -> None:
-        """
-        Nothing to release; present so every store can be closed the same way.
-        """
 
     @property
     def evicted_count(self) -> int:

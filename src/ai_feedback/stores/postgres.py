@@ -27,7 +27,6 @@ import sys
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
@@ -46,7 +45,14 @@ from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores import _pg_schema as sql
-from ai_feedback.stores._common import check_filters, check_item, check_limit, cutoff, number
+from ai_feedback.stores._common import (
+    ClosingContext,
+    check_filters,
+    check_item,
+    check_limit,
+    cutoff,
+    number,
+)
 from ai_feedback.stores._pg_schema import (
     AGGREGATE_SQL,
     DB_ERRORS,
@@ -97,7 +103,7 @@ _BROKEN = (
 )
 
 
-class PostgresFeedbackStore:
+class PostgresFeedbackStore(ClosingContext):
     """
     A `FeedbackStoreProtocol` and `SupportsStats` backed by a PostgreSQL schema.
 
@@ -201,17 +207,6 @@ class PostgresFeedbackStore:
     def __del__(self) -> None:
         if getattr(self, "_pool", None) is not None:
             warnings.warn(f"{self!r} was never closed", ResourceWarning, stacklevel=1)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """

@@ -22,7 +22,6 @@ import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any, Self, cast
 
 import aiosqlite
@@ -40,6 +39,7 @@ from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
+    ClosingContext,
     check_filters,
     check_item,
     check_limit,
@@ -94,7 +94,7 @@ _Row = tuple[Any, ...]
 _MAX_INTEGER = 2**63 - 1  # SQLite's largest; a larger LIMIT cannot even be bound
 
 
-class SQLiteFeedbackStore:
+class SQLiteFeedbackStore(ClosingContext):
     """
     A `FeedbackStoreProtocol` and `SupportsStats` backed by one SQLite file.
 
@@ -160,17 +160,6 @@ class SQLiteFeedbackStore:
     def __del__(self) -> None:
         if getattr(self, "_db", None) is not None:
             warnings.warn(f"{self!r} was never closed", ResourceWarning, stacklevel=1)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """
