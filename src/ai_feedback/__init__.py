@@ -7,7 +7,14 @@ into a store (in-memory by default) and come back as statistics and training dat
 
 from __future__ import annotations
 
-from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackSummary, FeedbackType
+from ai_feedback._models import (
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackSummary,
+    FeedbackType,
+    SpoolStatus,
+    WriterStatus,
+)
 from ai_feedback._validation import Limits
 from ai_feedback.app import Application, Container, Module
 from ai_feedback.capture import Capture, CaptureStore, FeedbackContext, current_context_id
@@ -23,7 +30,9 @@ from ai_feedback.events import (
 from ai_feedback.exceptions import (
     FeedbackAuthorizationError,
     FeedbackConfigurationError,
+    FeedbackConflictError,
     FeedbackError,
+    FeedbackOverloadedError,
     FeedbackProcessingError,
     FeedbackRejectedError,
     FeedbackStorageError,
@@ -35,9 +44,10 @@ from ai_feedback.exceptions import (
 )
 from ai_feedback.module import FeedbackModule
 from ai_feedback.pipeline import FeedbackProcessor, Pipeline, ProcessorRegistry, Step
-from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol, SupportsStats
+from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol, Spool, SupportsStats
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores.consistent import ReadYourWritesStore
+from ai_feedback.stores.database import DatabaseFeedbackStore
 from ai_feedback.stores.memory import MemoryFeedbackStore
 
 __all__ = [
@@ -45,17 +55,20 @@ __all__ = [
     "Capture",
     "CaptureStore",
     "Container",
+    "DatabaseFeedbackStore",
     "Err",
     "EventBus",
     "FeedbackAuthorizationError",
     "FeedbackCollector",
     "FeedbackConfig",
     "FeedbackConfigurationError",
+    "FeedbackConflictError",
     "FeedbackContext",
     "FeedbackError",
     "FeedbackFailed",
     "FeedbackItem",
     "FeedbackModule",
+    "FeedbackOverloadedError",
     "FeedbackProcessed",
     "FeedbackProcessingError",
     "FeedbackProcessor",
@@ -80,8 +93,11 @@ __all__ = [
     "RejectFeedback",
     "ResolutionError",
     "Result",
+    "Spool",
+    "SpoolStatus",
     "Step",
     "SupportsStats",
     "UnwrapError",
+    "WriterStatus",
     "current_context_id",
 ]

@@ -25,7 +25,17 @@ from ai_feedback._validation import (
 )
 from ai_feedback.exceptions import FeedbackValidationError
 
-__all__ = ["FeedbackItem", "FeedbackStats", "FeedbackSummary", "FeedbackType", "new_id"]
+__all__ = [
+    "Entry",
+    "FeedbackItem",
+    "FeedbackStats",
+    "FeedbackSummary",
+    "FeedbackType",
+    "SpoolStatus",
+    "Spooled",
+    "WriterStatus",
+    "new_id",
+]
 
 # Context keys that stores index; when present they must be non-blank strings.
 INDEXED_CONTEXT_KEYS = ("trace_id", "session_id", "model", "provider", "owner_id")
@@ -374,3 +384,113 @@ class FeedbackStats:
 
 
 DISTRIBUTION_MAX_VALUES = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """
+    One accepted submission on its way to the store.
+
+    Args:
+        item: The item as accepted (before the processor and the steps).
+        processor: The key of the processor that will handle it.
+        raw_payload: The payload as received, kept when ``store_raw_payloads`` is on.
+    """
+
+    item: FeedbackItem
+    processor: str
+    raw_payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """
+    An entry taken from a spool: its mark, the entry, and the spool's own handle.
+    """
+
+    mark: int
+    entry: Entry
+    handle: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStatus:
+    """
+    What a spool holds.
+
+    Args:
+        kind: ``memory``, ``sqlite`` or ``nats``.
+        location: The path or URL of the spool.
+        durable: True when accepted items survive a crash of the process.
+        depth: Items accepted and not yet stored (in flight included).
+        oldest_age_seconds: Age of the oldest such item, or None when there is none.
+        capacity: Most items it holds before submitters get back-pressure.
+        dead_letters: Items kept aside because the store or the pipeline refused them.
+    """
+
+    kind: str
+    location: str
+    durable: bool
+    depth: int
+    oldest_age_seconds: float | None
+    capacity: int
+    dead_letters: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict of the fields.
+        """
+        return {
+            "kind": self.kind,
+            "location": self.location,
+            "durable": self.durable,
+            "depth": self.depth,
+            "oldest_age_seconds": self.oldest_age_seconds,
+            "capacity": self.capacity,
+            "dead_letters": self.dead_letters,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStatus:
+    """
+    The state of the path from acknowledgement to the store.
+
+    Args:
+        mode: ``durable`` (acknowledged items are on disk), ``queued`` (in memory) or
+            ``sync`` (written in the caller's task).
+        spool: What the spool holds (None in ``sync`` mode or before the first use).
+        store_reachable: Whether the last write reached the store (None before one).
+        failing_for_seconds: How long writes have been failing, or None.
+        last_error: The last write error, as text.
+        accepted: Items this process accepted.
+        stored: Items this process's writer stored (replayed ones included).
+        failed: Items set aside (refused by the store or the pipeline).
+        retries: Write attempts retried.
+    """
+
+    mode: str
+    spool: SpoolStatus | None = None
+    store_reachable: bool | None = None
+    failing_for_seconds: float | None = None
+    last_error: str | None = None
+    accepted: int = 0
+    stored: int = 0
+    failed: int = 0
+    retries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict of the fields.
+        """
+        return {
+            "mode": self.mode,
+            "spool": None if self.spool is None else self.spool.to_dict(),
+            "store_reachable": self.store_reachable,
+            "failing_for_seconds": self.failing_for_seconds,
+            "last_error": self.last_error,
+            "accepted": self.accepted,
+            "stored": self.stored,
+            "failed": self.failed,
+            "retries": self.retries,
+        }

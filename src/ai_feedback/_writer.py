@@ -1,13 +1,16 @@
 """
-The background writer behind ``async_processing=True``.
+The background writer behind ``async_processing=True``: it drains a spool into the store.
 
-Accepted entries wait in a bounded queue (a full queue makes submitters wait: nothing is
-dropped). One worker task takes up to ``batch_size`` entries, waiting at most
-``max_delay`` for a batch to fill, runs the pipeline on each, and writes the batch with
-the store's ``save_many`` (or one ``save`` per item when the store has none). A failed
-write is retried with exponential backoff; stores are idempotent on the item id, so a
-retry never stores an item twice. After ``max_attempts`` the batch's items are reported
-as `FeedbackFailed` (kept in ``failures``, logged, published), never silently lost.
+Submitters append entries to a `Spool` (durable by default: on disk before the
+submitter returns). One worker task takes batches in order (up to ``batch_size``,
+waiting at most ``max_delay`` for one to fill), runs the pipeline on each entry, writes
+the batch with the store's ``save_many`` (or one ``save`` per item), and only then
+completes the batch in the spool. A failed write is retried with capped exponential
+backoff for as long as it takes (or ``max_attempts``); stores are idempotent on the id,
+so neither a retry nor a replay after a crash stores an item twice. Items the store
+refuses as invalid or conflicting, and items the pipeline rejects, are set aside:
+reported as `FeedbackFailed` (kept compactly in ``failures``, logged, published) and
+kept in the spool's dead letters.
 """
 
 from __future__ import annotations
@@ -15,32 +18,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ai_feedback._models import FeedbackItem
+from ai_feedback._models import Entry, FeedbackItem, Spooled, WriterStatus
 from ai_feedback.events import EventBus, FeedbackFailed, FeedbackProcessed, FeedbackStored
-from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, FeedbackValidationError
+from ai_feedback.exceptions import (
+    FeedbackConflictError,
+    FeedbackError,
+    FeedbackStorageError,
+    FeedbackValidationError,
+)
 from ai_feedback.pipeline import Pipeline
-from ai_feedback.protocols import FeedbackStoreProtocol
+from ai_feedback.protocols import FeedbackStoreProtocol, Spool
 from ai_feedback.result import Err
 
-__all__ = ["BatchWriter", "Entry", "WriterSettings", "write_items"]
+__all__ = ["BatchWriter", "WriterSettings", "write_items"]
 
 _LOG = logging.getLogger("ai_feedback")
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """
-    One accepted submission: the item, its processor key and its raw payload.
-    """
-
-    item: FeedbackItem
-    processor: str
-    raw_payload: Any = None
+_CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,25 +48,15 @@ class WriterSettings:
     Tuning of the background writer (see `FeedbackConfig` for the meaning of each).
     """
 
-    queue_size: int = 10_000
     batch_size: int = 500
     max_delay: float = 0.05
-    max_attempts: int = 5
+    max_attempts: int | None = None
     backoff: float = 0.1
     backoff_max: float = 5.0
     failures_max: int = 10_000
     store_raw_payloads: bool = False
-
-
-@dataclass(slots=True)
-class _Counters:
-    accepted: int = 0
-    completed: int = 0
-    stored: int = 0
-    failed: int = 0
-    retries: int = 0
-    batches: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
+    shutdown_timeout: float = 20.0
+    run_writer: bool = True
 
 
 async def write_items(
@@ -110,9 +99,31 @@ def _error_of(result: object) -> BaseException | None:
     return None
 
 
+def compact(event: FeedbackFailed) -> FeedbackFailed:
+    """
+    Return ``event`` with its error's tracebacks dropped, so that keeping it is cheap.
+
+    A traceback holds the frames of the writer, and through them a whole batch.
+    """
+    error: BaseException | None = event.error
+    for _ in range(_CHAIN_DEPTH):
+        if error is None:
+            break
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__
+    return event
+
+
 class BatchWriter:
     """
-    Queue, batch, process and store entries in one background task.
+    Drain a spool into a store in one background task.
+
+    Args:
+        store: Where items are written.
+        pipeline: Run on each entry before it is written.
+        events: Where processed, stored and failed events go.
+        spool: Where accepted entries wait.
+        settings: Batching, retries, failures kept, shutdown deadline.
     """
 
     def __init__(
@@ -120,40 +131,54 @@ class BatchWriter:
         store: FeedbackStoreProtocol,
         pipeline: Pipeline,
         events: EventBus,
+        spool: Spool,
         settings: WriterSettings,
     ) -> None:
         self._store = store
         self._pipeline = pipeline
         self._events = events
+        self._spool = spool
         self._settings = settings
-        self._queue: asyncio.Queue[Entry] = asyncio.Queue(maxsize=settings.queue_size)
-        self._batch_ready = asyncio.Event()
-        self._progress = asyncio.Condition()
         self._worker: asyncio.Task[None] | None = None
+        self._started = False
+        self._start_lock = asyncio.Lock()
         self._closed = False
-        self._flush_target = 0
         self._putting = 0
-        self._notifiers: set[asyncio.Task[None]] = set()
-        self._counters = _Counters()
+        self._unyielded = 0
+        self._unyielded_since = 0.0
+        self._accepted = self._stored = self._failed = self._retries = self._batches = 0
+        self._reachable: bool | None = None
+        self._failing_since: float | None = None
+        self._last_error: str | None = None
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
 
     def __repr__(self) -> str:
-        c = self._counters
-        return f"<BatchWriter queued={self._queue.qsize()} stored={c.stored} failed={c.failed}>"
+        return (
+            f"<BatchWriter spool={self._spool.location!r} accepted={self._accepted} "
+            f"stored={self._stored} failed={self._failed}>"
+        )
+
+    @property
+    def spool(self) -> Spool:
+        """
+        The spool entries wait in.
+        """
+        return self._spool
 
     @property
     def counters(self) -> dict[str, int]:
         """
-        Accepted, stored, failed, retried and pending counts since start.
+        Accepted, stored, failed, retried, batches and pending counts since start.
         """
-        c = self._counters
+        depth = getattr(self._spool, "depth", None)
+        pending = depth if isinstance(depth, int) else self._accepted - self._stored
         return {
-            "accepted": c.accepted,
-            "stored": c.stored,
-            "failed": c.failed,
-            "retries": c.retries,
-            "batches": c.batches,
-            "pending": c.accepted - c.completed,
+            "accepted": self._accepted,
+            "stored": self._stored,
+            "failed": self._failed,
+            "retries": self._retries,
+            "batches": self._batches,
+            "pending": max(0, pending),
         }
 
     @property
@@ -163,178 +188,283 @@ class BatchWriter:
         """
         return self._closed
 
-    async def put(self, entry: Entry) -> None:
+    async def start(self) -> None:
         """
-        Queue ``entry``, waiting while the queue is full.
+        Open the spool and start the worker, which first replays what a crash left.
+        """
+        async with self._start_lock:
+            if not self._started:
+                await self._spool.start()
+                self._started = True
+        self._ensure_worker()
 
-        Raises:
-            FeedbackError: The writer is closed.
-        """
-        if self._closed:
-            msg = "The feedback collector is closed; the application has shut down."
-            raise FeedbackError(msg)
+    def _ensure_worker(self) -> None:
+        if not self._settings.run_writer or self._closed:
+            return
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
                 self._run(), name="ai_feedback-writer"
             )
+
+    async def put(self, entry: Entry) -> None:
+        """
+        Append ``entry`` to the spool; return once accepted (on disk when durable).
+
+        Raises:
+            FeedbackError: The writer is closed.
+            FeedbackOverloadedError: The spool stayed full.
+            FeedbackStorageError: The spool could not keep the entry.
+        """
+        if self._closed:
+            msg = "The feedback collector is closed; the application has shut down."
+            raise FeedbackError(msg)
+        if not self._started or self._worker is None or self._worker.done():
+            await self.start()
         self._putting += 1
         try:
-            await self._queue.put(entry)
+            await self._spool.append(entry)
         finally:
             self._putting -= 1
-        self._counters.accepted += 1
-        if self._queue.qsize() >= self._settings.batch_size:
-            self._batch_ready.set()
+        self._accepted += 1
+        await self._let_writer_run()
+
+    async def _let_writer_run(self) -> None:
+        # A submitter in a tight loop over a spool that never suspends (the in-memory
+        # one) would never let the worker run: yield once a batch is ready or has waited
+        # its delay, so that the time from acknowledgement to stored stays bounded.
+        now = time.monotonic()
+        if self._unyielded == 0:
+            self._unyielded_since = now
+        self._unyielded += 1
+        if (
+            self._unyielded >= self._settings.batch_size
+            or now - self._unyielded_since >= self._settings.max_delay
+        ):
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
     async def flush(self) -> None:
         """
-        Wait until every entry accepted before this call is stored or reported failed.
+        Wait until every entry accepted before this call is stored or set aside.
         """
-        target = self._counters.accepted
-        if self._counters.completed >= target:
+        if not self._started:
             return
         if asyncio.current_task() is self._worker:
             # Called by a subscriber or step running in the writer itself: waiting for the
             # writer would wait forever, so reads there see what is stored so far.
             return
-        self._flush_target = max(self._flush_target, target)
-        self._batch_ready.set()
-        async with self._progress:
-            await self._progress.wait_for(lambda: self._counters.completed >= target)
+        mark = self._spool.last_mark
+        self._ensure_worker()
+        await self._spool.hurry(mark)
+        await self._spool.wait_done(mark)
 
-    async def aclose(self) -> None:
+    async def aclose(self, deadline: float | None = None) -> None:
         """
-        Stop accepting entries, drain the queue and stop the worker.
+        Stop accepting entries, drain within ``deadline`` seconds, stop the worker.
+
+        What is not stored by then stays in a durable spool for the next start (and is
+        lost with the in-memory one); either way it is logged.
         """
         self._closed = True
-        # Submitters that were waiting for room before the close still get their entries
-        # in; keep draining until none is left waiting and everything accepted is done.
-        while self._putting or not self._queue.empty() or self._pending():
-            await self.flush()
-            await asyncio.sleep(0)
+        if not self._started:
+            return
+        if deadline is None:
+            deadline = self._settings.shutdown_timeout
+        if self._settings.run_writer:
+            try:
+                async with asyncio.timeout(deadline):
+                    # Submitters that were waiting for room before the close still get
+                    # their entries in; drain until none is left waiting.
+                    while True:
+                        await self.flush()
+                        if not self._putting:
+                            break
+                        await asyncio.sleep(0.001)
+            except TimeoutError:
+                await self._report_leftovers(deadline)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        await self._spool.aclose()
+        self._started = False
+
+    async def _report_leftovers(self, deadline: float) -> None:
+        try:
+            depth = (await self._spool.status()).depth
+        except FeedbackError:
+            depth = -1
+        if self._spool.durable:
+            _LOG.warning(
+                "Shutdown deadline (%gs) reached with %s item(s) not yet stored; they stay "
+                "in the spool %s and are written at the next start",
+                deadline,
+                depth if depth >= 0 else "some",
+                self._spool.location,
+                extra={"items": depth, "spool": self._spool.location},
+            )
+        else:
+            _LOG.error(
+                "Shutdown deadline (%gs) reached with %d accepted item(s) not stored; "
+                "with ack 'queued' they are lost",
+                deadline,
+                depth,
+                extra={"items": depth},
+            )
+
+    async def status(self) -> WriterStatus:
+        """
+        Spool depth and age, whether the store answers, retries and counts.
+        """
+        spool = await self._spool.status() if self._started else None
+        since = self._failing_since
+        return WriterStatus(
+            mode="durable" if self._spool.durable else "queued",
+            spool=spool,
+            store_reachable=self._reachable,
+            failing_for_seconds=None if since is None else time.monotonic() - since,
+            last_error=self._last_error,
+            accepted=self._accepted,
+            stored=self._stored,
+            failed=self._failed,
+            retries=self._retries,
+        )
 
     async def _run(self) -> None:
+        settings = self._settings
         while True:
-            first = await self._queue.get()
-            await self._wait_for_batch()
-            batch = [first]
-            while len(batch) < self._settings.batch_size and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._spool.take(settings.batch_size, settings.max_delay)
             try:
                 await self._handle(batch)
             except BaseException as exc:  # the worker must survive anything but its own cancel
                 if _being_cancelled():
                     raise
                 _LOG.exception("Feedback writer failed on a batch of %d", len(batch))
-                for entry in batch:
-                    await self._fail(entry.item, "storage", exc, 0)
-            finally:
-                self._counters.completed += len(batch)
-                self._counters.batches += 1
-                self._progress_made()
+                for spooled in batch:
+                    await self._fail(spooled, "storage", exc, 0)
+            await self._spool.complete(batch)
+            self._batches += 1
             # With a backlog and a store that never suspends, nothing above yields: let the
             # rest of the event loop run between batches.
             await asyncio.sleep(0)
 
-    def _pending(self) -> int:
-        return self._counters.accepted - self._counters.completed
-
-    def _progress_made(self) -> None:
-        # Wake flush() callers without awaiting, so that this also runs while cancelled.
-        async def notify() -> None:
-            async with self._progress:
-                self._progress.notify_all()
-
-        task = asyncio.get_running_loop().create_task(notify())
-        self._notifiers.add(task)
-        task.add_done_callback(self._notifiers.discard)
-
-    async def _wait_for_batch(self) -> None:
-        # No await between the checks and the wait: a put() or flush() cannot slip between.
-        self._batch_ready.clear()
-        if (
-            self._queue.qsize() + 1 >= self._settings.batch_size
-            or self._settings.max_delay <= 0
-            or self._flush_target > self._counters.completed
-        ):
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._batch_ready.wait(), self._settings.max_delay)
-
-    async def _handle(self, batch: list[Entry]) -> None:
-        ready: list[FeedbackItem] = []
-        raws: dict[str, Any] = {}
-        for entry in batch:
+    async def _handle(self, batch: list[Spooled]) -> None:
+        ready: list[tuple[Spooled, FeedbackItem]] = []
+        for spooled in batch:
+            entry = spooled.entry
             try:
                 item = await self._pipeline.run(entry.item, entry.processor)
             except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
-                await self._fail(entry.item, "processing", exc, 0)
+                await self._fail(spooled, "processing", exc, 0)
                 continue
             await self._events.publish(FeedbackProcessed(item, entry.processor))
-            ready.append(item)
-            if self._settings.store_raw_payloads:
-                raws[item.id] = entry.raw_payload
+            ready.append((spooled, item))
         if ready:
-            await self._write(ready, raws or None)
+            await self._write(ready, batch)
 
-    async def _write(self, items: list[FeedbackItem], raws: dict[str, Any] | None) -> None:
+    async def _write(self, pairs: list[tuple[Spooled, FeedbackItem]], batch: list[Spooled]) -> None:
         delay = self._settings.backoff
         attempt = 0
-        while True:
+        while pairs:
             attempt += 1
+            items = [item for _, item in pairs]
+            raws = (
+                {item.id: spooled.entry.raw_payload for spooled, item in pairs}
+                if self._settings.store_raw_payloads
+                else None
+            )
             error = await write_items(self._store, items, raws)
             if error is None:
-                self._counters.stored += len(items)
+                self._answered()
+                self._stored += len(items)
                 for item in items:
                     await self._events.publish(FeedbackStored(item))
                 return
-            permanent = isinstance(error, FeedbackValidationError)
-            if permanent and len(items) > 1:
-                # One bad item must not sink the batch: write them one by one.
-                for item in items:
-                    one = None if raws is None else {item.id: raws.get(item.id)}
-                    await self._write([item], one)
+            if isinstance(error, FeedbackConflictError):
+                self._answered()
+                pairs = await self._set_aside_conflicts(pairs, error, attempt)
+                continue
+            if isinstance(error, FeedbackValidationError):
+                self._answered()
+                if len(pairs) > 1:
+                    # One bad item must not sink the batch: write them one by one.
+                    for pair in pairs:
+                        await self._write([pair], batch)
+                    return
+                await self._fail(pairs[0][0], "storage", error, attempt, pairs[0][1])
                 return
-            if permanent or attempt >= self._settings.max_attempts:
+            self._unreachable(error)
+            limit = self._settings.max_attempts
+            if limit is not None and attempt >= limit:
                 _LOG.error(
                     "Giving up on %d feedback item(s) after %d attempt(s): %r",
-                    len(items),
+                    len(pairs),
                     attempt,
                     error,
-                    extra={"items": len(items), "attempts": attempt},
+                    extra={"items": len(pairs), "attempts": attempt},
                 )
-                for item in items:
-                    await self._fail(item, "storage", error, attempt)
+                for spooled, item in pairs:
+                    await self._fail(spooled, "storage", error, attempt, item)
                 return
-            self._counters.retries += 1
+            self._retries += 1
             _LOG.warning(
-                "Storing %d feedback item(s) failed (attempt %d of %d), retrying in %.2fs: %r",
-                len(items),
+                "Storing %d feedback item(s) failed (attempt %d), retrying in %.2fs: %r",
+                len(pairs),
                 attempt,
-                self._settings.max_attempts,
                 delay,
                 error,
-                extra={"items": len(items), "attempt": attempt},
+                extra={"items": len(pairs), "attempt": attempt},
             )
+            await self._spool.hold(batch)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._settings.backoff_max)
 
+    async def _set_aside_conflicts(
+        self,
+        pairs: list[tuple[Spooled, FeedbackItem]],
+        error: FeedbackConflictError,
+        attempt: int,
+    ) -> list[tuple[Spooled, FeedbackItem]]:
+        conflicting = set(error.ids)
+        rest = [(s, item) for s, item in pairs if item.id not in conflicting]
+        if len(rest) == len(pairs):  # the store named none of these: do not loop
+            rest = []
+        for spooled, item in pairs:
+            if item.id in conflicting or not rest:
+                await self._fail(spooled, "storage", error, attempt, item)
+        return rest
+
+    def _answered(self) -> None:
+        self._reachable = True
+        self._failing_since = None
+
+    def _unreachable(self, error: BaseException) -> None:
+        self._reachable = False
+        self._last_error = repr(error)[:500]
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+
     async def _fail(
-        self, item: FeedbackItem, stage: str, error: BaseException, attempts: int
+        self,
+        spooled: Spooled,
+        stage: str,
+        error: BaseException,
+        attempts: int,
+        item: FeedbackItem | None = None,
     ) -> None:
-        event = FeedbackFailed(item, stage, error, attempts)
-        self._counters.failed += 1
-        self.failures.append(event)
-        if stage == "processing":
-            _LOG.warning(
-                "Feedback %s was not stored: %s",
-                item.id,
-                error,
-                extra={"item_id": item.id, "stage": stage},
-            )
+        event = FeedbackFailed(item or spooled.entry.item, stage, error, attempts)
+        self._failed += 1
+        _LOG.warning(
+            "Feedback %s was not stored (%s): %s",
+            event.item.id,
+            stage,
+            error,
+            extra={"item_id": event.item.id, "stage": stage},
+        )
+        try:
+            await self._spool.dead_letter(spooled, stage, error, attempts)
+        except FeedbackError:
+            _LOG.exception("Could not keep feedback %s as a dead letter", event.item.id)
         await self._events.publish(event)
+        self.failures.append(compact(event))

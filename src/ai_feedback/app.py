@@ -87,6 +87,12 @@ class Container:
         """
         self._bound[tp] = value
 
+    def bound(self, tp: object) -> Any:  # noqa: ANN401 - whatever was bound
+        """
+        Return the object bound to ``tp`` with `bind`, or None.
+        """
+        return self._bound.get(tp)
+
     def unbind(self, tp: object) -> None:
         """
         Remove a binding made with `bind`; a missing binding is ignored.

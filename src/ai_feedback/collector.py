@@ -5,7 +5,8 @@ Every entry point validates its arguments in the caller's task and raises
 `FeedbackValidationError` naming the argument; nothing is stored when it does. An
 accepted item then goes through the pipeline (processor, steps) and into the store:
 in the caller's task when ``async_processing`` is off, in the background writer when it
-is on (see `ai_feedback._writer`).
+is on (see `ai_feedback._writer`), after the item was appended to a spool that is
+durable by default (see `ai_feedback.spool`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 
 import orjson
 
-from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackType, coerce_type
+from ai_feedback._models import (
+    Entry,
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackType,
+    WriterStatus,
+    coerce_type,
+)
 from ai_feedback._validation import (
     check_id,
     check_optional_id,
@@ -26,7 +34,7 @@ from ai_feedback._validation import (
     check_text,
     json_copy,
 )
-from ai_feedback._writer import BatchWriter, Entry, WriterSettings, write_items
+from ai_feedback._writer import BatchWriter, WriterSettings, write_items
 from ai_feedback.capture import CaptureStore, FeedbackContext
 from ai_feedback.config import FeedbackConfig
 from ai_feedback.events import (
@@ -44,6 +52,7 @@ from ai_feedback.exceptions import (
 )
 from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, SupportsStats
+from ai_feedback.spool import open_spool
 
 __all__ = ["FeedbackCollector"]
 
@@ -76,10 +85,13 @@ class FeedbackCollector:
     With ``enabled=False`` every call still validates its input, then nothing is stored
     and no event is published; ``collect_*`` return the id the item would have had.
 
+    With ``async_processing`` on, the spool is opened (and what an earlier run left in
+    it is replayed) by `start`, or on first use; `FeedbackModule` starts it at boot.
+
     Raises:
         FeedbackValidationError: ``store`` is not a store.
         FeedbackConfigurationError: ``store_raw_payloads`` is on but the store cannot
-            keep raw payloads.
+            keep raw payloads, or the spool needs a package that is not installed.
     """
 
     def __init__(
@@ -116,8 +128,8 @@ class FeedbackCollector:
                 store,
                 self.pipeline,
                 self.events,
+                open_spool(config, store),
                 WriterSettings(
-                    queue_size=config.queue_max_size,
                     batch_size=config.batch_size,
                     max_delay=config.batch_max_delay_ms / 1000,
                     max_attempts=config.max_attempts,
@@ -125,12 +137,14 @@ class FeedbackCollector:
                     backoff_max=config.retry_backoff_max_ms / 1000,
                     failures_max=config.failures_max,
                     store_raw_payloads=config.store_raw_payloads,
+                    shutdown_timeout=config.shutdown_timeout_seconds,
+                    run_writer=config.run_writer,
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
 
     def __repr__(self) -> str:
-        mode = "async" if self._writer is not None else "sync"
+        mode = "sync" if self._writer is None else "durable" if self.is_durable else "queued"
         return f"<FeedbackCollector store={self._store!r} enabled={self._config.enabled} {mode}>"
 
     @property
@@ -148,9 +162,25 @@ class FeedbackCollector:
         return self._config
 
     @property
+    def is_durable(self) -> bool:
+        """
+        True when an accepted item is on disk before the submission returns.
+
+        That is with async processing and ``ack: durable`` on a store that keeps items
+        (a spool on disk or in NATS), or without async processing on such a store.
+        """
+        if self._writer is not None:
+            return self._writer.spool.durable
+        return getattr(self._store, "location", "") is not None
+
+    @property
     def failures(self) -> list[FeedbackFailed]:
         """
         Accepted items that were not stored, oldest first (at most ``failures_max``).
+
+        They are the items the store refused as invalid or conflicting, the items a
+        step or processor rejected, and, with ``max_attempts`` set, the items whose
+        writes kept failing. A durable spool also keeps them on disk (dead letters).
         """
         if self._writer is not None:
             return list(self._writer.failures)
@@ -389,6 +419,27 @@ class FeedbackCollector:
         await self.flush()
         return await self._store.get_raw_payload(item_id)  # type: ignore[attr-defined]
 
+    async def start(self) -> None:
+        """
+        Open the spool and start the background writer; a no-op without async processing.
+
+        The writer first stores what an earlier run left in a durable spool.
+
+        Raises:
+            FeedbackStorageError: The spool cannot be opened.
+            FeedbackConfigurationError: The spool feeds another store.
+        """
+        if self._writer is not None and self._config.enabled:
+            await self._writer.start()
+
+    async def status(self) -> WriterStatus:
+        """
+        Return the state of the write path: spool, store reachability, retries, counts.
+        """
+        if self._writer is not None:
+            return await self._writer.status()
+        return WriterStatus(mode="sync", failed=len(self._sync_failures))
+
     async def flush(self) -> None:
         """
         Wait until every item accepted so far is stored or reported in ``failures``.
@@ -396,12 +447,15 @@ class FeedbackCollector:
         if self._writer is not None:
             await self._writer.flush()
 
-    async def aclose(self) -> None:
+    async def aclose(self, deadline: float | None = None) -> None:
         """
-        Stop accepting items, store what is queued and stop the background writer.
+        Stop accepting items and stop the background writer once it has drained.
+
+        The writer gets ``deadline`` seconds (``shutdown_timeout_seconds`` by default);
+        what it has not stored by then stays in a durable spool for the next start.
         """
         if self._writer is not None:
-            await self._writer.aclose()
+            await self._writer.aclose(deadline)
 
     async def _collect(self, kind: FeedbackType, args: Mapping[str, Any], raw: object) -> str:
         context = self._payload("context", args.get("context"))

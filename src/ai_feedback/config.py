@@ -30,7 +30,14 @@ from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
 
-__all__ = ["DEFAULT_CONFIG_PATH", "ENV_PREFIXES", "FeedbackConfig", "StoreKind"]
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ENV_PREFIXES",
+    "MAX_WINDOW_HOURS",
+    "AckMode",
+    "FeedbackConfig",
+    "StoreKind",
+]
 
 ENV_PREFIXES = ("AI_FEEDBACK__", "LEX_AI_FEEDBACK__")
 DEFAULT_CONFIG_PATH = Path("application.yaml")
@@ -39,6 +46,11 @@ DEFAULT_SQLITE_URL = "sqlite:///./ai_feedback.db"
 
 StoreKind = Literal["memory", "sqlite", "postgresql"]
 """The store backends that ``store`` can name."""
+AckMode = Literal["durable", "queued"]
+"""When a submission returns: once the item is on disk (``durable``), or once it is
+queued in memory (``queued``)."""
+MAX_WINDOW_HOURS = 1_000_000
+"""The longest statistics window (about 114 years); longer ones overflow dates."""
 
 _yaml_path: ContextVar[Path | None] = ContextVar("ai_feedback_yaml_path", default=None)
 
@@ -54,6 +66,20 @@ class FeedbackConfig(BaseSettings):
     Args:
         enabled: When False, submissions are validated and then dropped (a no-op).
         async_processing: Process and store items in the background.
+        ack: With async processing, when a submission returns: ``durable`` (the
+            default) once the item is on disk in the spool (or the store), ``queued``
+            once it is in an in-memory queue (faster, lost if the process dies).
+        spool_url: Where accepted items wait for the writer when ``ack`` is
+            ``durable``: ``sqlite:///path`` (default: a file next to an SQLite store,
+            or ``./ai_feedback-<hash>.spool``) or ``nats://host:4222`` (JetStream,
+            shared by many processes).
+        spool_max_items: Most items the durable spool holds before submitters wait.
+        backpressure_wait_ms: How long a submitter waits for room in a full spool or
+            queue before `FeedbackOverloadedError`.
+        run_writer: Drain the spool into the store in this process (turn off for
+            processes that only publish to a ``nats://`` spool).
+        shutdown_timeout_seconds: Longest the shutdown waits for the writer to drain;
+            what is left stays in a durable spool for the next start.
         store_raw_payloads: Keep every payload exactly as received, for audit.
         store: ``memory`` (default), ``sqlite`` or ``postgresql``.
         database_url: ``sqlite:///path/to/file.db`` or ``postgresql://user@host:port/db``.
@@ -69,7 +95,8 @@ class FeedbackConfig(BaseSettings):
             (back-pressure) when it is full.
         batch_size: Most items the background writer stores in one batch.
         batch_max_delay_ms: Longest the writer waits for a batch to fill.
-        max_attempts: Store attempts per batch before its items are reported failed.
+        max_attempts: Store attempts per batch before its items are set aside as
+            failed; None (the default) retries until the store accepts them.
         retry_backoff_ms: Wait before the first retry; doubles after each failure.
         retry_backoff_max_ms: Longest wait between retries.
         failures_max: Most failed items kept in ``FeedbackCollector.failures``.
@@ -88,6 +115,12 @@ class FeedbackConfig(BaseSettings):
 
     enabled: bool = True
     async_processing: bool = True
+    ack: AckMode = "durable"
+    spool_url: str | None = None
+    spool_max_items: int = Field(default=1_000_000, ge=1)
+    backpressure_wait_ms: float = Field(default=5_000.0, ge=0, allow_inf_nan=False)
+    run_writer: bool = True
+    shutdown_timeout_seconds: float = Field(default=20.0, ge=0, allow_inf_nan=False)
     store_raw_payloads: bool = False
     store: StoreKind = "memory"
     database_url: str | None = None
@@ -95,14 +128,14 @@ class FeedbackConfig(BaseSettings):
     cache_url: str | None = None
     cache_ttl_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
     cache_prefix: str = Field(default="ai_feedback:", min_length=1)
-    window_hours: float = Field(default=24.0, gt=0, allow_inf_nan=False)
+    window_hours: float = Field(default=24.0, gt=0, le=MAX_WINDOW_HOURS, allow_inf_nan=False)
     max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)
     max_payload_chars: int = Field(default=MAX_PAYLOAD_CHARS, ge=2)
     memory_max_items: int = Field(default=DEFAULT_MAX_ITEMS, ge=1)
     queue_max_size: int = Field(default=10_000, ge=1)
     batch_size: int = Field(default=500, ge=1)
     batch_max_delay_ms: float = Field(default=50.0, ge=0, allow_inf_nan=False)
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: int | None = Field(default=None, ge=1)
     retry_backoff_ms: float = Field(default=100.0, ge=0, allow_inf_nan=False)
     retry_backoff_max_ms: float = Field(default=5_000.0, ge=0, allow_inf_nan=False)
     failures_max: int = Field(default=10_000, ge=1)
@@ -169,6 +202,7 @@ class FeedbackConfig(BaseSettings):
                 f"cache_url must start with redis://, rediss:// or unix:// (got {self.cache_url!r})"
             )
             raise ValueError(msg)
+        self._check_spool()
         if url is None and self.store == "postgresql":
             msg = "database_url is required when store is 'postgresql'"
             raise ValueError(msg)
@@ -182,6 +216,21 @@ class FeedbackConfig(BaseSettings):
             )
             raise ValueError(msg)
         return self
+
+    def _check_spool(self) -> None:
+        spool = self.spool_url
+        if spool is not None and not spool.startswith(("sqlite:///", "nats://", "tls://")):
+            msg = f"spool_url must start with sqlite:///, nats:// or tls:// (got {spool!r})"
+            raise ValueError(msg)
+        if spool is not None and self.ack == "queued":
+            msg = "spool_url is set but ack is 'queued', which keeps items in memory only"
+            raise ValueError(msg)
+        if not self.run_writer and not (spool or "").startswith(("nats://", "tls://")):
+            msg = (
+                "run_writer is false but nothing else drains a local spool; "
+                "use a nats:// spool_url with writer processes"
+            )
+            raise ValueError(msg)
 
     @classmethod
     def settings_customise_sources(
@@ -301,8 +350,11 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
         return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
     if not error["loc"]:
         problem = error["msg"].removeprefix("Value error, ")
-        key = "cache_url" if problem.startswith("cache_url") else "database_url"
-        return FeedbackConfigurationError(key, problem.removeprefix("cache_url "))
+        key = next(
+            (k for k in ("cache_url", "spool_url", "run_writer") if problem.startswith(k)),
+            "database_url",
+        )
+        return FeedbackConfigurationError(key, problem.removeprefix(f"{key} "))
     return FeedbackConfigurationError(
         _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
     )

@@ -10,6 +10,8 @@ The tree::
     │   └── FeedbackRejectedError    a step rejected the item on purpose
     ├── FeedbackAuthorizationError   an ``authorize`` callback denied a submission
     ├── FeedbackStorageError         a store could not read or write
+    │   ├── FeedbackConflictError    another item is already stored under that id
+    │   └── FeedbackOverloadedError  the spool is full; retry after ``retry_after`` seconds
     ├── FeedbackConfigurationError   a misspelled key or a wrongly typed value
     ├── ResolutionError              the container could not build a type
     └── UnwrapError                  ``unwrap()`` on the wrong side of a Result
@@ -24,7 +26,9 @@ from __future__ import annotations
 __all__ = [
     "FeedbackAuthorizationError",
     "FeedbackConfigurationError",
+    "FeedbackConflictError",
     "FeedbackError",
+    "FeedbackOverloadedError",
     "FeedbackProcessingError",
     "FeedbackRejectedError",
     "FeedbackStorageError",
@@ -37,6 +41,7 @@ __all__ = [
 
 
 _NOT_SHOWN: object = object()
+_SHOWN_IDS = 5
 
 
 class FeedbackError(Exception):
@@ -132,6 +137,47 @@ class FeedbackStorageError(FeedbackError):
     """
     A store could not complete an operation.
     """
+
+
+class FeedbackConflictError(FeedbackStorageError):
+    """
+    A different item is already stored under the id of an item being saved.
+
+    Saving the same item again is not a conflict (stores are idempotent on the id);
+    saving another type, value, context or metadata under a known id is.
+
+    Args:
+        ids: The conflicting ids, sorted.
+    """
+
+    def __init__(self, ids: list[str] | tuple[str, ...]) -> None:
+        self.ids = tuple(sorted(ids))
+        shown = ", ".join(repr(i) for i in self.ids[:_SHOWN_IDS])
+        more = f" and {len(self.ids) - _SHOWN_IDS} more" if len(self.ids) > _SHOWN_IDS else ""
+        super().__init__(
+            f"A different item is already stored under id {shown}{more}; "
+            "ids identify one item, so give a new item a new id."
+        )
+
+
+class FeedbackOverloadedError(FeedbackStorageError):
+    """
+    The spool of accepted items is full: nothing was accepted; retry later.
+
+    Args:
+        capacity: The configured capacity that was reached.
+        retry_after: Seconds after which a retry is likely to succeed.
+        where: What is full (``"spool"`` or ``"queue"``) and where it is.
+    """
+
+    def __init__(self, where: str, *, capacity: int, retry_after: float) -> None:
+        self.where = where
+        self.capacity = capacity
+        self.retry_after = retry_after
+        super().__init__(
+            f"The {where} is full ({capacity:,} items waiting for the store); nothing was "
+            f"accepted. Retry in {retry_after:g} s, or raise the capacity if the store keeps up."
+        )
 
 
 class FeedbackConfigurationError(FeedbackError, ValueError):

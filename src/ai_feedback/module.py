@@ -28,8 +28,13 @@ class FeedbackModule:
 
     At boot it registers `FeedbackConfig`, `FeedbackStoreProtocol` (a read-your-writes
     view when async processing is on) and the store's own class, `FeedbackProtocol` and
-    `FeedbackCollector`, `Pipeline`, `ProcessorRegistry`, `EventBus` and `CaptureStore`.
-    At shutdown it drains the collector's queue, then closes the store.
+    `FeedbackCollector`, `Pipeline`, `ProcessorRegistry`, `EventBus` and `CaptureStore`,
+    then starts the collector's writer, which replays what an earlier run left in the
+    spool. At shutdown it drains the writer (within ``shutdown_timeout_seconds``), then
+    closes the store.
+
+    A store bound beforehand with ``app.container.bind(FeedbackStoreProtocol, store)`` is
+    used instead of the configured one (and not closed: it belongs to whoever bound it).
     """
 
     config: FeedbackConfig | None = None
@@ -61,11 +66,16 @@ class FeedbackModule:
         Register the feedback services on ``app.container``.
         """
         config = self._effective_config(app)
-        store = await open_store(config)
-        # Hooks run last-registered-first: the queue drains before the store closes.
-        app.on_shutdown(store.aclose)  # type: ignore[attr-defined]
-        collector = FeedbackCollector(store, config)
         container = app.container
+        bound = container.bound(FeedbackStoreProtocol)
+        if bound is not None and not self.is_stub:
+            store = bound
+            container.unbind(FeedbackStoreProtocol)
+        else:
+            store = await open_store(config)
+            # Hooks run last-registered-first: the writer drains before the store closes.
+            app.on_shutdown(store.aclose)  # type: ignore[attr-defined]
+        collector = FeedbackCollector(store, config)
         container.register_value(FeedbackConfig, config)
         container.register_value(type(store), store)
         view: FeedbackStoreProtocol = (
@@ -79,6 +89,7 @@ class FeedbackModule:
         container.register_value(EventBus, collector.events)
         container.register_value(CaptureStore, collector.captures)
         app.on_shutdown(collector.aclose)
+        await collector.start()
 
     def _effective_config(self, app: Application) -> FeedbackConfig:
         explicit = self.config.explicit_values() if self.config is not None else {}

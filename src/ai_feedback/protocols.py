@@ -4,12 +4,21 @@ The seams of ai-feedback: what application code depends on, and what a store imp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackSummary, FeedbackType
+from ai_feedback._models import (
+    Entry,
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackSummary,
+    FeedbackType,
+    Spooled,
+    SpoolStatus,
+)
 from ai_feedback.result import Result
 
-__all__ = ["FeedbackProtocol", "FeedbackStoreProtocol", "SupportsStats"]
+__all__ = ["FeedbackProtocol", "FeedbackStoreProtocol", "Spool", "SupportsStats"]
 
 
 @runtime_checkable
@@ -104,5 +113,106 @@ class SupportsStats(Protocol):
     ) -> FeedbackStats:
         """
         Return statistics for the window, filtered by model and provider when given.
+        """
+        ...
+
+
+@runtime_checkable
+class Spool(Protocol):
+    """
+    **Protocol:** where accepted items wait for the writer (append here, drain there).
+
+    Submitters `append`; the writer `take`s batches in order, stores them, and then
+    `complete`s them (or `dead_letter`s the ones the store refuses). A durable spool has
+    an appended entry on disk when `append` returns, and keeps every entry that was not
+    completed across crashes and restarts, so the writer replays it; stores are
+    idempotent on ids, so a replay never stores an item twice.
+
+    Marks are increasing numbers that `append` returns; `wait_done(mark)` waits until
+    every entry up to that mark is completed, by whichever process drains the spool.
+    """
+
+    @property
+    def durable(self) -> bool:
+        """
+        True when an appended entry survives a crash of this process.
+        """
+        ...
+
+    @property
+    def location(self) -> str:
+        """
+        Where the entries are kept, for messages and status (a path or a URL).
+        """
+        ...
+
+    @property
+    def last_mark(self) -> int:
+        """
+        The mark of the newest entry this process appended (0 before the first).
+        """
+        ...
+
+    async def start(self) -> None:
+        """
+        Open the spool and find what an earlier run left, ready to be replayed.
+        """
+        ...
+
+    async def append(self, entry: Entry) -> int:
+        """
+        Add ``entry``; return its mark (waits while full, then `FeedbackOverloadedError`).
+        """
+        ...
+
+    async def take(self, limit: int, max_delay: float) -> list[Spooled]:
+        """
+        Return the next entries in order (1 to ``limit``), reserved for the caller.
+
+        Waits for a first entry, then up to ``max_delay`` seconds for ``limit`` of them.
+        """
+        ...
+
+    async def hold(self, batch: Sequence[Spooled]) -> None:
+        """
+        Tell the spool the writer still works on ``batch`` (a store outage is long).
+        """
+        ...
+
+    async def complete(self, batch: Sequence[Spooled]) -> None:
+        """
+        Forget ``batch``: it is stored, or dead-lettered.
+        """
+        ...
+
+    async def dead_letter(
+        self, spooled: Spooled, stage: str, error: BaseException, attempts: int
+    ) -> None:
+        """
+        Keep ``spooled`` aside with the reason the store or the pipeline refused it.
+        """
+        ...
+
+    async def hurry(self, mark: int) -> None:
+        """
+        Stop waiting for batches to fill until every entry up to ``mark`` is taken.
+        """
+        ...
+
+    async def wait_done(self, mark: int) -> None:
+        """
+        Wait until every entry up to ``mark`` is completed.
+        """
+        ...
+
+    async def status(self) -> SpoolStatus:
+        """
+        Depth, age of the oldest entry, capacity and dead letters.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """
+        Release the spool; entries not completed stay in a durable spool.
         """
         ...

@@ -31,6 +31,7 @@ __all__ = [
     "empty_summary",
     "rating_stats",
     "rating_stats_from_counts",
+    "store_location",
 ]
 
 
@@ -107,6 +108,18 @@ def rating_stats_from_counts(
 def number(value: float) -> float:
     # 5.0 and 5 are the same rating; show whole numbers without ".0".
     return int(value) if float(value).is_integer() else value
+
+
+def store_location(store: object) -> str | None:
+    """
+    Return where ``store`` keeps its items (its ``location``), or None when nowhere durable.
+
+    A store without a ``location`` attribute is named by its class, and assumed durable.
+    """
+    if hasattr(store, "location"):
+        location = store.location
+        return None if location is None else str(location)
+    return f"{type(store).__module__}.{type(store).__qualname__}"
 
 
 def check_filters(model: object, provider: object) -> tuple[str | None, str | None]:

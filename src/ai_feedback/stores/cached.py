@@ -37,6 +37,7 @@ from ai_feedback.stores._common import (
     check_item,
     check_limit,
     check_window,
+    store_location,
 )
 
 try:
@@ -235,6 +236,20 @@ class CachedFeedbackStore(ClosingContext):
 
     def __repr__(self) -> str:
         return f"<CachedFeedbackStore prefix={self._prefix!r} store={self._store!r}>"
+
+    @property
+    def inner(self) -> _Store:
+        """
+        The store being cached.
+        """
+        return self._store
+
+    @property
+    def location(self) -> str | None:
+        """
+        Where the wrapped store keeps items (the cache keeps nothing of its own).
+        """
+        return store_location(self._store)
 
     async def save(self, feedback: FeedbackItem) -> Result[str, Exception]:
         """

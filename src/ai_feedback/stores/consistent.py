@@ -16,6 +16,7 @@ from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackSummary, Fe
 from ai_feedback.exceptions import FeedbackStorageError
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.result import Result
+from ai_feedback.stores._common import store_location
 
 __all__ = ["ReadYourWritesStore"]
 
@@ -45,6 +46,13 @@ class ReadYourWritesStore:
         The store being viewed.
         """
         return self._store
+
+    @property
+    def location(self) -> str | None:
+        """
+        Where the viewed store keeps items.
+        """
+        return store_location(self._store)
 
     async def save(self, feedback: FeedbackItem) -> Result[str, Exception]:
         """

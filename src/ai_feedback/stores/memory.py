@@ -174,6 +174,13 @@ class MemoryFeedbackStore(ClosingContext):
         return len(self._items)
 
     @property
+    def location(self) -> None:
+        """
+        None: the items live in this process only and do not survive it.
+        """
+        return
+
+    @property
     def evicted_count(self) -> int:
         """
         How many items were evicted because the store was full.

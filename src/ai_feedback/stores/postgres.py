@@ -28,6 +28,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
@@ -67,6 +68,7 @@ from ai_feedback.stores._pg_schema import (
     main,
     migrate,
 )
+from ai_feedback.stores.database import DatabaseFeedbackStore
 
 __all__ = [
     "AGGREGATE_SQL",
@@ -125,8 +127,10 @@ class PostgresFeedbackStore(ClosingContext):
         schema: str | None,
         limits: Limits,
         command_timeout: float,
+        database: str = "",
     ) -> None:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = pool
+        self._database = database
         self._target = target
         self._schema = schema
         self._limits = limits
@@ -190,7 +194,12 @@ class PostgresFeedbackStore(ClosingContext):
                 raise sql.connect_error(target, exc) from exc
             raise
         return cls(
-            pool, target=target, schema=schema, limits=limits, command_timeout=command_timeout
+            pool,
+            target=target,
+            schema=schema,
+            limits=limits,
+            command_timeout=command_timeout,
+            database=urlsplit(url).path.lstrip("/") or "postgres",
         )
 
     @property
@@ -199,6 +208,14 @@ class PostgresFeedbackStore(ClosingContext):
         The schema holding the tables, or None for the default ``search_path``.
         """
         return self._schema
+
+    @property
+    def location(self) -> str:
+        """
+        ``postgresql://host:port/database`` with ``?schema=`` when one is set.
+        """
+        schema = f"?schema={self._schema}" if self._schema else ""
+        return f"postgresql://{self._target}/{self._database}{schema}"
 
     def __repr__(self) -> str:
         state = "closed" if self._pool is None else "open"
@@ -543,6 +560,8 @@ def _check_pool_size(min_size: object, max_size: object) -> None:
             "min_size", f"must not exceed max_size ({max_size})", min_size
         )
 
+
+DatabaseFeedbackStore.register(PostgresFeedbackStore)
 
 if __name__ == "__main__":
     sys.exit(main())

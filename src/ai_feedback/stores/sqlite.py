@@ -68,6 +68,7 @@ from ai_feedback.stores._sqlite_schema import (
     parse_target,
     rollback,
 )
+from ai_feedback.stores.database import DatabaseFeedbackStore
 
 __all__ = [
     "AGGREGATE_SQL",
@@ -152,6 +153,13 @@ class SQLiteFeedbackStore(ClosingContext):
         The database file's absolute path (``:memory:`` for an in-memory database).
         """
         return self._path
+
+    @property
+    def location(self) -> str | None:
+        """
+        ``sqlite:///<absolute path>``, or None for an in-memory database.
+        """
+        return None if self._path == ":memory:" else f"sqlite:///{self._path}"
 
     def __repr__(self) -> str:
         state = "closed" if self._db is None else "open"
@@ -442,6 +450,8 @@ def _stats(
         by_model=by_model,
     )
 
+
+DatabaseFeedbackStore.register(SQLiteFeedbackStore)
 
 if __name__ == "__main__":  # pragma: no cover - run by a subprocess in the tests
     sys.exit(main())

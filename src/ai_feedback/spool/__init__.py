@@ -1,0 +1,81 @@
+"""
+Spools: where accepted items wait for the background writer.
+
+- `MemorySpool` — ``ack: queued``: a bounded queue in memory; fast, lost if the process
+  dies.
+- `SQLiteSpool` (`ai_feedback.spool.sqlite`) — ``ack: durable`` (the default): an
+  SQLite file next to the store; an item is fsync'd before the submitter gets its
+  acknowledgement, and whatever was not stored is replayed at the next start.
+- `JetStreamSpool` (`ai_feedback.spool.jetstream`, extra ``nats``) — ``spool_url:
+  nats://...``: NATS JetStream, shared by many processes and writer processes.
+
+`open_spool` picks one from the configuration and the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+from ai_feedback.config import FeedbackConfig
+from ai_feedback.exceptions import FeedbackConfigurationError
+from ai_feedback.protocols import Spool
+from ai_feedback.spool.memory import MemorySpool
+from ai_feedback.stores._common import store_location
+
+__all__ = ["MemorySpool", "Spool", "default_spool_path", "open_spool"]
+
+
+def default_spool_path(location: str) -> Path:
+    """
+    Return the spool file used for a store at ``location`` when ``spool_url`` is unset.
+
+    Next to an SQLite database (``<database>-spool``); in the working directory for
+    other stores (``ai_feedback-<hash of the location>.spool``).
+    """
+    if location.startswith("sqlite:///"):
+        return Path(location.removeprefix("sqlite:///") + "-spool")
+    digest = hashlib.sha256(location.encode()).hexdigest()[:12]
+    return Path.cwd() / f"ai_feedback-{digest}.spool"
+
+
+def open_spool(config: FeedbackConfig, store: object) -> Spool:
+    """
+    Return the spool the configuration asks for, not yet started.
+
+    ``ack: queued``, and stores that keep nothing across restarts (the in-memory store,
+    an in-memory SQLite database), get a `MemorySpool`: there is nothing durable to
+    acknowledge. Otherwise ``spool_url`` decides, or a local SQLite file by default.
+
+    Raises:
+        FeedbackConfigurationError: ``spool_url`` needs an extra that is not installed.
+    """
+    full_wait = config.backpressure_wait_ms / 1000
+    location = store_location(store)
+    if config.ack == "queued" or location is None:
+        return MemorySpool(capacity=config.queue_max_size, full_wait=full_wait)
+    url = config.spool_url
+    if url is not None and url.startswith(("nats://", "tls://")):
+        if importlib.util.find_spec("nats") is None:
+            msg = "needs the nats-py package: pip install 'ai-feedback[nats]'"
+            raise FeedbackConfigurationError("spool_url", msg)
+        from ai_feedback.spool.jetstream import JetStreamSpool  # noqa: PLC0415 - optional
+
+        return JetStreamSpool(
+            url,
+            identity=location,
+            capacity=config.spool_max_items,
+            full_wait=full_wait,
+            consume=config.run_writer,
+        )
+    from ai_feedback.spool.sqlite import SQLiteSpool  # noqa: PLC0415 - keeps imports light
+
+    path = Path(url.removeprefix("sqlite:///")) if url else default_spool_path(location)
+    return SQLiteSpool(
+        path,
+        identity=location,
+        capacity=config.spool_max_items,
+        full_wait=full_wait,
+        memory_items=config.queue_max_size,
+    )

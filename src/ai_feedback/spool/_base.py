@@ -1,0 +1,208 @@
+"""
+What the local spools share: entry encoding and the bookkeeping of marks.
+
+A local spool numbers its entries with increasing marks. ``ready`` is the newest mark
+the writer may take (appended, and durable when the spool is), ``taken`` the newest
+handed to the writer, ``done`` the newest completed. Batches are taken and completed in
+order by one writer, so everything up to ``done`` is completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from ai_feedback._models import Entry, FeedbackType, Spooled, trusted_item
+from ai_feedback.exceptions import FeedbackOverloadedError
+
+__all__ = ["SequencedSpool", "decode_entry", "encode_entry"]
+
+_LOG = logging.getLogger("ai_feedback")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_TYPE_OF = {t.value: t for t in FeedbackType}
+
+
+def encode_entry(entry: Entry) -> bytes:
+    """
+    Return ``entry`` as compact JSON bytes (`decode_entry` reverses it exactly).
+    """
+    item = entry.item
+    doc: dict[str, Any] = {
+        "i": item.id,
+        "t": item.feedback_type.value,
+        "v": item.value,
+        "c": item.context,
+        "m": item.metadata,
+        "a": (item.created_at - _EPOCH) // _MICROSECOND,
+        "p": entry.processor,
+        "q": time.time(),
+    }
+    if entry.raw_payload is not None:
+        doc["r"] = entry.raw_payload
+    return orjson.dumps(doc)
+
+
+def decode_entry(data: bytes | memoryview) -> tuple[Entry, float]:
+    """
+    Return the entry encoded in ``data`` and the time it was spooled.
+
+    The item was validated before it was spooled, so it is rebuilt without validating it
+    again.
+
+    Raises:
+        ValueError: ``data`` is not an encoded entry (a damaged spool).
+    """
+    try:
+        doc = orjson.loads(data)
+        item = trusted_item(
+            _TYPE_OF[doc["t"]],
+            doc["v"],
+            doc["c"],
+            doc["m"],
+            doc["i"],
+            _EPOCH + _MICROSECOND * doc["a"],
+        )
+        return Entry(item, doc["p"], doc.get("r")), float(doc["q"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
+        msg = f"not a spooled entry: {exc!r}"
+        raise ValueError(msg) from exc
+
+
+class SequencedSpool:
+    """
+    Marks, batch waiting, back-pressure and completion for spools kept by this process.
+
+    Subclasses store the entries: they call `_appended` once entries are ready to take,
+    and implement `_read` (the next entries after ``taken``) and `_forget`.
+
+    Args:
+        capacity: Most entries not yet completed before `append` waits.
+        full_wait: Seconds `append` waits for room before raising.
+        what: Names the spool in the overload error (``"queue"``, ``"spool at ..."``).
+    """
+
+    def __init__(self, *, capacity: int, full_wait: float, what: str) -> None:
+        self._capacity = capacity
+        self._full_wait = full_wait
+        self._what = what
+        self._ready = 0
+        self._taken = 0
+        self._done = 0
+        self._reserved = 0  # marks handed out, ready or not
+        self._depth = 0  # entries appended (or replayed) and not completed
+        self._hurry = 0
+        self._last_mark = 0
+        self._changed = asyncio.Condition()
+
+    @property
+    def last_mark(self) -> int:
+        """
+        The mark of the newest entry this process appended.
+        """
+        return self._last_mark
+
+    @property
+    def depth(self) -> int:
+        """
+        Entries appended (or replayed) and not yet completed.
+        """
+        return self._depth
+
+    @property
+    def capacity(self) -> int:
+        """
+        Most entries held before submitters get back-pressure.
+        """
+        return self._capacity
+
+    async def _wait_for_room(self, pending: int = 0) -> None:
+        if self._depth + pending < self._capacity:
+            return
+        try:
+            async with asyncio.timeout(self._full_wait), self._changed:
+                await self._changed.wait_for(lambda: self._depth + pending < self._capacity)
+        except TimeoutError:
+            raise FeedbackOverloadedError(
+                self._what, capacity=self._capacity, retry_after=max(1.0, self._full_wait)
+            ) from None
+
+    def _next_mark(self) -> int:
+        self._reserved += 1
+        return self._reserved
+
+    async def _appended(self, upto: int, count: int) -> None:
+        """
+        Make every mark up to ``upto`` available to `take`; ``count`` entries arrived.
+        """
+        async with self._changed:
+            self._ready = max(self._ready, upto)
+            self._depth += count
+            self._changed.notify_all()
+
+    async def _read(self, limit: int) -> list[Spooled]:
+        raise NotImplementedError
+
+    async def _forget(self, batch: Sequence[Spooled]) -> None:
+        raise NotImplementedError
+
+    async def take(self, limit: int, max_delay: float) -> list[Spooled]:
+        """
+        Wait for an entry, then up to ``max_delay`` for ``limit``; return the next ones.
+        """
+        while True:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._ready > self._taken)
+                if max_delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(max_delay):
+                            await self._changed.wait_for(
+                                lambda: (
+                                    self._ready - self._taken >= limit or self._hurry > self._taken
+                                )
+                            )
+            batch = await self._read(limit)
+            if batch:
+                return batch
+
+    async def hold(self, batch: Sequence[Spooled]) -> None:
+        """
+        Nothing to do: entries of a local spool stay reserved until completed.
+        """
+
+    async def complete(self, batch: Sequence[Spooled]) -> None:
+        """
+        Forget ``batch`` (stored or dead-lettered) and wake whoever waits for it.
+        """
+        if not batch:
+            return
+        try:
+            await self._forget(batch)
+        except Exception:  # noqa: BLE001 - the batch is stored: a replay changes nothing
+            _LOG.warning("Could not remove a stored batch from %s", self._what, exc_info=True)
+        async with self._changed:
+            self._done = max(self._done, batch[-1].mark)
+            self._depth -= len(batch)
+            self._changed.notify_all()
+
+    async def hurry(self, mark: int) -> None:
+        """
+        Take batches without waiting for them to fill until ``mark`` is taken.
+        """
+        async with self._changed:
+            self._hurry = max(self._hurry, mark)
+            self._changed.notify_all()
+
+    async def wait_done(self, mark: int) -> None:
+        """
+        Wait until every entry up to ``mark`` is completed.
+        """
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._done >= mark)
