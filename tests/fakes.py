@@ -8,6 +8,7 @@ from typing import Any
 
 from ai_feedback import (
     Err,
+    FeedbackConflictError,
     FeedbackItem,
     FeedbackStats,
     FeedbackStorageError,
@@ -122,3 +123,10 @@ class ProtocolOnlyStore:
 
     async def aggregate(self, *, window_hours: int = 24) -> FeedbackSummary:
         return await self.inner.aggregate(window_hours=window_hours)
+
+
+def conflict_ids(result: Result[Any, Exception]) -> tuple[str, ...]:
+    """The ids of the FeedbackConflictError in an Err result."""
+    error = result.unwrap_err()
+    assert isinstance(error, FeedbackConflictError)
+    return error.ids

@@ -184,6 +184,7 @@ def test_denied_submission_is_forbidden_before_processing(client: TestClient) ->
         ({"type": "text", "tex": "hi"}, 422, "invalid", "tex"),
         (["not", "an", "object"], 422, "invalid", "payload"),
         ({"score": 1, "context": _deep(300)}, 422, "invalid", "context"),
+        ({"type": "rating", "processor": "text", "score": 3}, 422, "invalid", "processor"),
     ],
 )
 def test_bad_payloads_get_clear_errors(

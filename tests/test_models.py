@@ -97,6 +97,8 @@ def test_from_dict_rejects_unknown_and_missing_keys() -> None:
         FeedbackItem.from_dict({"feedback_type": "text", "value": "x", "created_at": "yesterday"})
     with pytest.raises(FeedbackValidationError, match="'data'"):
         FeedbackItem.from_dict(["not", "a", "dict"])  # type: ignore[arg-type]
+    with pytest.raises(FeedbackValidationError, match="'data': must have string keys"):
+        FeedbackItem.from_dict({1: "x", "feedback_type": "text", "value": "x"})  # type: ignore[dict-item]
 
 
 def test_replace_validates() -> None:
@@ -181,6 +183,34 @@ def test_created_at_is_normalised_to_utc() -> None:
             {"feedback_type": "text", "value": "x", "created_at": "2026-01-01"},
             "created_at",
             "must be a datetime",
+        ),
+        (
+            {"feedback_type": "text", "value": "x", "created_at": datetime.max.replace(tzinfo=UTC)},
+            "created_at",
+            "between 0001-01-02 and 9999-12-30",
+        ),
+        (
+            {"feedback_type": "text", "value": "x", "created_at": datetime.min.replace(tzinfo=UTC)},
+            "created_at",
+            "between",
+        ),
+        (
+            {
+                "feedback_type": "text",
+                "value": "x",
+                "created_at": datetime.max.replace(tzinfo=timezone(timedelta(hours=-12))),
+            },
+            "created_at",
+            "between",
+        ),
+        (
+            {
+                "feedback_type": "text",
+                "value": "x",
+                "created_at": datetime.min.replace(tzinfo=timezone(timedelta(hours=14))),
+            },
+            "created_at",
+            "between",
         ),
     ],
 )

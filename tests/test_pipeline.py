@@ -118,11 +118,42 @@ async def test_unknown_processor_key_is_a_clear_error(collector: FeedbackCollect
     assert len(collector.store) == 0  # type: ignore[arg-type]
 
 
-async def test_processor_of_the_wrong_type_fails_processing() -> None:
-    """Dispatching a rating to the text processor is a processing error naming it."""
-    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(async_processing=False))
-    with pytest.raises(FeedbackProcessingError, match=r"processor 'text'.*expects text feedback"):
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_processor_of_another_type_is_a_validation_error(async_processing: bool) -> None:
+    """Naming another type's built-in processor is refused up front, naming 'processor'."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=async_processing))
+    with pytest.raises(FeedbackValidationError) as info:
         await collector.collect_rating(3, processor="text")
+    assert info.value.field == "processor"
+    assert "built-in processor of text feedback" in str(info.value)
+    with pytest.raises(FeedbackValidationError, match="'processor'"):
+        await collector.submit_payload({"type": "rating", "processor": "text", "score": 3})
+    await collector.flush()
+    assert len(store) == 0
+    assert collector.failures == []
+    await collector.aclose()
+
+
+async def test_a_replaced_builtin_may_take_other_types() -> None:
+    """A built-in key replaced by the user's own processor is not type-checked up front."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(async_processing=False))
+    collector.pipeline.processors.register("text", lambda item: item, replace=True)
+    item_id = await collector.collect_rating(3, processor="text")
+    assert await collector.store.get(item_id) is not None  # type: ignore[attr-defined]
+
+
+async def test_a_processor_that_raises_fails_processing() -> None:
+    """A custom processor that raises is a processing error naming it."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(async_processing=False))
+
+    def broken(item: FeedbackItem) -> FeedbackItem:
+        msg = "boom"
+        raise RuntimeError(msg)
+
+    collector.pipeline.processors.register("broken", broken)
+    with pytest.raises(FeedbackProcessingError, match=r"processor 'broken'.*boom"):
+        await collector.collect_rating(3, processor="broken")
 
 
 async def test_steps_transform_in_order(collector: FeedbackCollector) -> None:

@@ -195,6 +195,9 @@ class FeedbackItem:
         """
         if not isinstance(data, Mapping):
             raise FeedbackValidationError("data", "must be a dict", data)
+        for key in data:
+            if not isinstance(key, str):
+                raise FeedbackValidationError("data", "must have string keys only", key)
         unknown = set(data) - _FIELD_NAMES
         if unknown:
             raise FeedbackValidationError(
@@ -277,13 +280,25 @@ def _check_dict(name: str, value: object) -> dict[str, JSONValue]:
     return copied
 
 
+# Every store can keep these: PostgreSQL turns datetime.min/max into -infinity/infinity.
+MIN_CREATED_AT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_CREATED_AT = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
 def _check_timestamp(value: object) -> datetime:
     if not isinstance(value, datetime):
         raise FeedbackValidationError("created_at", "must be a datetime", value)
     if value.tzinfo is None or value.utcoffset() is None:
         msg = "must be timezone-aware (use datetime.now(UTC))"
         raise FeedbackValidationError("created_at", msg, value)
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not MIN_CREATED_AT <= utc <= MAX_CREATED_AT:
+        msg = "must be between 0001-01-02 and 9999-12-30 UTC"
+        raise FeedbackValidationError("created_at", msg, value)
+    return utc
 
 
 def _check_value(kind: FeedbackType, value: object) -> Any:  # noqa: ANN401 - depends on kind

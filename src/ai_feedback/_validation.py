@@ -19,6 +19,8 @@ from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationErro
 MAX_TEXT_LENGTH = 10_000
 MAX_PAYLOAD_CHARS = 50_000
 MAX_ID_LENGTH = 256
+MAX_WINDOW_HOURS = 1_000_000
+"""The longest statistics window (about 114 years); longer ones overflow dates."""
 # Larger scores are never ratings, and they overflow database averages (float8 sums).
 MAX_SCORE = 1e15
 # The integers orjson (and so every store) can encode.

@@ -276,8 +276,9 @@ class BatchWriter:
                     # Submitters that were waiting for room before the close still get
                     # their entries in; drain until none is left waiting.
                     while True:
+                        putting = self._putting
                         await self.flush()
-                        if not self._putting:
+                        if not putting:  # nothing was being appended when flush began
                             break
                         await asyncio.sleep(0.001)
             except TimeoutError:

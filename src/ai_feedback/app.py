@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import os
+import signal
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -215,9 +216,18 @@ class Application:
     ``Application()``, ``add_module(...)`` and ``async with app``. Modules are set up in
     the order given and shut down in reverse order when the block exits.
 
+    Inside ``async with``, SIGTERM (and SIGINT, when nothing else handles it) stops the
+    application gracefully: the task that entered the block is cancelled, the shutdown
+    hooks run (the feedback writer drains within ``shutdown_timeout_seconds``), and the
+    process exits with status 128 + the signal number (143 for SIGTERM). A second signal
+    during the shutdown ends the process at once. Signal handlers are installed only in
+    the main thread, and only for signals whose handler is still Python's default (a
+    server such as uvicorn that handles them itself keeps doing so).
+
     Args:
         modules: Modules to boot.
         config_path: YAML file to read instead of ``./application.yaml``.
+        handle_signals: Install the SIGTERM/SIGINT handlers described above.
     """
 
     def __init__(
@@ -225,12 +235,17 @@ class Application:
         *,
         modules: Iterable[Module] = (),
         config_path: str | os.PathLike[str] | None = None,
+        handle_signals: bool = True,
     ) -> None:
         self.container = Container()
         self._modules: list[Module] = []
         self._shutdown: list[ShutdownHook] = []
         self._running = False
         self._config_path = Path(config_path) if config_path is not None else None
+        self._handle_signals = handle_signals
+        self._handled: list[signal.Signals] = []
+        self._stopped_by: signal.Signals | None = None
+        self._owner: asyncio.Task[Any] | None = None
         for module in modules:
             self.add_module(module)
 
@@ -240,11 +255,12 @@ class Application:
         *,
         modules: Iterable[Module] = (),
         config_path: str | os.PathLike[str] | None = None,
+        handle_signals: bool = True,
     ) -> Application:
         """
         Return an application with ``modules``, ready for ``async with``.
         """
-        return cls(modules=modules, config_path=config_path)
+        return cls(modules=modules, config_path=config_path, handle_signals=handle_signals)
 
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"
@@ -312,8 +328,17 @@ class Application:
                 _LOG.exception("Shutdown hook %r failed", hook, extra={"hook": repr(hook)})
         self._running = False
 
+    @property
+    def stopped_by(self) -> signal.Signals | None:
+        """
+        The signal that stopped the application, or None.
+        """
+        return self._stopped_by
+
     async def __aenter__(self) -> Self:
         await self.start()
+        if self._handle_signals:
+            self._install_signal_handlers()
         return self
 
     async def __aexit__(
@@ -322,4 +347,45 @@ class Application:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._remove_signal_handlers()
         await self.stop()
+        signum = self._stopped_by
+        if signum is not None and isinstance(exc, asyncio.CancelledError):
+            owner = asyncio.current_task()
+            if owner is not None:
+                owner.uncancel()
+            _LOG.warning("Stopped by %s after a graceful shutdown", signum.name)
+            raise SystemExit(128 + signum)
+
+    def _install_signal_handlers(self) -> None:
+        self._owner = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        defaults = {
+            signal.SIGTERM: signal.SIG_DFL,
+            signal.SIGINT: signal.default_int_handler,
+        }
+        for signum, default in defaults.items():
+            try:
+                if signal.getsignal(signum) is not default:
+                    continue  # somebody else (uvicorn, asyncio.run) handles it
+                loop.add_signal_handler(signum, self._on_signal, signum)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                continue
+            self._handled.append(signum)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._handled:
+            loop.remove_signal_handler(self._handled.pop())
+
+    def _on_signal(self, signum: signal.Signals) -> None:
+        self._stopped_by = signum
+        _LOG.warning(
+            "Received %s: shutting down gracefully (send it again to stop at once)",
+            signum.name,
+            extra={"signal": signum.name},
+        )
+        # The default action comes back, so a second signal ends the process at once.
+        self._remove_signal_handlers()
+        if self._owner is not None:
+            self._owner.cancel()

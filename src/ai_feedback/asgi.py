@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -28,7 +29,9 @@ from ai_feedback.capture import Capture, _current
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.exceptions import (
     FeedbackAuthorizationError,
+    FeedbackConflictError,
     FeedbackError,
+    FeedbackOverloadedError,
     FeedbackProcessingError,
     FeedbackRejectedError,
     FeedbackStorageError,
@@ -140,6 +143,8 @@ _STATUS: tuple[tuple[type[BaseException], int, str], ...] = (
     (FeedbackValidationError, 422, "invalid"),
     (FeedbackRejectedError, 422, "rejected"),
     (FeedbackProcessingError, 500, "processing_failed"),
+    (FeedbackConflictError, 409, "conflict"),
+    (FeedbackOverloadedError, 429, "overloaded"),
     (FeedbackStorageError, 503, "storage_unavailable"),
     (FeedbackError, 503, "unavailable"),
 )
@@ -152,7 +157,17 @@ def _error_body(exc: FeedbackError) -> tuple[int, dict[str, Any]]:
         body.update(field=exc.field, rule=exc.rule)
     if isinstance(exc, FeedbackProcessingError):
         body.update(step=exc.step, reason=exc.reason)
+    if isinstance(exc, FeedbackConflictError):
+        body.update(ids=list(exc.ids))
+    if isinstance(exc, FeedbackOverloadedError):
+        body.update(retry_after=exc.retry_after)
     return status, body
+
+
+def _error_headers(exc: FeedbackError) -> list[tuple[bytes, bytes]]:
+    if isinstance(exc, FeedbackOverloadedError):
+        return [(b"retry-after", str(math.ceil(exc.retry_after)).encode())]
+    return []
 
 
 async def _respond(
@@ -264,7 +279,7 @@ class FeedbackEndpoint:
             )
         except FeedbackError as exc:
             status, error = _error_body(exc)
-            await _respond(send, status, error, [])
+            await _respond(send, status, error, _error_headers(exc))
             return
         await _respond(send, 202, result, [])
 

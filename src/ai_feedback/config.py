@@ -26,7 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, Limits
+from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
 
@@ -49,8 +49,6 @@ StoreKind = Literal["memory", "sqlite", "postgresql"]
 AckMode = Literal["durable", "queued"]
 """When a submission returns: once the item is on disk (``durable``), or once it is
 queued in memory (``queued``)."""
-MAX_WINDOW_HOURS = 1_000_000
-"""The longest statistics window (about 114 years); longer ones overflow dates."""
 
 _yaml_path: ContextVar[Path | None] = ContextVar("ai_feedback_yaml_path", default=None)
 

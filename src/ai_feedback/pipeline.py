@@ -188,10 +188,18 @@ class Pipeline:
         Return the processor key for ``item``: ``key`` or the item's type.
 
         Raises:
-            FeedbackValidationError: ``key`` names no registered processor.
+            FeedbackValidationError: ``key`` names no registered processor, or names the
+                built-in processor of another type.
         """
         chosen = item.feedback_type.value if key is None else key
-        self.processors.get(chosen)
+        processor = self.processors.get(chosen)
+        if isinstance(processor, _BuiltinProcessor) and processor.kind is not item.feedback_type:
+            kind = item.feedback_type.value
+            msg = (
+                f"names the built-in processor of {processor.kind.value} feedback, which "
+                f"cannot handle {kind} feedback; leave it out or name a processor for {kind}"
+            )
+            raise FeedbackValidationError("processor", msg, key)
         return chosen
 
     async def run(self, item: FeedbackItem, processor: str) -> FeedbackItem:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from ai_feedback import (
+    FeedbackConflictError,
     FeedbackItem,
     FeedbackStoreProtocol,
     FeedbackTooLargeError,
@@ -17,6 +19,7 @@ from ai_feedback import (
     Ok,
     SupportsStats,
 )
+from tests.fakes import conflict_ids
 
 NOW = datetime.now(UTC)
 
@@ -49,15 +52,92 @@ def test_store_implements_the_protocols(store: FeedbackStoreProtocol) -> None:
 
 
 async def test_save_returns_ok_id_and_is_idempotent(store: FeedbackStoreProtocol) -> None:
-    """Saving an id twice stores it once and returns Ok(id) both times."""
+    """Saving the same item twice stores it once and returns Ok(id) both times."""
     item = _item(session_id="s")
     assert await store.save(item) == Ok(item.id)
-    changed = item.replace(value=1)
-    assert await store.save(changed) == Ok(item.id)
+    assert await store.save(item) == Ok(item.id)
+    restamped = item.replace(created_at=item.created_at + timedelta(seconds=5))
+    assert await store.save(restamped) == Ok(item.id)  # a retry stamped again on arrival
+    assert await store.save_many([item, item]) == Ok([item.id, item.id])  # type: ignore[attr-defined]
     [stored] = await store.find_by_session("s")
     assert stored == item
     summary = await store.aggregate()
     assert summary.total_count == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"value": 1},
+        {"context": {"session_id": "s", "model": "other"}},
+        {"metadata": {"source": "elsewhere"}},
+    ],
+)
+async def test_a_different_item_under_a_known_id_is_a_conflict(
+    store: FeedbackStoreProtocol, change: dict[str, Any]
+) -> None:
+    """Save and save_many refuse another item under a stored id; nothing of the batch lands."""
+    item = _item(session_id="s")
+    await store.save(item)
+    changed = item.replace(**change)
+    result = await store.save(changed)
+    assert result.is_err()
+    error = result.unwrap_err()
+    assert isinstance(error, FeedbackConflictError)
+    assert error.ids == (item.id,)
+    fresh = _item(session_id="s")
+    batch_result = await store.save_many([fresh, changed])  # type: ignore[attr-defined]
+    assert isinstance(batch_result.unwrap_err(), FeedbackConflictError)
+    assert [i.id for i in await store.find_by_session("s")] == [item.id]
+    assert (await store.get(item.id)) == item  # type: ignore[attr-defined]
+
+
+async def test_two_items_under_one_id_in_a_batch_conflict(store: FeedbackStoreProtocol) -> None:
+    """A batch holding two different items under one id is refused whole."""
+    first = _item(session_id="s")
+    second = first.replace(value=2)
+    result = await store.save_many([first, second])  # type: ignore[attr-defined]
+    assert conflict_ids(result) == (first.id,)
+    assert await store.find_by_session("s") == []
+
+
+async def test_values_come_back_exactly(store: FeedbackStoreProtocol) -> None:
+    """Floats stay floats (1e16, -0.0), ints stay ints, and extreme timestamps stay aware."""
+    numbers = [1e16, -5.033873119180533e16, -0.0, 1.0, 1, 2**63 - 1, -(2**63), 0.1]
+    items = [
+        _item(session_id="s", n=numbers).replace(metadata={"n": numbers}),
+        FeedbackItem(
+            feedback_type=FeedbackType.RATING,
+            value=-0.0,
+            context={"session_id": "s"},
+            created_at=datetime(1, 1, 2, tzinfo=UTC),
+        ),
+        FeedbackItem(
+            feedback_type=FeedbackType.RATING,
+            value=1e15,
+            context={"session_id": "s"},
+            created_at=datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC),
+        ),
+    ]
+    for item in items:
+        assert (await store.save(item)).is_ok()
+    for item in items:
+        back = await store.get(item.id)  # type: ignore[attr-defined]
+        assert back is not None
+        assert repr(back.value) == repr(item.value)
+        assert repr(back.context) == repr(item.context)
+        assert repr(back.metadata) == repr(item.metadata)
+        assert back.created_at == item.created_at
+        assert back.created_at.tzinfo is not None
+    zero = await store.get(items[1].id)  # type: ignore[attr-defined]
+    assert math.copysign(1, zero.value) == -1.0
+
+
+async def test_huge_limits_are_accepted(store: FeedbackStoreProtocol) -> None:
+    """A limit beyond 64 bits reads everything instead of failing in the database."""
+    await store.save(_item())
+    assert len(await store.find_by_type(FeedbackType.RATING, limit=2**63)) == 1
+    assert len(await store.find_by_type(FeedbackType.RATING, limit=10**30)) == 1
 
 
 async def test_find_by_session_newest_first(store: FeedbackStoreProtocol) -> None:
@@ -195,6 +275,10 @@ async def test_concurrent_saves_of_one_id_store_it_once(store: FeedbackStoreProt
         (lambda s: s.aggregate(window_hours=-1), "window_hours"),
         (lambda s: s.aggregate(window_hours=float("nan")), "window_hours"),
         (lambda s: s.aggregate(window_hours="24"), "window_hours"),
+        (lambda s: s.aggregate(window_hours=float("inf")), "window_hours"),
+        (lambda s: s.aggregate(window_hours=1e9), "window_hours"),
+        (lambda s: s.aggregate(window_hours=10**400), "window_hours"),
+        (lambda s: s.stats(window_hours=1e9), "window_hours"),
         (lambda s: s.stats(model=""), "model"),
     ],
 )

@@ -35,6 +35,7 @@ from ai_feedback.stores.postgres import (
     PostgresFeedbackStore,
     migrate,
 )
+from tests.fakes import conflict_ids
 from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
 from tests.stores.tcp_proxy import TcpProxy
 
@@ -89,12 +90,13 @@ async def db(schema: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
 async def test_save_many_stores_each_id_once(
     pg: PostgresFeedbackStore, db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    """Repeats within a batch and ids already stored are kept once; the first copy wins."""
+    """Repeats within a batch and ids already stored are kept once; another item conflicts."""
     first, second = _rating(1, session_id="s"), _rating(2, session_id="s")
-    repeat = first.replace(value=5)
-    assert await pg.save_many([first, second, repeat]) == Ok([first.id, second.id, first.id])
+    assert await pg.save_many([first, second, first]) == Ok([first.id, second.id, first.id])
     third = _rating(3, session_id="s")
-    assert await pg.save_many([second.replace(value=4), third]) == Ok([second.id, third.id])
+    assert await pg.save_many([second, third]) == Ok([second.id, third.id])
+    conflict = await pg.save_many([second.replace(value=4), _rating(5)])
+    assert conflict_ids(conflict) == (second.id,)
     assert await db.fetchval("SELECT count(*) FROM feedback") == 3
     assert await pg.get(first.id) == first
     assert await pg.get(second.id) == second
@@ -126,15 +128,17 @@ async def test_save_many_validates_everything_before_writing(
 async def test_a_failing_batch_stores_nothing_and_returns_err(
     pg: PostgresFeedbackStore, db: asyncpg.Connection[asyncpg.Record]
 ) -> None:
-    """A row the database refuses (NUL in jsonb) fails the whole batch as Err, not raise."""
+    """A row the database refuses (a CHECK) fails the whole batch as Err, not raise."""
+    await db.execute("ALTER TABLE feedback ADD CONSTRAINT refuse CHECK (trace_id <> 'refused')")
     good = _rating()
-    other = _rating()
-    result = await pg.save_many([good, other], raw_payloads={other.id: "a\x00b"})
+    other = _rating(trace_id="refused")
+    result = await pg.save_many([good, other])
     assert result.is_err()
     assert isinstance(result.unwrap_err(), FeedbackStorageError)
     assert isinstance(result.unwrap_err().__cause__, asyncpg.PostgresError)
     assert await db.fetchval("SELECT count(*) FROM feedback") == 0
     assert await pg.save_many([good]) == Ok([good.id])
+    assert (await pg.save(other)).is_err()
 
 
 async def test_raw_payloads_round_trip(pg: PostgresFeedbackStore) -> None:

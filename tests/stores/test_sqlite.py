@@ -35,6 +35,7 @@ from ai_feedback.stores.sqlite import (
     SQLiteFeedbackStore,
     migrate,
 )
+from tests.fakes import conflict_ids
 
 
 def _item(
@@ -125,12 +126,14 @@ async def test_wal_mode_is_on(store: SQLiteFeedbackStore) -> None:
 async def test_save_many_is_idempotent_within_and_across_batches(
     store: SQLiteFeedbackStore,
 ) -> None:
-    """A repeated id, in one batch or across batches, is stored once and the first copy wins."""
+    """A repeated item, in one batch or across batches, is stored once; another conflicts."""
     a, b = _item(value=1, session_id="s"), _item(value=2, session_id="s", ago_s=1)
-    batch = [a, b, a.replace(value=5)]
+    batch = [a, b, a]
     assert await store.save_many(batch) == Ok([a.id, b.id, a.id])
     assert await store.save_many(batch) == Ok([a.id, b.id, a.id])
-    assert await store.save(b.replace(value=3)) == Ok(b.id)
+    assert conflict_ids(await store.save(b.replace(value=3))) == (b.id,)
+    clash = await store.save_many([_item(session_id="s"), a.replace(value=5)])
+    assert conflict_ids(clash) == (a.id,)
     assert await store.find_by_session("s") == [a, b]
     assert (await store.aggregate()).total_count == 2
     assert await store.save_many([]) == Ok([])

@@ -123,12 +123,21 @@ class SequencedSpool:
         """
         return self._capacity
 
-    async def _wait_for_room(self, pending: int = 0) -> None:
-        if self._depth + pending < self._capacity:
+    def _arriving(self) -> int:
+        """
+        Entries appended but not yet counted in the depth (a commit in progress).
+        """
+        return 0
+
+    def _has_room(self) -> bool:
+        return self._depth + self._arriving() < self._capacity
+
+    async def _wait_for_room(self) -> None:
+        if self._has_room():
             return
         try:
             async with asyncio.timeout(self._full_wait), self._changed:
-                await self._changed.wait_for(lambda: self._depth + pending < self._capacity)
+                await self._changed.wait_for(self._has_room)
         except TimeoutError:
             raise FeedbackOverloadedError(
                 self._what, capacity=self._capacity, retry_after=max(1.0, self._full_wait)

@@ -198,7 +198,7 @@ class SQLiteSpool(SequencedSpool):
         """
         if not self._started:
             await self.start()
-        await self._wait_for_room(len(self._pending) + self._committing)
+        await self._wait_for_room()
         blob = encode_entry(entry)
         mark = self._next_mark()
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -212,6 +212,9 @@ class SQLiteSpool(SequencedSpool):
         self._last_mark = max(self._last_mark, mark)
         return mark
 
+    def _arriving(self) -> int:
+        return len(self._pending) + self._committing
+
     async def _commit(self) -> None:
         # Everything that arrived while the previous transaction was written goes into
         # the next one: one fsync for all of them.
@@ -223,6 +226,7 @@ class SQLiteSpool(SequencedSpool):
                 await self._run(self._insert, rows)
             except (sqlite3.Error, OSError, FeedbackStorageError) as exc:
                 self._committing = 0
+                await self._appended(self._ready, 0)  # wakes those waiting for room
                 for mark, *_ in rows:
                     self._cache.pop(mark, None)
                 for waiter in waiters:

@@ -18,7 +18,7 @@ from ai_feedback._models import (
     FeedbackSummary,
     FeedbackType,
 )
-from ai_feedback._validation import Limits, check_id
+from ai_feedback._validation import MAX_WINDOW_HOURS, Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
@@ -27,10 +27,12 @@ __all__ = [
     "check_item",
     "check_limit",
     "check_window",
+    "conflicts",
     "cutoff",
     "empty_summary",
     "rating_stats",
     "rating_stats_from_counts",
+    "same_item",
     "store_location",
 ]
 
@@ -110,6 +112,36 @@ def number(value: float) -> float:
     return int(value) if float(value).is_integer() else value
 
 
+def same_item(a: FeedbackItem, b: FeedbackItem) -> bool:
+    """
+    Return whether saving ``b`` over ``a`` (same id) changes nothing.
+
+    Type, value, context and metadata are compared as JSON values (``1 == 1.0``);
+    ``created_at`` is not, so a retry that was stamped again on arrival is the same item.
+    """
+    return (
+        a.feedback_type is b.feedback_type
+        and a.value == b.value
+        and a.context == b.context
+        and a.metadata == b.metadata
+    )
+
+
+def conflicts(batch: Iterable[FeedbackItem], stored: Mapping[str, FeedbackItem]) -> list[str]:
+    """
+    Return the ids in ``batch`` whose item differs from the one stored under that id.
+
+    An item also conflicts with an earlier item of the batch under the same id.
+    """
+    seen: dict[str, FeedbackItem] = {}
+    found: set[str] = set()
+    for item in batch:
+        first = seen.setdefault(item.id, stored.get(item.id, item))
+        if first is not item and not same_item(first, item):
+            found.add(item.id)
+    return sorted(found)
+
+
 def store_location(store: object) -> str | None:
     """
     Return where ``store`` keeps its items (its ``location``), or None when nowhere durable.
@@ -147,10 +179,13 @@ def check_window(window_hours: object) -> float:
     if (
         isinstance(window_hours, bool)
         or not isinstance(window_hours, int | float)
-        or not math.isfinite(window_hours)
+        or window_hours != window_hours  # NaN  # noqa: PLR0124
         or window_hours <= 0
     ):
         raise FeedbackValidationError("window_hours", "must be a positive number", window_hours)
+    if window_hours > MAX_WINDOW_HOURS:  # infinity and integers past any float included
+        msg = f"must be at most {MAX_WINDOW_HOURS:,} hours (about 114 years)"
+        raise FeedbackValidationError("window_hours", msg, window_hours)
     return float(window_hours)
 
 

@@ -126,6 +126,18 @@ MIGRATIONS = (
             "CREATE INDEX feedback_owner ON feedback (owner_id) WHERE owner_id IS NOT NULL",
         ),
     ),
+    Migration(
+        3,
+        "keep item JSON exactly as written: json instead of jsonb",
+        (
+            (
+                "ALTER TABLE feedback ALTER COLUMN value TYPE json USING value::json, "
+                "ALTER COLUMN context TYPE json USING context::json, "
+                "ALTER COLUMN metadata TYPE json USING metadata::json"
+            ),
+            "ALTER TABLE raw_payload ALTER COLUMN payload TYPE json USING payload::json",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 
@@ -166,7 +178,7 @@ STAGING_TABLE = "feedback_staging"
 CREATE_STAGING_SQL = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
     id text, feedback_type text, created_at timestamptz, rating double precision,
     trace_id text, session_id text, model text, provider text, owner_id text,
-    value jsonb, context jsonb, metadata jsonb
+    value json, context json, metadata json
 ) ON COMMIT DELETE ROWS"""
 MERGE_STAGED_SQL = (
     f"INSERT INTO feedback ({_WRITE_LIST}) "  # noqa: S608 - constant text
@@ -174,9 +186,15 @@ MERGE_STAGED_SQL = (
 )
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "
-    "SELECT * FROM unnest($1::text[], $2::jsonb[]) ON CONFLICT (item_id) DO NOTHING"
+    "SELECT * FROM unnest($1::text[], $2::json[]) ON CONFLICT (item_id) DO NOTHING"
 )
 
+STAGED_CONFLICTS_SQL = (
+    f"SELECT s.id FROM pg_temp.{STAGING_TABLE} s JOIN feedback f ON f.id = s.id "  # noqa: S608
+    "WHERE f.feedback_type <> s.feedback_type OR f.value::jsonb <> s.value::jsonb "
+    "OR f.context::jsonb <> s.context::jsonb OR f.metadata::jsonb <> s.metadata::jsonb"
+)
+"""Staged rows whose id holds a different item (compared as JSON values)."""
 _ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
 GET_SQL = f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = $1"

@@ -129,15 +129,15 @@ INSERT_SQL = (
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING"
 )
-_ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
-GET_SQL = f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE id = ?"  # noqa: S608 - constant text
+ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
+GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = ?"  # noqa: S608 - constant text
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = ?"
 FIND_BY_SESSION_SQL = (
-    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE session_id = ? "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = ? "  # noqa: S608
     "ORDER BY created_at DESC, id DESC"
 )
 FIND_BY_TYPE_SQL = (
-    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE feedback_type = ? "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = ? "  # noqa: S608
     "ORDER BY created_at DESC, id DESC LIMIT ?"
 )
 _WHERE = {

@@ -28,13 +28,14 @@ from ai_feedback._models import (
     trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
-from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.result import Ok, Result
+from ai_feedback.exceptions import FeedbackConflictError, FeedbackValidationError
+from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
     check_filters,
     check_item,
     check_limit,
+    conflicts,
     cutoff,
     empty_summary,
     rating_stats,
@@ -189,12 +190,17 @@ class MemoryFeedbackStore(ClosingContext):
 
     async def save(self, feedback: FeedbackItem) -> Result[str, Exception]:
         """
-        Store a copy of ``feedback``; a known id changes nothing and returns ``Ok(id)``.
+        Store a copy of ``feedback``; the same item again changes nothing (``Ok(id)``).
+
+        A different item under a known id returns ``Err(FeedbackConflictError)``.
 
         Raises:
             FeedbackValidationError: ``feedback`` is not a FeedbackItem or is over a limit.
         """
         check_item(feedback, self._limits)
+        clash = conflicts([feedback], self._items)
+        if clash:
+            return Err(FeedbackConflictError(clash))
         self._insert(feedback)
         return Ok(feedback.id)
 
@@ -210,12 +216,18 @@ class MemoryFeedbackStore(ClosingContext):
         ``raw_payloads`` maps item ids to the payloads received, kept for `get_raw_payload`
         (the first payload of an id wins).
 
+        A different item under a known id (or twice in the batch) is a conflict: the
+        result is ``Err(FeedbackConflictError)`` naming the ids, and nothing is stored.
+
         Raises:
             FeedbackValidationError: An element is invalid; then nothing is stored.
         """
         batch = list(items)
         for item in batch:
             check_item(item, self._limits)
+        clash = conflicts(batch, self._items)
+        if clash:
+            return Err(FeedbackConflictError(clash))
         for item in batch:
             self._insert(item)
         if raw_payloads:

@@ -43,7 +43,11 @@ from ai_feedback._models import (
     trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
-from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
+from ai_feedback.exceptions import (
+    FeedbackConflictError,
+    FeedbackStorageError,
+    FeedbackValidationError,
+)
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores import _pg_schema as sql
 from ai_feedback.stores._common import (
@@ -51,8 +55,10 @@ from ai_feedback.stores._common import (
     check_filters,
     check_item,
     check_limit,
+    conflicts,
     cutoff,
     number,
+    same_item,
 )
 from ai_feedback.stores._pg_schema import (
     AGGREGATE_SQL,
@@ -92,6 +98,7 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 _RATING = FeedbackType.RATING
 _TYPE_OF = {t.value: t for t in FeedbackType}
 _PERCENTILES = ("p50", "p90", "p99")
+_MAX_BIGINT = 2**63 - 1  # the largest LIMIT PostgreSQL takes
 _dumps = orjson.dumps
 _loads = orjson.loads
 _Row = tuple[Any, ...]
@@ -248,19 +255,15 @@ class PostgresFeedbackStore(ClosingContext):
 
     async def save(self, feedback: FeedbackItem) -> Result[str, Exception]:
         """
-        Store ``feedback``; a known id changes nothing and returns ``Ok(id)``.
+        Store ``feedback``; the same item again changes nothing (``Ok(id)``).
+
+        A different item under a known id returns ``Err(FeedbackConflictError)``.
 
         Raises:
             FeedbackValidationError: ``feedback`` is not a FeedbackItem or is over a limit.
         """
         check_item(feedback, self._limits)
-        [row] = _encode([feedback])
-        try:
-            async with self._connection("save feedback") as conn:
-                await conn.execute(sql.INSERT_SQL, *row)
-        except FeedbackStorageError as exc:
-            return Err(exc)
-        return Ok(feedback.id)
+        return (await self.save_many([feedback])).map(lambda ids: ids[0])
 
     async def save_many(
         self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
@@ -268,8 +271,10 @@ class PostgresFeedbackStore(ClosingContext):
         """
         Store ``items`` in one transaction; return their ids in order.
 
-        Known ids, and repeats of an id within the batch, are stored once (the first
-        occurrence wins). On failure nothing of the batch is stored.
+        Known ids, and repeats of an id within the batch, are stored once when they
+        hold the same item; a different item under such an id makes the result
+        ``Err(FeedbackConflictError)`` naming the ids. On failure nothing of the batch is
+        stored.
 
         Args:
             items: The batch; every element is validated before anything is written.
@@ -288,11 +293,16 @@ class PostgresFeedbackStore(ClosingContext):
         raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
         if not batch:
             return Ok([])
+        clash = conflicts(batch, {})
+        if clash:
+            return Err(FeedbackConflictError(clash))
         rows = _encode(unique.values())
         try:
             async with self._connection("save a batch of feedback") as conn:
                 if len(rows) == 1 and not raw:  # one statement is its own transaction
-                    await conn.execute(sql.INSERT_SQL, *rows[0])
+                    status = await conn.execute(sql.INSERT_SQL, *rows[0])
+                    if _inserted(status) < 1:
+                        await _check_stored(conn, batch[0])
                 else:
                     async with conn.transaction():
                         await conn.copy_records_to_table(
@@ -301,7 +311,11 @@ class PostgresFeedbackStore(ClosingContext):
                             columns=sql.WRITE_COLUMNS,
                             records=rows,
                         )
-                        await conn.execute(sql.MERGE_STAGED_SQL)
+                        status = await conn.execute(sql.MERGE_STAGED_SQL)
+                        if _inserted(status) < len(rows):  # known ids: same items or not
+                            clash = [r[0] for r in await conn.fetch(sql.STAGED_CONFLICTS_SQL)]
+                            if clash:  # raised inside the transaction: it rolls back
+                                raise FeedbackConflictError(clash)
                         if raw:
                             await conn.execute(sql.INSERT_RAW_SQL, *raw)
         except FeedbackStorageError as exc:
@@ -349,7 +363,8 @@ class PostgresFeedbackStore(ClosingContext):
         """
         kind = coerce_type(feedback_type)
         check_limit(limit)
-        return [_decode(row) for row in await self._fetch(FIND_BY_TYPE_SQL, kind.value, limit)]
+        rows = await self._fetch(FIND_BY_TYPE_SQL, kind.value, min(limit, _MAX_BIGINT))
+        return [_decode(row) for row in rows]
 
     async def aggregate(
         self,
@@ -461,10 +476,15 @@ class PostgresFeedbackStore(ClosingContext):
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """
-    Prepare a new pooled connection: the ``jsonb`` codec and the staging table.
+    Prepare a new pooled connection: the JSON codecs and the staging table.
     """
-    # jsonb's binary format is a version byte (1) and the JSON text. Values are encoded
-    # with orjson before they reach the driver (see _encode), so encoding is a prefix.
+    # Items are kept as json, whose binary format is the JSON text itself: PostgreSQL
+    # keeps it byte for byte, so 1e16 stays a float and -0.0 keeps its sign (jsonb would
+    # turn them into numerics). jsonb's binary format is a version byte (1), then the
+    # text. Values are encoded with orjson before they reach the driver (see _encode).
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=bytes, decoder=_loads, format="binary"
+    )
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
@@ -532,6 +552,17 @@ def _encode_raw(
         return list(payloads), [_dumps(payload) for payload in payloads.values()]
     except orjson.JSONEncodeError as exc:
         raise FeedbackValidationError("raw_payloads", f"must hold JSON values: {exc}") from exc
+
+
+def _inserted(status: str) -> int:
+    # asyncpg returns the command tag, "INSERT 0 <rows>".
+    return int(status.rpartition(" ")[2] or 0)
+
+
+async def _check_stored(conn: Connection, item: FeedbackItem) -> None:
+    rows = await conn.fetch(sql.GET_SQL, item.id)
+    if rows and not same_item(_decode(rows[0]), item):
+        raise FeedbackConflictError([item.id])
 
 
 def _decode(row: asyncpg.Record) -> FeedbackItem:

@@ -36,13 +36,18 @@ from ai_feedback._models import (
     trusted_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
-from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
+from ai_feedback.exceptions import (
+    FeedbackConflictError,
+    FeedbackStorageError,
+    FeedbackValidationError,
+)
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
     check_filters,
     check_item,
     check_limit,
+    conflicts,
     cutoff,
     rating_stats_from_counts,
 )
@@ -55,6 +60,7 @@ from ai_feedback.stores._sqlite_schema import (
     GET_SQL,
     INSERT_RAW_SQL,
     INSERT_SQL,
+    ITEM_COLUMNS,
     LATEST_VERSION,
     MIGRATIONS,
     OTHER_TYPES,
@@ -93,6 +99,7 @@ _dumps = orjson.dumps
 _loads = orjson.loads
 _Row = tuple[Any, ...]
 _MAX_INTEGER = 2**63 - 1  # SQLite's largest; a larger LIMIT cannot even be bound
+_IDS_PER_QUERY = 500
 
 
 class SQLiteFeedbackStore(ClosingContext):
@@ -186,7 +193,7 @@ class SQLiteFeedbackStore(ClosingContext):
             FeedbackValidationError: ``feedback`` is not a FeedbackItem or is over a limit.
         """
         check_item(feedback, self._limits)
-        error = await self._write(_encode([feedback]), [], "save feedback")
+        error = await self._write([feedback], [], "save feedback")
         return Ok(feedback.id) if error is None else Err(error)
 
     async def save_many(
@@ -213,7 +220,7 @@ class SQLiteFeedbackStore(ClosingContext):
         raw_rows = _encode_raw(raw_payloads, batch) if raw_payloads else []
         if not batch:
             return Ok([])
-        error = await self._write(_encode(batch), raw_rows, "save a batch of feedback")
+        error = await self._write(batch, raw_rows, "save a batch of feedback")
         return Ok([item.id for item in batch]) if error is None else Err(error)
 
     async def get(self, item_id: str) -> FeedbackItem | None:
@@ -299,8 +306,9 @@ class SQLiteFeedbackStore(ClosingContext):
         return cast("list[_Row]", rows)
 
     async def _write(
-        self, rows: list[_Row], raw_rows: list[_Row], action: str
+        self, batch: Sequence[FeedbackItem], raw_rows: list[_Row], action: str
     ) -> FeedbackStorageError | None:
+        rows = _encode(batch)
         async with self._lock:
             try:
                 db = self._connection()
@@ -308,10 +316,17 @@ class SQLiteFeedbackStore(ClosingContext):
                 return exc
             try:
                 if len(rows) == 1 and not raw_rows:  # one statement is its own transaction
-                    await db.execute(INSERT_SQL, rows[0])
+                    cursor = await db.execute(INSERT_SQL, rows[0])
+                    if cursor.rowcount < 1:
+                        return await _conflict(db, batch)
                     return None
                 await db.execute("BEGIN IMMEDIATE")
-                await db.executemany(INSERT_SQL, rows)
+                cursor = await db.executemany(INSERT_SQL, rows)
+                if cursor.rowcount < len(rows):  # known ids: the same items, or conflicts
+                    conflict = await _conflict(db, batch)
+                    if conflict is not None:
+                        await rollback(db)
+                        return conflict
                 if raw_rows:
                     await db.executemany(INSERT_RAW_SQL, raw_rows)
                 await db.execute("COMMIT")
@@ -336,6 +351,24 @@ class SQLiteFeedbackStore(ClosingContext):
         }.get(code, "see the chained SQLite error")
         msg = f"Could not {action} in SQLite database {self._path!r}: {exc} ({hint})."
         return FeedbackStorageError(msg)
+
+
+async def _conflict(
+    db: aiosqlite.Connection, batch: Sequence[FeedbackItem]
+) -> FeedbackConflictError | None:
+    """
+    Return the conflict between ``batch`` and the rows stored under its ids, if any.
+    """
+    ids = list(dict.fromkeys(item.id for item in batch))
+    stored: dict[str, FeedbackItem] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id IN ({marks})"  # noqa: S608
+        for row in await db.execute_fetchall(query, chunk):
+            stored[row[0]] = _decode(tuple(row))
+    clash = conflicts(batch, stored)
+    return FeedbackConflictError(clash) if clash else None
 
 
 def _window_query(
