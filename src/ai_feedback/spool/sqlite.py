@@ -356,7 +356,11 @@ class SQLiteSpool(SequencedSpool):
         return self._db
 
     def _open(self) -> tuple[int, int, int]:
-        self._path, self._lock = _claim(self._base)
+        try:
+            self._path, self._lock = _claim(self._base)
+        except OSError as exc:
+            msg = f"Could not open the spool {self._base}: {exc}."
+            raise FeedbackStorageError(msg) from exc
         try:
             db = _connect(self._path)
             self._db = db

@@ -1,0 +1,7 @@
+"""``python -m ai_feedback``: the command line."""
+
+from __future__ import annotations
+
+from ai_feedback.cli import main
+
+main()
