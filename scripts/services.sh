@@ -1,5 +1,5 @@
-# Sourced by scripts/test: starts PostgreSQL and Redis when they are down, then waits
-# until both answer. The tests themselves create (and drop) their own databases/schemas.
+# Sourced by scripts/test: starts PostgreSQL, Redis and NATS (with JetStream) when they are
+# down, then waits until they answer. The tests themselves create (and drop) their own databases/schemas.
 ensure_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
     echo "Starting PostgreSQL..." >&2
@@ -21,5 +21,18 @@ ensure_redis() {
         sleep 0.5
     done
     echo "Redis did not start on 127.0.0.1:6379" >&2
+    return 1
+}
+
+ensure_nats() {
+    if (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then return 0; fi
+    echo "Starting NATS with JetStream..." >&2
+    mkdir -p /var/lib/nats-server
+    nohup nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server >/tmp/nats-server.log 2>&1 &
+    for _ in $(seq 1 60); do
+        (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && return 0
+        sleep 0.5
+    done
+    echo "NATS did not start on 127.0.0.1:4222" >&2
     return 1
 }

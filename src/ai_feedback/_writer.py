@@ -16,7 +16,6 @@ kept in the spool's dead letters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -40,6 +39,7 @@ __all__ = ["BatchWriter", "WriterSettings", "write_items"]
 
 _LOG = logging.getLogger("ai_feedback")
 _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
+_STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +285,9 @@ class BatchWriter:
                 await self._report_leftovers(deadline)
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            _, running = await asyncio.wait({self._worker}, timeout=_STOP_WAIT)
+            if running:
+                _LOG.error("The feedback writer did not stop within %gs", _STOP_WAIT)
             self._worker = None
         await self._spool.aclose()
         self._started = False
@@ -335,6 +336,8 @@ class BatchWriter:
     async def _run(self) -> None:
         settings = self._settings
         while True:
+            if _being_cancelled():  # a cancellation a library swallowed
+                raise asyncio.CancelledError
             batch = await self._spool.take(settings.batch_size, settings.max_delay)
             try:
                 await self._handle(batch)

@@ -324,6 +324,8 @@ class JetStreamSpool:
                 if wait is not None:
                     return []
                 await asyncio.sleep(0.5)
+            finally:
+                _raise_if_cancelled()
 
     async def hold(self, batch: Sequence[Spooled]) -> None:
         """
@@ -416,6 +418,15 @@ class JetStreamSpool:
 
     def _error(self, action: str, exc: BaseException) -> FeedbackStorageError:
         return FeedbackStorageError(f"Could not {action} in {self.location}: {exc!r}.")
+
+
+def _raise_if_cancelled() -> None:
+    # asyncio.wait_for (which nats-py's fetch uses) can swallow a cancellation that comes
+    # as its wait ends (fixed in Python 3.12); without this check the fetch loop would
+    # go on forever in a task that was asked to stop.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _quietly(awaitable: Any) -> None:  # noqa: ANN401 - any nats coroutine

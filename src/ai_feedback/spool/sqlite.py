@@ -178,7 +178,9 @@ class SQLiteSpool(SequencedSpool):
             raise
         self._started = True
         self._taken = self._done = first - 1
-        self._ready = self._reserved = last
+        # What an earlier run left counts as this process's: a flush (and the drain at
+        # shutdown) waits for it too.
+        self._ready = self._reserved = self._last_mark = last
         self._depth = count
         if count:
             _LOG.info(
