@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import importlib.util
 import logging
+import os
+import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -404,3 +407,40 @@ async def test_start_is_idempotent() -> None:
     await app.start()
     assert await app.container.resolve(FeedbackProtocol) is first
     await app.stop()
+
+
+async def test_sigterm_drains_and_exits_143() -> None:
+    """SIGTERM inside the block cancels it, runs the shutdown (the drain), then exits 143."""
+    app = Application.boot(modules=[FeedbackModule.configure(FeedbackConfig(ack="queued"))])
+    holder: list[FeedbackCollector] = []
+
+    async def run() -> None:
+        async with app:
+            holder.append(await app.container.resolve(FeedbackCollector))
+            await holder[0].collect_rating(5)
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(10)  # cancelled by the signal
+
+    with pytest.raises(SystemExit) as info:
+        await run()
+    [collector] = holder
+    assert info.value.code == 128 + signal.SIGTERM
+    assert app.stopped_by is signal.SIGTERM
+    assert not app.is_running
+    assert len(collector.store) == 1  # type: ignore[arg-type]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers removed
+
+
+async def test_signal_handlers_are_only_installed_when_nobody_else_handles_them() -> None:
+    """A handler someone else installed is left alone; handle_signals=False installs none."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        async with Application.boot(modules=[FeedbackModule.stub()]):
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0.05)
+        assert seen == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    async with Application.boot(modules=[FeedbackModule.stub()], handle_signals=False):
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -160,3 +160,44 @@ def test_config_is_frozen() -> None:
     config = FeedbackConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.enabled = False
+
+
+def test_durability_defaults() -> None:
+    """Durable acknowledgement is the default; retries go on until the store accepts."""
+    config = FeedbackConfig()
+    assert config.ack == "durable"
+    assert config.spool_url is None
+    assert config.max_attempts is None
+    assert config.run_writer is True
+    assert config.spool_max_items == 1_000_000
+    assert config.shutdown_timeout_seconds == 20
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "needle"),
+    [
+        ({"ack": "eventually"}, "ack", "'durable' or 'queued'"),
+        ({"spool_url": "redis://x"}, "spool_url", "must start with sqlite:///, nats://"),
+        ({"ack": "queued", "spool_url": "sqlite:///s"}, "spool_url", "memory only"),
+        ({"run_writer": False}, "run_writer", "nothing else drains"),
+        ({"spool_max_items": 0}, "spool_max_items", "greater than or equal to 1"),
+        ({"backpressure_wait_ms": -1}, "backpressure_wait_ms", "greater than or equal to 0"),
+        ({"max_attempts": 0}, "max_attempts", "greater than or equal to 1"),
+        ({"window_hours": 2_000_000}, "window_hours", "less than or equal to 1000000"),
+        ({"window_hours": float("inf")}, "window_hours", "finite"),
+    ],
+)
+def test_bad_durability_settings_name_the_key(
+    values: dict[str, object], key: str, needle: str
+) -> None:
+    """Each bad durability setting raises FeedbackConfigurationError naming the key."""
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig(**values)
+    assert key in info.value.key
+    assert needle in str(info.value)
+
+
+def test_a_nats_spool_may_leave_writing_to_other_processes() -> None:
+    """run_writer false is allowed with a nats:// spool (writer processes drain it)."""
+    config = FeedbackConfig(spool_url="nats://127.0.0.1:4222", run_writer=False)
+    assert config.run_writer is False

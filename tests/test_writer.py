@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
+import tracemalloc
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from ai_feedback import (
     Application,
+    Err,
     FeedbackCollector,
     FeedbackConfig,
+    FeedbackConflictError,
     FeedbackError,
     FeedbackFailed,
+    FeedbackItem,
     FeedbackModule,
     FeedbackProcessed,
     FeedbackStored,
@@ -25,6 +31,7 @@ from ai_feedback import (
     MemoryFeedbackStore,
     RejectFeedback,
 )
+from ai_feedback.asgi import FeedbackEndpoint
 from tests.fakes import FlakyStore, ProtocolOnlyStore, SlowStore, WrappedStore
 
 
@@ -354,3 +361,198 @@ async def test_item_the_store_refuses_as_invalid_is_isolated() -> None:
     assert sorted(i.value for i in await store.find_by_type(FeedbackType.TEXT)) == ["fine", "ok"]
     assert [f.item.value for f in collector.failures] == ["far too long"]
     await collector.aclose()
+
+
+@pytest.mark.parametrize("ack", ["queued", "durable"])
+async def test_a_tight_loop_never_starves_the_writer(ack: str) -> None:
+    """Submitting in a loop that never awaits anything else still lets the writer keep up."""
+    store = WrappedStore()
+    collector = FeedbackCollector(
+        store, _config(ack=ack, batch_size=50, batch_max_delay_ms=10_000, queue_max_size=100_000)
+    )
+    lag = 0
+    for i in range(3000):
+        await collector.collect_rating(i % 5 + 1)
+        lag = max(lag, collector.counters["accepted"] - len(store))
+    assert lag <= 3 * 50  # bounded by the batch, not by the number of submissions
+    await collector.aclose()
+
+
+@pytest.mark.parametrize("ack", ["queued", "durable"])
+async def test_a_partial_batch_is_stored_during_a_busy_loop(ack: str) -> None:
+    """The batch delay bounds the time to stored even while submitters are busy."""
+    store = WrappedStore()
+    collector = FeedbackCollector(
+        store, _config(ack=ack, batch_size=100_000, batch_max_delay_ms=5, queue_max_size=100_000)
+    )
+    for i in range(5000):
+        await collector.collect_rating(i % 5 + 1)
+    assert len(store) > 0  # written before the loop ended, although no batch filled up
+    await collector.aclose()
+    assert len(store) == 5000
+
+
+async def test_writes_are_retried_until_the_store_accepts_them() -> None:
+    """Without max_attempts, a store that keeps failing is retried until it recovers."""
+    store = FlakyStore(40)
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=0.1, retry_backoff_max_ms=1))
+    await _submit(collector, 10)
+    await asyncio.wait_for(collector.flush(), 10)
+    assert len(store) == 10
+    assert collector.failures == []
+    assert collector.counters["retries"] >= 40
+    await collector.aclose()
+
+
+async def test_status_shows_an_outage_and_the_recovery() -> None:
+    """status() tells whether the store answers, since when it fails, and what waits."""
+    store = FlakyStore(10**9)
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1, retry_backoff_max_ms=5))
+    assert (await collector.status()).spool is None  # not started yet
+    await _submit(collector, 7)
+    for _ in range(500):
+        if collector.counters["retries"] >= 3:
+            break
+        await asyncio.sleep(0.01)
+    down = await collector.status()
+    assert down.mode == "durable"
+    assert down.store_reachable is False
+    assert down.failing_for_seconds is not None
+    assert "database is down" in (down.last_error or "")
+    assert down.spool is not None
+    assert down.spool.depth == 7
+    assert down.spool.oldest_age_seconds is not None
+    assert down.to_dict()["spool"]["depth"] == 7
+    store.remaining = 0
+    await asyncio.wait_for(collector.flush(), 10)
+    up = await collector.status()
+    assert (up.store_reachable, up.failing_for_seconds, up.stored) == (True, None, 7)
+    assert up.spool is not None
+    assert up.spool.depth == 0
+    await collector.aclose()
+
+
+async def test_what_a_shutdown_could_not_store_is_stored_at_the_next_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A shutdown that runs out of time leaves the items in the spool; the next run stores them."""
+    failing = FlakyStore(10**9)
+    first = FeedbackCollector(failing, _config(retry_backoff_ms=1, retry_backoff_max_ms=5))
+    await _submit(first, 10)
+    with caplog.at_level(logging.WARNING, logger="ai_feedback"):
+        await first.aclose(deadline=0.2)
+    assert "stay in the spool" in caplog.text
+    assert len(failing) == 0
+    healthy = FlakyStore(0)  # the same kind of store, so the same spool
+    second = FeedbackCollector(healthy, _config())
+    await second.start()
+    await asyncio.wait_for(second.flush(), 10)
+    assert len(healthy) == 10
+    assert second.counters["stored"] == 10
+    await second.aclose()
+
+
+async def test_a_queued_shutdown_that_runs_out_of_time_reports_the_loss(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With ack 'queued' the items a late shutdown leaves are lost, and that is logged."""
+    collector = FeedbackCollector(FlakyStore(10**9), _config(ack="queued", retry_backoff_ms=1))
+    await _submit(collector, 4)
+    with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+        await collector.aclose(deadline=0.1)
+    assert "4 accepted item(s) not stored" in caplog.text
+    assert "they are lost" in caplog.text
+
+
+@pytest.mark.parametrize("ack", ["queued", "durable"])
+async def test_a_different_item_under_a_used_id_is_set_aside(ack: str) -> None:
+    """The writer sets a conflicting item aside (failures, dead letters); the rest is stored."""
+    store = WrappedStore()
+    collector = FeedbackCollector(store, _config(ack=ack))
+    original = FeedbackItem(feedback_type=FeedbackType.RATING, value=5)
+    await collector.submit(original)
+    await collector.flush()
+    await collector.submit(original)  # the same item again: fine
+    await collector.submit(original.replace(value=1))  # another item under its id
+    others = [await collector.collect_rating(3) for _ in range(3)]
+    await collector.flush()
+    [failure] = collector.failures
+    assert isinstance(failure.error, FeedbackConflictError)
+    assert failure.item.value == 1
+    assert (await store.get(original.id)) == original
+    assert all([await store.get(i) for i in others])
+    status = await collector.status()
+    assert status.spool is not None
+    assert status.spool.dead_letters == (1 if ack == "durable" else 0)
+    await collector.aclose()
+
+
+async def test_a_conflict_in_sync_mode_is_raised() -> None:
+    """Without async processing a conflicting item raises FeedbackConflictError to the caller."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), _config(async_processing=False))
+    item = FeedbackItem(feedback_type=FeedbackType.TEXT, value="first")
+    await collector.submit(item)
+    await collector.submit(item)
+    with pytest.raises(FeedbackConflictError) as info:
+        await collector.submit(item.replace(value="second"))
+    assert info.value.ids == (item.id,)
+
+
+async def test_failures_are_kept_compactly() -> None:
+    """Kept failures hold no tracebacks (which would pin whole batches in memory)."""
+    collector = FeedbackCollector(WrappedStore(), _config(ack="queued", batch_size=500))
+
+    def refuse(item: Any) -> Any:
+        raise RejectFeedback("no")
+
+    collector.pipeline.add_step(refuse)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    await _submit(collector, 2000)
+    await collector.flush()
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(collector.failures) == 2000
+    assert all(f.error.__traceback__ is None for f in collector.failures)
+    assert kept / 2000 < 4096  # bytes per failure, the item included
+    await collector.aclose()
+
+
+async def test_a_full_spool_answers_429_with_retry_after() -> None:
+    """When the spool stays full the endpoint answers 429 with Retry-After; nothing is lost."""
+    store = _GatedStore()
+    collector = FeedbackCollector(
+        store, _config(spool_max_items=2, backpressure_wait_ms=50, batch_size=1)
+    )
+    transport = httpx.ASGITransport(app=FeedbackEndpoint(collector))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        accepted = [await http.post("/", json={"score": s}) for s in (1, 2)]
+        refused = await http.post("/", json={"score": 3})
+    assert [r.status_code for r in accepted] == [202, 202]
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"] == "overloaded"
+    store.gate.set()
+    await collector.flush()
+    assert len(store) == 2
+    await collector.aclose()
+
+
+class _ConflictingStore(WrappedStore):
+    """Refuses every write as a conflict on the first item's id."""
+
+    async def before_write(self, batch: list[FeedbackItem]) -> Err[Exception] | None:
+        return Err(FeedbackConflictError([batch[0].id]))
+
+
+async def test_a_conflict_answers_409_in_sync_mode() -> None:
+    """The endpoint maps a conflict to 409 naming the ids."""
+    collector = FeedbackCollector(_ConflictingStore(), _config(async_processing=False))
+    transport = httpx.ASGITransport(app=FeedbackEndpoint(collector))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post("/", json={"score": 4})
+    assert response.status_code == 409
+    assert response.json()["error"] == "conflict"
+    [item_id] = response.json()["ids"]
+    assert item_id in response.json()["message"]

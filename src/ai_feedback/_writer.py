@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -430,13 +430,26 @@ class BatchWriter:
         error: FeedbackConflictError,
         attempt: int,
     ) -> list[tuple[Spooled, FeedbackItem]]:
+        # The first item under a conflicting id may be the stored one sent again: it is
+        # retried (alone it conflicts again if it differs); later ones under that id
+        # conflict with it, and every item whose id occurs once conflicts with the store.
         conflicting = set(error.ids)
-        rest = [(s, item) for s, item in pairs if item.id not in conflicting]
-        if len(rest) == len(pairs):  # the store named none of these: do not loop
-            rest = []
-        for spooled, item in pairs:
-            if item.id in conflicting or not rest:
-                await self._fail(spooled, "storage", error, attempt, item)
+        counts = Counter(item.id for _, item in pairs)
+        retried: set[str] = set()
+        rest: list[tuple[Spooled, FeedbackItem]] = []
+        aside: list[tuple[Spooled, FeedbackItem]] = []
+        for pair in pairs:
+            item_id = pair[1].id
+            if item_id in conflicting and (counts[item_id] == 1 or item_id in retried):
+                aside.append(pair)
+            else:
+                rest.append(pair)
+                if item_id in conflicting:
+                    retried.add(item_id)
+        if not aside:  # the store named none of these ids: do not loop
+            aside, rest = rest, []
+        for spooled, item in aside:
+            await self._fail(spooled, "storage", error, attempt, item)
         return rest
 
     def _answered(self) -> None:

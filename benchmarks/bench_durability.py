@@ -1,0 +1,146 @@
+"""
+What durable acknowledgement costs: ``ack: durable`` against ``ack: queued``, same run.
+
+For SQLite and PostgreSQL stores, 64 concurrent submitters call ``submit_feedback``
+until N items are submitted; the clock stops when every item is stored (``flush``).
+With ``ack: durable`` each call returns once its item is fsync'd in the spool (SQLite
+file, group commit); with ``ack: queued`` once it is in an in-memory queue. Printed: the
+items/s to stored and the caller-side p50/p99 latency of both modes, the ratio
+(target: durable >= 0.5x queued), and a single sequential submitter in both modes.
+Modes alternate, 3 repetitions each; min/median/max are shown.
+
+Run with ``uv run --no-sync python benchmarks/bench_durability.py [--quick]``
+(PostgreSQL at ``AI_FEEDBACK_BENCH_POSTGRES_URL``, default the test server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import statistics
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from _common import print_table, run_hermetic
+from ai_feedback import FeedbackCollector, FeedbackConfig, FeedbackStoreProtocol
+from ai_feedback.stores.postgres import PostgresFeedbackStore
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
+
+POSTGRES_URL = os.environ.get(
+    "AI_FEEDBACK_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+SUBMITTERS = 64
+REPEATS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """
+    One measured run: items/s to stored and caller latencies.
+    """
+
+    rate: float
+    p50_us: float
+    p99_us: float
+
+
+@asynccontextmanager
+async def _store(kind: str, n: int) -> AsyncIterator[FeedbackStoreProtocol]:
+    if kind == "sqlite":
+        path = Path(f"bench-{n}-{secrets.token_hex(4)}.db")
+        async with await SQLiteFeedbackStore.open(f"sqlite:///{path}") as store:
+            yield store
+        return
+    schema = f"bench_{secrets.token_hex(6)}"
+    try:
+        async with await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema) as store:
+            yield store
+    finally:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+async def _measure(kind: str, ack: str, n: int, submitters: int) -> Run:
+    async with _store(kind, n) as store:
+        config = FeedbackConfig(ack=ack, queue_max_size=max(10_000, n), batch_size=1000)
+        collector = FeedbackCollector(store, config)
+        await collector.start()
+        latencies: list[int] = []
+        per_task = n // submitters
+
+        async def submit(task: int) -> None:
+            clock = time.perf_counter_ns
+            meta = {"model": f"m{task % 4}", "session_id": f"s{task}"}
+            for i in range(per_task):
+                started = clock()
+                await collector.submit_feedback(f"t{task}-{i}", i % 5 + 1, None, meta)
+                latencies.append(clock() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(submit(t) for t in range(submitters)))
+        await collector.flush()
+        elapsed = time.perf_counter() - started
+        await collector.aclose()
+        assert collector.counters["stored"] == per_task * submitters
+    latencies.sort()
+    return Run(
+        rate=per_task * submitters / elapsed,
+        p50_us=latencies[len(latencies) // 2] / 1000,
+        p99_us=latencies[int(len(latencies) * 0.99)] / 1000,
+    )
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+async def main(quick: bool) -> None:
+    n = 6_400 if quick else 64_000
+    rows = []
+    for kind in ("sqlite", "postgresql"):
+        for submitters, count in ((SUBMITTERS, n), (1, n // 8)):
+            runs: dict[str, list[Run]] = {"durable": [], "queued": []}
+            await _measure(kind, "durable", count // 10, submitters)  # warm-up
+            for _ in range(REPEATS):
+                for ack in ("queued", "durable"):  # alternated
+                    runs[ack].append(await _measure(kind, ack, count, submitters))
+            durable, queued = runs["durable"], runs["queued"]
+            ratios = [d.rate / q.rate for d, q in zip(durable, queued, strict=True)]
+            label = f"{kind}, {submitters} submitter{'s' if submitters > 1 else ''}"
+            rows.append(
+                (
+                    label,
+                    _spread([r.rate for r in durable], "{:,.0f}"),
+                    _spread([r.rate for r in queued], "{:,.0f}"),
+                    _spread(ratios, "{:.2f}x"),
+                    f"{statistics.median(r.p50_us for r in durable):,.0f} / "
+                    f"{statistics.median(r.p99_us for r in durable):,.0f}",
+                    f"{statistics.median(r.p50_us for r in queued):,.0f} / "
+                    f"{statistics.median(r.p99_us for r in queued):,.0f}",
+                )
+            )
+            print(f"{label}: durable {rows[-1][1]}/s, queued {rows[-1][2]}/s, ratio {rows[-1][3]}")
+    print_table(
+        (
+            "store, submitters",
+            "durable items/s",
+            "queued items/s",
+            "durable / queued",
+            "durable p50/p99 us",
+            "queued p50/p99 us",
+        ),
+        rows,
+        title=f"Items/s until stored and caller latency; median (min-max) of {REPEATS} runs",
+    )
+
+
+if __name__ == "__main__":
+    run_hermetic("bench_durability", __doc__ or "", main)
