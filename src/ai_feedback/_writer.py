@@ -199,7 +199,7 @@ class BatchWriter:
         self._ensure_worker()
 
     def _ensure_worker(self) -> None:
-        if not self._settings.run_writer or self._closed:
+        if not self._settings.run_writer:
             return
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
@@ -218,10 +218,10 @@ class BatchWriter:
         if self._closed:
             msg = "The feedback collector is closed; the application has shut down."
             raise FeedbackError(msg)
-        if not self._started or self._worker is None or self._worker.done():
-            await self.start()
         self._putting += 1
         try:
+            if not self._started or self._worker is None or self._worker.done():
+                await self.start()
             await self._spool.append(entry)
         finally:
             self._putting -= 1
@@ -266,8 +266,9 @@ class BatchWriter:
         lost with the in-memory one); either way it is logged.
         """
         self._closed = True
-        if not self._started:
-            return
+        async with self._start_lock:  # a start in progress (for a submitter) finishes first
+            if not self._started:
+                return
         if deadline is None:
             deadline = self._settings.shutdown_timeout
         if self._settings.run_writer:

@@ -37,9 +37,9 @@ async def test_concurrent_submitters_share_commits(tmp_path: Path) -> None:
     commits: list[int] = []
     insert = spool._insert
 
-    def counting(rows: list[Any]) -> None:
+    def counting(db: Any, rows: list[Any]) -> None:
         commits.append(len(rows))
-        insert(rows)
+        insert(db, rows)
 
     spool._insert = counting  # type: ignore[method-assign]
     await asyncio.gather(*(spool.append(_entry()) for _ in range(64)))
@@ -169,12 +169,12 @@ async def test_a_failed_commit_is_an_error_for_its_submitters_only(tmp_path: Pat
     insert = spool._insert
     failures = [1]
 
-    def failing(rows: list[Any]) -> None:
+    def failing(db: Any, rows: list[Any]) -> None:
         if failures:
             failures.pop()
             msg = "disk I/O error"
             raise sqlite3.OperationalError(msg)
-        insert(rows)
+        insert(db, rows)
 
     spool._insert = failing  # type: ignore[method-assign]
     with pytest.raises(FeedbackStorageError, match="disk I/O error"):
@@ -203,3 +203,15 @@ async def test_an_unopenable_path_is_a_storage_error(tmp_path: Path) -> None:
     spool = SQLiteSpool(blocker / "s", identity=STORE)
     with pytest.raises(FeedbackStorageError, match="Could not open the spool"):
         await spool.start()
+
+
+async def test_completed_entries_are_deleted(tmp_path: Path) -> None:
+    """Completed entries leave the file (with the next commit, or on their own)."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await spool.start()
+    for i in range(5):
+        await spool.append(_entry(i + 1))
+    await _drain(spool)
+    await spool.aclose()
+    with sqlite3.connect(tmp_path / "s") as db:
+        assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)

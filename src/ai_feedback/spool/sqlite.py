@@ -132,6 +132,7 @@ class SQLiteSpool(SequencedSpool):
         self._cache: dict[int, Entry] = {}
         self._pending: list[tuple[int, str, bytes, float]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._forgotten: tuple[int, int] | None = None  # completed marks not yet deleted
         self._committer: asyncio.Task[None] | None = None
         self._committing = 0
         self._started = False
@@ -208,8 +209,7 @@ class SQLiteSpool(SequencedSpool):
         self._waiters.append(waiter)
         if len(self._cache) < self._memory_items:
             self._cache[mark] = entry
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit(), name="ai_feedback-spool")
+        self._ensure_committer()
         await waiter
         self._last_mark = max(self._last_mark, mark)
         return mark
@@ -217,16 +217,27 @@ class SQLiteSpool(SequencedSpool):
     def _arriving(self) -> int:
         return len(self._pending) + self._committing
 
+    def _ensure_committer(self) -> None:
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit(), name="ai_feedback-spool")
+
     async def _commit(self) -> None:
         # Everything that arrived while the previous transaction was written goes into
-        # the next one: one fsync for all of them.
-        while self._pending:
-            rows, waiters = self._pending, self._waiters
-            self._pending, self._waiters = [], []
+        # the next one: one fsync for all of them. Completed entries are deleted in the
+        # same transaction (a delete that a crash loses only replays stored items, which
+        # the store ignores), or alone, without an fsync, when nothing is arriving.
+        while self._pending or self._forgotten:
+            # Let the submitters that are ready (those the last commit woke) append first.
+            await asyncio.sleep(0)
+            rows, waiters, forget = self._pending, self._waiters, self._forgotten
+            self._pending, self._waiters, self._forgotten = [], [], None
             self._committing = len(rows)
             try:
-                await self._run(self._insert, rows)
+                await self._run(self._write, rows, forget)
             except (sqlite3.Error, OSError, FeedbackStorageError) as exc:
+                if not rows:
+                    _LOG.warning("Could not delete stored entries from %s: %s", self._path, exc)
+                    continue
                 self._committing = 0
                 await self._appended(self._ready, 0)  # wakes those waiting for room
                 for mark, *_ in rows:
@@ -236,6 +247,8 @@ class SQLiteSpool(SequencedSpool):
                         waiter.set_exception(self._error("spool feedback", exc))
                 continue
             self._committing = 0
+            if not rows:
+                continue
             await self._appended(rows[-1][0], len(rows))
             for waiter in waiters:
                 if not waiter.done():
@@ -283,7 +296,11 @@ class SQLiteSpool(SequencedSpool):
             self._changed.notify_all()
 
     async def _forget(self, batch: Sequence[Spooled]) -> None:
-        await self._run(self._delete, batch[0].mark, batch[-1].mark)
+        first, last = batch[0].mark, batch[-1].mark
+        if self._forgotten is not None:
+            first = min(first, self._forgotten[0])
+        self._forgotten = (first, last)
+        self._ensure_committer()
 
     async def dead_letter(
         self, spooled: Spooled, stage: str, error: BaseException, attempts: int
@@ -413,22 +430,32 @@ class SQLiteSpool(SequencedSpool):
         finally:
             lock.release()
 
-    def _insert(self, rows: list[tuple[int, str, bytes, float]]) -> None:
+    def _write(
+        self, rows: list[tuple[int, str, bytes, float]], forget: tuple[int, int] | None
+    ) -> None:
         db = self._connection()
+        if not rows:  # only deletes: losing them to a power cut costs nothing
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany(_INSERT, rows)
+            if forget is not None:
+                db.execute(_DELETE, forget)
+            if rows:
+                self._insert(db, rows)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        finally:
+            if not rows:
+                db.execute("PRAGMA synchronous=FULL")
+
+    def _insert(self, db: sqlite3.Connection, rows: list[tuple[int, str, bytes, float]]) -> None:
+        db.executemany(_INSERT, rows)
 
     def _select(self, first: int, last: int, limit: int) -> list[tuple[int, bytes]]:
         return self._connection().execute(_SELECT, (first, last, limit)).fetchall()
-
-    def _delete(self, first: int, last: int) -> None:
-        self._connection().execute(_DELETE, (first, last))
 
     def _dead(self, seq: int, stage: str, error: str, attempts: int, *, delete: bool) -> None:
         db = self._connection()
