@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+
 from _common import print_table, run_hermetic
 from ai_feedback import FeedbackCollector, FeedbackConfig, FeedbackStoreProtocol
 from ai_feedback.stores.postgres import PostgresFeedbackStore
@@ -89,7 +90,9 @@ async def _measure(kind: str, ack: str, n: int, submitters: int) -> Run:
         await collector.flush()
         elapsed = time.perf_counter() - started
         await collector.aclose()
-        assert collector.counters["stored"] == per_task * submitters
+        if collector.counters["stored"] != per_task * submitters:
+            msg = f"stored {collector.counters['stored']} of {per_task * submitters}"
+            raise RuntimeError(msg)
     latencies.sort()
     return Run(
         rate=per_task * submitters / elapsed,
@@ -99,10 +102,20 @@ async def _measure(kind: str, ack: str, n: int, submitters: int) -> Run:
 
 
 def _spread(values: list[float], fmt: str) -> str:
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+    low, mid, high = (fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid} ({low}-{high})"
+
+
+def _latency(runs: list[Run]) -> str:
+    p50 = statistics.median(r.p50_us for r in runs)
+    p99 = statistics.median(r.p99_us for r in runs)
+    return f"{p50:,.0f} / {p99:,.0f}"
 
 
 async def main(quick: bool) -> None:
+    """
+    Measure each store with 64 submitters and with one, both modes alternated.
+    """
     n = 6_400 if quick else 64_000
     rows = []
     for kind in ("sqlite", "postgresql"):
@@ -121,10 +134,8 @@ async def main(quick: bool) -> None:
                     _spread([r.rate for r in durable], "{:,.0f}"),
                     _spread([r.rate for r in queued], "{:,.0f}"),
                     _spread(ratios, "{:.2f}x"),
-                    f"{statistics.median(r.p50_us for r in durable):,.0f} / "
-                    f"{statistics.median(r.p99_us for r in durable):,.0f}",
-                    f"{statistics.median(r.p50_us for r in queued):,.0f} / "
-                    f"{statistics.median(r.p99_us for r in queued):,.0f}",
+                    _latency(durable),
+                    _latency(queued),
                 )
             )
             print(f"{label}: durable {rows[-1][1]}/s, queued {rows[-1][2]}/s, ratio {rows[-1][3]}")
