@@ -556,3 +556,19 @@ async def test_a_conflict_answers_409_in_sync_mode() -> None:
     assert response.json()["error"] == "conflict"
     [item_id] = response.json()["ids"]
     assert item_id in response.json()["message"]
+
+
+async def test_reads_during_an_outage_do_not_wait_for_its_end() -> None:
+    """Statistics during a store outage answer (from what is stored) instead of hanging."""
+    store = FlakyStore(10**9)
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1, retry_backoff_max_ms=5))
+    await _submit(collector, 3)
+    stats = await asyncio.wait_for(collector.get_feedback_stats(), 5)
+    assert stats["total_count"] == 0  # nothing could be stored yet
+    flushing = asyncio.create_task(collector.flush())  # an explicit flush waits it out
+    await asyncio.sleep(0.05)
+    assert not flushing.done()
+    store.remaining = 0
+    await asyncio.wait_for(flushing, 5)
+    assert (await collector.get_feedback_stats())["total_count"] == 3
+    await collector.aclose()

@@ -148,6 +148,7 @@ class BatchWriter:
         self._unyielded_since = 0.0
         self._accepted = self._stored = self._failed = self._retries = self._batches = 0
         self._reachable: bool | None = None
+        self._failing = asyncio.Event()  # set while the store's writes fail
         self._failing_since: float | None = None
         self._last_error: str | None = None
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
@@ -243,9 +244,13 @@ class BatchWriter:
             self._unyielded = 0
             await asyncio.sleep(0)
 
-    async def flush(self) -> None:
+    async def flush(self, *, through_outage: bool = True) -> None:
         """
         Wait until every entry accepted before this call is stored or set aside.
+
+        With ``through_outage=False`` (what reads use) it also returns as soon as the
+        store is failing: a read during an outage then fails (or reads what is there)
+        instead of waiting for the outage to end.
         """
         if not self._started:
             return
@@ -256,7 +261,16 @@ class BatchWriter:
         mark = self._spool.last_mark
         self._ensure_worker()
         await self._spool.hurry(mark)
-        await self._spool.wait_done(mark)
+        if through_outage:
+            await self._spool.wait_done(mark)
+            return
+        done = asyncio.ensure_future(self._spool.wait_done(mark))
+        failing = asyncio.ensure_future(self._failing.wait())
+        try:
+            await asyncio.wait({done, failing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (done, failing):
+                waiter.cancel()
 
     async def aclose(self, deadline: float | None = None) -> None:
         """
@@ -456,9 +470,11 @@ class BatchWriter:
     def _answered(self) -> None:
         self._reachable = True
         self._failing_since = None
+        self._failing.clear()
 
     def _unreachable(self, error: BaseException) -> None:
         self._reachable = False
+        self._failing.set()
         self._last_error = repr(error)[:500]
         if self._failing_since is None:
             self._failing_since = time.monotonic()

@@ -391,7 +391,7 @@ class FeedbackCollector:
         """
         check_optional_id("model", model)
         check_optional_id("provider", provider)
-        await self.flush()
+        await self.flush_for_read()
         window = self._config.window_hours
         if isinstance(self._store, SupportsStats):
             stats = await self._store.stats(window_hours=window, model=model, provider=provider)
@@ -416,7 +416,7 @@ class FeedbackCollector:
         if not self._config.store_raw_payloads:
             msg = "is off, so no raw payload was kept; turn it on to audit payloads"
             raise FeedbackConfigurationError("store_raw_payloads", msg)
-        await self.flush()
+        await self.flush_for_read()
         return await self._store.get_raw_payload(item_id)  # type: ignore[attr-defined]
 
     async def start(self) -> None:
@@ -440,12 +440,22 @@ class FeedbackCollector:
             return await self._writer.status()
         return WriterStatus(mode="sync", failed=len(self._sync_failures))
 
-    async def flush(self) -> None:
+    async def flush(self, *, through_outage: bool = True) -> None:
         """
         Wait until every item accepted so far is stored or reported in ``failures``.
+
+        With ``through_outage=False`` it also returns once the store's writes are
+        failing; reads (statistics, the container's store) flush this way, so that they
+        fail or read what is stored during an outage instead of waiting for its end.
         """
         if self._writer is not None:
-            await self._writer.flush()
+            await self._writer.flush(through_outage=through_outage)
+
+    async def flush_for_read(self) -> None:
+        """
+        `flush` as reads do: without waiting through a store outage.
+        """
+        await self.flush(through_outage=False)
 
     async def aclose(self, deadline: float | None = None) -> None:
         """

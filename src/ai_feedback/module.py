@@ -79,7 +79,9 @@ class FeedbackModule:
         container.register_value(FeedbackConfig, config)
         container.register_value(type(store), store)
         view: FeedbackStoreProtocol = (
-            ReadYourWritesStore(store, collector.flush) if config.async_processing else store
+            ReadYourWritesStore(store, collector.flush_for_read)
+            if config.async_processing
+            else store
         )
         container.register_value(FeedbackStoreProtocol, view)
         container.register_value(FeedbackCollector, collector)
