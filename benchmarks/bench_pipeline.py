@@ -160,9 +160,13 @@ def us(value: float) -> str:
 def config(*, async_processing: bool) -> FeedbackConfig:
     """
     Return the collector configuration used throughout (writer defaults, explicit).
+
+    The acknowledgement is ``queued`` so that this measures the pipeline itself; what a
+    durable acknowledgement adds is measured by ``bench_durability.py``.
     """
     return FeedbackConfig(
         async_processing=async_processing,
+        ack="queued",
         batch_size=BATCH_SIZE,
         batch_max_delay_ms=50,
         queue_max_size=10_000,
