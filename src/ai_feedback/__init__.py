@@ -8,6 +8,8 @@ into a store (in-memory by default) and come back as statistics and training dat
 from __future__ import annotations
 
 from ai_feedback._models import (
+    Cursor,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -44,7 +46,13 @@ from ai_feedback.exceptions import (
 )
 from ai_feedback.module import FeedbackModule
 from ai_feedback.pipeline import FeedbackProcessor, Pipeline, ProcessorRegistry, Step
-from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol, Spool, SupportsStats
+from ai_feedback.protocols import (
+    FeedbackProtocol,
+    FeedbackStoreProtocol,
+    Spool,
+    SupportsQuery,
+    SupportsStats,
+)
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores.consistent import ReadYourWritesStore
 from ai_feedback.stores.database import DatabaseFeedbackStore
@@ -55,6 +63,7 @@ __all__ = [
     "Capture",
     "CaptureStore",
     "Container",
+    "Cursor",
     "DatabaseFeedbackStore",
     "Err",
     "EventBus",
@@ -66,6 +75,7 @@ __all__ = [
     "FeedbackContext",
     "FeedbackError",
     "FeedbackFailed",
+    "FeedbackFilter",
     "FeedbackItem",
     "FeedbackModule",
     "FeedbackOverloadedError",
@@ -96,6 +106,7 @@ __all__ = [
     "Spool",
     "SpoolStatus",
     "Step",
+    "SupportsQuery",
     "SupportsStats",
     "UnwrapError",
     "WriterStatus",

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, TypeAlias
 
 from ai_feedback._validation import (
     DEFAULT_LIMITS,
@@ -26,7 +26,9 @@ from ai_feedback._validation import (
 from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
+    "Cursor",
     "Entry",
+    "FeedbackFilter",
     "FeedbackItem",
     "FeedbackStats",
     "FeedbackSummary",
@@ -125,7 +127,7 @@ class FeedbackItem:
             if key in self.context:
                 check_id(f"context.{key}", self.context[key])
         check_id("id", self.id)
-        object.__setattr__(self, "created_at", _check_timestamp(self.created_at))
+        object.__setattr__(self, "created_at", check_timestamp(self.created_at))
 
     @property
     def type(self) -> FeedbackType:
@@ -285,19 +287,22 @@ MIN_CREATED_AT = datetime(1, 1, 2, tzinfo=UTC)
 MAX_CREATED_AT = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 
 
-def _check_timestamp(value: object) -> datetime:
+def check_timestamp(value: object, field_name: str = "created_at") -> datetime:
+    """
+    Return ``value`` in UTC if it is an aware datetime every store can keep.
+    """
     if not isinstance(value, datetime):
-        raise FeedbackValidationError("created_at", "must be a datetime", value)
+        raise FeedbackValidationError(field_name, "must be a datetime", value)
     if value.tzinfo is None or value.utcoffset() is None:
         msg = "must be timezone-aware (use datetime.now(UTC))"
-        raise FeedbackValidationError("created_at", msg, value)
+        raise FeedbackValidationError(field_name, msg, value)
     try:
         utc = value.astimezone(UTC)
     except OverflowError:
         utc = None
     if utc is None or not MIN_CREATED_AT <= utc <= MAX_CREATED_AT:
         msg = "must be between 0001-01-02 and 9999-12-30 UTC"
-        raise FeedbackValidationError("created_at", msg, value)
+        raise FeedbackValidationError(field_name, msg, value)
     return utc
 
 
@@ -509,3 +514,78 @@ class WriterStatus:
             "failed": self.failed,
             "retries": self.retries,
         }
+
+
+Cursor: TypeAlias = tuple[datetime, str]
+"""A position in newest-first order: the ``created_at`` and ``id`` of the last item read."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackFilter:
+    """
+    Which items a query returns: every field that is set must match.
+
+    Args:
+        feedback_type: Only items of this type.
+        model: Only items whose ``context["model"]`` is this.
+        provider: Only items whose ``context["provider"]`` is this.
+        session_id: Only items of this session.
+        trace_id: Only items about this trace.
+        owner_id: Only items of this owner (tenant, project).
+        since: Only items created at or after this (aware) time.
+        until: Only items created before this (aware) time.
+
+    Raises:
+        FeedbackValidationError: A field breaks its rule (names it).
+    """
+
+    feedback_type: FeedbackType | None = None
+    model: str | None = None
+    provider: str | None = None
+    session_id: str | None = None
+    trace_id: str | None = None
+    owner_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.feedback_type is not None:
+            object.__setattr__(self, "feedback_type", coerce_type(self.feedback_type))
+        for key in INDEXED_CONTEXT_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                check_id(key, value)
+        for key in ("since", "until"):
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, check_timestamp(value, key))
+
+    def context_filters(self) -> dict[str, str]:
+        """
+        Return the indexed context keys this filter fixes, and their values.
+        """
+        return {k: v for k in INDEXED_CONTEXT_KEYS if (v := getattr(self, k)) is not None}
+
+    def matches(self, item: FeedbackItem) -> bool:
+        """
+        Return whether ``item`` passes every set field.
+        """
+        if self.feedback_type is not None and item.feedback_type is not self.feedback_type:
+            return False
+        if self.since is not None and item.created_at < self.since:
+            return False
+        if self.until is not None and item.created_at >= self.until:
+            return False
+        context = item.context
+        return all(context.get(k) == v for k, v in self.context_filters().items())
+
+
+def check_cursor(before: object) -> Cursor | None:
+    """
+    Return ``before`` if it is None or a (aware datetime, id) pair.
+    """
+    if before is None:
+        return None
+    if not isinstance(before, tuple) or len(before) != 2:  # noqa: PLR2004 - a pair
+        raise FeedbackValidationError("before", "must be a (created_at, id) pair", before)
+    return check_timestamp(before[0], "before"), check_id("before", before[1])

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ai_feedback._models import (
+    Cursor,
     Entry,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -18,7 +20,7 @@ from ai_feedback._models import (
 )
 from ai_feedback.result import Result
 
-__all__ = ["FeedbackProtocol", "FeedbackStoreProtocol", "Spool", "SupportsStats"]
+__all__ = ["FeedbackProtocol", "FeedbackStoreProtocol", "Spool", "SupportsQuery", "SupportsStats"]
 
 
 @runtime_checkable
@@ -110,9 +112,31 @@ class SupportsStats(Protocol):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
-        Return statistics for the window, filtered by model and provider when given.
+        Return statistics for the window, filtered by model, provider and owner when given.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsQuery(Protocol):
+    """
+    **Protocol:** a store that lists items by filter, newest first, a page at a time.
+
+    Every built-in store implements it; the HTTP service's listings need it.
+    """
+
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return at most ``limit`` items matching ``where``, newest first, after ``before``.
         """
         ...
 

@@ -11,12 +11,14 @@ import pytest
 
 from ai_feedback import (
     FeedbackConflictError,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStoreProtocol,
     FeedbackTooLargeError,
     FeedbackType,
     FeedbackValidationError,
     Ok,
+    SupportsQuery,
     SupportsStats,
 )
 from tests.fakes import conflict_ids
@@ -323,3 +325,90 @@ async def test_ties_on_created_at_are_ordered_by_id(store: FeedbackStoreProtocol
     expected = sorted(ids, reverse=True)
     assert [i.id for i in await store.find_by_session("tie")] == expected
     assert [i.id for i in await store.find_by_type(FeedbackType.RATING, limit=3)] == expected[:3]
+
+
+async def test_query_filters_and_pages_newest_first(store: FeedbackStoreProtocol) -> None:
+    """query() applies every filter and pages with a (created_at, id) cursor, newest first."""
+    assert isinstance(store, SupportsQuery)
+    base = datetime.now(UTC) - timedelta(hours=1)
+    items = []
+    for i in range(30):
+        context = {
+            "session_id": f"s{i % 3}",
+            "model": f"m{i % 2}",
+            "provider": "p",
+            "trace_id": f"t{i % 5}",
+            "owner_id": "a" if i % 4 else "b",
+        }
+        kind = FeedbackType.RATING if i % 3 else FeedbackType.TEXT
+        value = i % 5 + 1 if kind is FeedbackType.RATING else f"text {i}"
+        created = base + timedelta(seconds=i // 2)  # pairs share a timestamp: ties by id
+        items.append(FeedbackItem(kind, value, context=context, created_at=created))
+    await store.save_many(items)  # type: ignore[attr-defined]
+    newest_first = sorted(items, key=lambda i: (i.created_at, i.id), reverse=True)
+
+    pages: list[FeedbackItem] = []
+    before = None
+    while True:
+        page = await store.query(limit=7, before=before)
+        pages += page
+        if len(page) < 7:
+            break
+        before = (page[-1].created_at, page[-1].id)
+    assert [i.id for i in pages] == [i.id for i in newest_first]
+
+    filters = [
+        FeedbackFilter(feedback_type=FeedbackType.TEXT),
+        FeedbackFilter(model="m1", session_id="s2"),
+        FeedbackFilter(trace_id="t3", owner_id="a"),
+        FeedbackFilter(owner_id="b", feedback_type="rating"),  # type: ignore[arg-type]
+        FeedbackFilter(provider="p", since=base + timedelta(seconds=5)),
+        FeedbackFilter(until=base + timedelta(seconds=4), model="m0"),
+        FeedbackFilter(owner_id="nobody"),
+    ]
+    for where in filters:
+        expected = [i.id for i in newest_first if where.matches(i)]
+        assert [i.id for i in await store.query(where, limit=1000)] == expected, where
+        first = await store.query(where, limit=2)
+        if len(first) == 2:
+            rest = await store.query(where, limit=1000, before=(first[1].created_at, first[1].id))
+            assert [i.id for i in first + rest] == expected
+
+
+async def test_statistics_per_owner(store: FeedbackStoreProtocol) -> None:
+    """Aggregate and stats count only the owner's items when owner_id is given."""
+    assert isinstance(store, SupportsStats)
+    for owner, values in (("a", [5, 4]), ("b", [1])):
+        for value in values:
+            await store.save(_item(value=value, owner_id=owner, model="m"))
+    await store.save(_item(FeedbackType.TEXT, owner_id="a", model="m"))
+    await store.save(_item(value=3))
+    a = await store.stats(owner_id="a")
+    assert (a.summary.total_count, a.summary.average_rating) == (3, 4.5)
+    assert a.summary.count_by_type["text"] == 1
+    assert a.by_model == {"m": {"count": 3, "average_rating": 4.5}}
+    b = await store.aggregate(owner_id="b", model="m")  # type: ignore[call-arg]
+    assert (b.total_count, b.average_rating) == (1, 1.0)
+    assert (await store.stats(owner_id="c")).summary.total_count == 0
+    everyone = await store.stats()
+    assert everyone.summary.total_count == 5
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.query(limit=0), "limit"),
+        (lambda s: s.query({"model": "m"}), "where"),
+        (lambda s: s.query(before=("yesterday", "id")), "before"),
+        (lambda s: s.query(before=(NOW, "")), "before"),
+        (lambda s: s.stats(owner_id=""), "owner_id"),
+        (lambda s: s.query(FeedbackFilter(owner_id="")), "owner_id"),
+    ],
+)
+async def test_bad_queries_name_the_argument(
+    store: FeedbackStoreProtocol, call: Any, field: str
+) -> None:
+    """Invalid query arguments raise FeedbackValidationError naming the argument."""
+    with pytest.raises(FeedbackValidationError) as info:
+        await call(store)
+    assert info.value.field == field

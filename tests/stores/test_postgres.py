@@ -427,7 +427,7 @@ async def test_queries_use_their_indexes(
     for sql, params, index in (
         (FIND_BY_SESSION_SQL, ["session-42"], "feedback_session_created"),
         (FIND_BY_TYPE_SQL, ["label", 100], "feedback_type_created"),
-        (AGGREGATE_SQL[True, False], [since, "model-3"], "feedback_model_created"),
+        (AGGREGATE_SQL[True, False, False], [since, "model-3"], "feedback_model_created"),
     ):
         plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {sql}", *params))
         assert re.search(rf"Scan (Backward )?(using|on) {index}\b", plan), plan

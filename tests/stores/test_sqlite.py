@@ -566,13 +566,13 @@ async def test_queries_use_their_indexes(store: SQLiteFeedbackStore) -> None:
     by_type = _plan(path, FIND_BY_TYPE_SQL, ("rating", 10))
     assert "SEARCH feedback USING INDEX feedback_type_created (feedback_type=?)" in by_type
     for queries in (AGGREGATE_SQL, STATS_SQL):
-        by_model = _plan(path, queries[True, False], (since, "m"))
+        by_model = _plan(path, queries[True, False, False], (since, "m"))
         assert "COVERING INDEX feedback_model_created (model=? AND created_at>?)" in by_model
-        by_provider = _plan(path, queries[False, True], (since, "p"))
+        by_provider = _plan(path, queries[False, True, False], (since, "p"))
         assert "COVERING INDEX feedback_provider_created (provider=? AND" in by_provider
-        both = _plan(path, queries[True, True], (since, "m", "p"))
+        both = _plan(path, queries[True, True, False], (since, "m", "p"))
         assert "COVERING INDEX feedback_model_created (model=? AND created_at>?)" in both or (
             "COVERING INDEX feedback_provider_created (provider=? AND created_at>?)" in both
         )
-        everything = _plan(path, queries[False, False], (since,))
+        everything = _plan(path, queries[False, False, False], (since,))
         assert "COVERING INDEX feedback_created (created_at>?)" in everything

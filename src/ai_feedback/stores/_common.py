@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from ai_feedback._models import (
     DISTRIBUTION_MAX_VALUES,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -23,6 +24,7 @@ from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
     "ClosingContext",
+    "check_filter",
     "check_filters",
     "check_item",
     "check_limit",
@@ -159,6 +161,17 @@ def check_filters(model: object, provider: object) -> tuple[str | None, str | No
         None if model is None else check_id("model", model),
         None if provider is None else check_id("provider", provider),
     )
+
+
+def check_filter(where: object) -> FeedbackFilter:
+    """
+    Return ``where`` if it is a `FeedbackFilter` (an empty one for None).
+    """
+    if where is None:
+        return FeedbackFilter()
+    if not isinstance(where, FeedbackFilter):
+        raise FeedbackValidationError("where", "must be a FeedbackFilter or None", where)
+    return where
 
 
 def check_item(feedback: object, limits: Limits) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import logging
 import math
 import re
@@ -138,6 +139,17 @@ MIGRATIONS = (
             "ALTER TABLE raw_payload ALTER COLUMN payload TYPE json USING payload::json",
         ),
     ),
+    Migration(
+        4,
+        "an index for the service's listings and statistics per owner, in time order",
+        (
+            "DROP INDEX feedback_owner",
+            (
+                "CREATE INDEX feedback_owner_created ON feedback (owner_id, created_at) "
+                "INCLUDE (feedback_type, rating, model) WHERE owner_id IS NOT NULL"
+            ),
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 
@@ -195,38 +207,42 @@ STAGED_CONFLICTS_SQL = (
     "OR f.context::jsonb <> s.context::jsonb OR f.metadata::jsonb <> s.metadata::jsonb"
 )
 """Staged rows whose id holds a different item (compared as JSON values)."""
-_ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
-GET_SQL = f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
+ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
+GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = $1"
 FIND_BY_SESSION_SQL = (
-    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE session_id = $1 "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = $1 "  # noqa: S608
     "ORDER BY created_at DESC, id DESC"
 )
 """Parameters: session id. Uses ``feedback_session_created``."""
 FIND_BY_TYPE_SQL = (
-    f"SELECT {_ITEM_COLUMNS} FROM feedback WHERE feedback_type = $1 "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = $1 "  # noqa: S608
     "ORDER BY created_at DESC, id DESC LIMIT $2"
 )
 """Parameters: type value, limit. Uses ``feedback_type_created``."""
 
+
+def _filters(*given: bool) -> str:
+    columns = [c for c, on in zip(("model", "provider", "owner_id"), given, strict=True) if on]
+    return "".join(f" AND {column} = ${n}" for n, column in enumerate(columns, start=2))
+
+
 _FILTERS = {
-    (False, False): "",
-    (True, False): " AND model = $2",
-    (False, True): " AND provider = $2",
-    (True, True): " AND model = $2 AND provider = $3",
+    (model, provider, owner): _filters(model, provider, owner)
+    for model, provider, owner in itertools.product((False, True), repeat=3)
 }
-AGGREGATE_SQL: Mapping[tuple[bool, bool], str] = {
+AGGREGATE_SQL: Mapping[tuple[bool, bool, bool], str] = {
     key: "SELECT feedback_type, count(*), avg(rating) FROM feedback "  # noqa: S608
     f"WHERE created_at >= $1{where} GROUP BY feedback_type"
     for key, where in _FILTERS.items()
 }
 """
-Per (model given, provider given): rows of (type, count, average rating).
+Per (model given, provider given, owner given): rows of (type, count, average rating).
 
-Parameters: the window's start, then the model and the provider when given.
+Parameters: the window's start, then the model, the provider and the owner when given.
 """
 
-STATS_SQL: Mapping[tuple[bool, bool], str] = {
+STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
     key: f"""WITH grouped AS (
     SELECT GROUPING(feedback_type) = 0 AS by_type, GROUPING(model) = 0 AS by_model,
            feedback_type, model, rating, count(*) AS n, avg(rating) AS average
@@ -251,7 +267,7 @@ GROUP BY p"""  # noqa: S608 - constant text
     for key, where in _FILTERS.items()
 }
 """
-Per (model given, provider given): `FeedbackStats` in one scan and one round trip.
+Per (model, provider, owner given): `FeedbackStats` in one scan and one round trip.
 
 Rows of (part, key, count, number), told apart by ``part``: ``type`` (count and average
 rating per type), ``model`` (the same per model), ``rating`` (count per distinct rating,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
@@ -112,6 +113,18 @@ MIGRATIONS = (
             "CREATE INDEX feedback_owner ON feedback (owner_id) WHERE owner_id IS NOT NULL",
         ),
     ),
+    Migration(
+        3,
+        "indexes for the service's listings: per owner in time order, and per trace",
+        (
+            "DROP INDEX feedback_owner",
+            (
+                "CREATE INDEX feedback_owner_created ON feedback "
+                "(owner_id, created_at, feedback_type, rating, model) WHERE owner_id IS NOT NULL"
+            ),
+            "CREATE INDEX feedback_trace ON feedback (trace_id) WHERE trace_id IS NOT NULL",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -141,19 +154,20 @@ FIND_BY_TYPE_SQL = (
     "ORDER BY created_at DESC, id DESC LIMIT ?"
 )
 _WHERE = {
-    (False, False): "WHERE created_at >= ?",
-    (True, False): "WHERE created_at >= ? AND model = ?",
-    (False, True): "WHERE created_at >= ? AND provider = ?",
-    (True, True): "WHERE created_at >= ? AND model = ? AND provider = ?",
+    (model, provider, owner): "WHERE created_at >= ?"
+    + (" AND model = ?" if model else "")
+    + (" AND provider = ?" if provider else "")
+    + (" AND owner_id = ?" if owner else "")
+    for model, provider, owner in itertools.product((False, True), repeat=3)
 }
 _TYPE_TOTALS = ", ".join(f"total(feedback_type = '{t}')" for t in OTHER_TYPES)
 AGGREGATE_SQL = {
     key: f"SELECT count(rating), avg(rating), {_TYPE_TOTALS} FROM feedback {where}"  # noqa: S608
     for key, where in _WHERE.items()
 }
-"""By (model given, provider given): one row, the rating count and mean, then a count per
-other type (in `OTHER_TYPES` order). Parameters: the window's start in microseconds, then
-the filters given."""
+"""By (model given, provider given, owner given): one row, the rating count and mean, then
+a count per other type (in `OTHER_TYPES` order). Parameters: the window's start in
+microseconds, then the filters given."""
 STATS_SQL = {
     key: f"SELECT model, rating, count(*), total(rating), {_TYPE_TOTALS} "  # noqa: S608
     f"FROM feedback {where} GROUP BY model, rating"

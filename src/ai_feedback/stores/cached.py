@@ -21,6 +21,8 @@ from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
 import orjson
 
 from ai_feedback._models import (
+    Cursor,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -28,11 +30,12 @@ from ai_feedback._models import (
     coerce_type,
     trusted_item,
 )
-from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id
-from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, check_optional_id
+from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_filter,
     check_filters,
     check_item,
     check_limit,
@@ -334,30 +337,66 @@ class CachedFeedbackStore(ClosingContext):
         )
 
     async def aggregate(
-        self, *, window_hours: float = 24, model: str | None = None, provider: str | None = None
+        self,
+        *,
+        window_hours: float = 24,
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackSummary:
         """
-        Summarize the last ``window_hours``, optionally filtered by model and provider.
+        Summarize the last ``window_hours``, optionally filtered by model, provider, owner.
         """
         check_window(window_hours)
         check_filters(model, provider)
-        field = orjson.dumps(["aggregate", window_hours, model, provider]).decode()
-        load = partial(
-            self._store.aggregate, window_hours=window_hours, model=model, provider=provider
-        )
+        check_optional_id("owner_id", owner_id)
+        field = orjson.dumps(["aggregate", window_hours, model, provider, owner_id]).decode()
+        filters = {"model": model, "provider": provider}
+        if owner_id is not None:
+            filters["owner_id"] = owner_id
+        load = partial(self._store.aggregate, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, lambda e: FeedbackSummary(**e))
 
     async def stats(
-        self, *, window_hours: float = 24, model: str | None = None, provider: str | None = None
+        self,
+        *,
+        window_hours: float = 24,
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
-        Return the window's statistics, optionally filtered by model and provider.
+        Return the window's statistics, optionally filtered by model, provider and owner.
         """
         check_window(window_hours)
         check_filters(model, provider)
-        field = orjson.dumps(["stats", window_hours, model, provider]).decode()
-        load = partial(self._store.stats, window_hours=window_hours, model=model, provider=provider)
+        check_optional_id("owner_id", owner_id)
+        field = orjson.dumps(["stats", window_hours, model, provider, owner_id]).decode()
+        filters = {"model": model, "provider": provider}
+        if owner_id is not None:
+            filters["owner_id"] = owner_id
+        load = partial(self._store.stats, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, _stats)
+
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return the wrapped store's page of items matching ``where`` (pages are not cached).
+
+        Raises:
+            FeedbackStorageError: The wrapped store cannot query.
+        """
+        query = getattr(self._store, "query", None)
+        if query is None:
+            msg = f"{type(self._store).__name__} cannot list items by filter"
+            raise FeedbackStorageError(msg)
+        items: list[FeedbackItem] = await query(check_filter(where), limit=limit, before=before)
+        return items
 
     async def _cached(
         self,

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from ai_feedback._models import FeedbackItem, FeedbackStats, FeedbackSummary, FeedbackType
+from ai_feedback._models import (
+    Cursor,
+    FeedbackFilter,
+    FeedbackItem,
+    FeedbackStats,
+    FeedbackSummary,
+    FeedbackType,
+)
 from ai_feedback.exceptions import FeedbackStorageError
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.result import Result
@@ -104,6 +111,20 @@ class ReadYourWritesStore:
         await self._flush()
         return await self._store.find_by_type(feedback_type, limit=limit)
 
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return a page of items matching ``where`` once pending writes are done.
+        """
+        await self._flush()
+        items: list[FeedbackItem] = await self._method("query")(where, limit=limit, before=before)
+        return items
+
     async def aggregate(
         self, *, window_hours: float = 24, **filters: str | None
     ) -> FeedbackSummary:
@@ -124,13 +145,15 @@ class ReadYourWritesStore:
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics once pending writes are done.
         """
         await self._flush()
+        filters = {} if owner_id is None else {"owner_id": owner_id}
         stats: FeedbackStats = await self._method("stats")(
-            window_hours=window_hours, model=model, provider=provider
+            window_hours=window_hours, model=model, provider=provider, **filters
         )
         return stats
 

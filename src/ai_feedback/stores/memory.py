@@ -16,14 +16,17 @@ from __future__ import annotations
 import logging
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ai_feedback._models import (
+    Cursor,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    check_cursor,
     coerce_type,
     trusted_item,
 )
@@ -32,6 +35,7 @@ from ai_feedback.exceptions import FeedbackConflictError, FeedbackValidationErro
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_filter,
     check_filters,
     check_item,
     check_limit,
@@ -106,6 +110,19 @@ class _Series:
                 del self.values[: self.start]
             self.start = 0
 
+    def newest_before(self, before: tuple[float, str] | None) -> Iterator[str]:
+        """
+        Yield ids newest first, starting after ``before`` (a timestamp and id) if given.
+        """
+        end = len(self.ids)
+        if before is not None:
+            ts, item_id = before
+            lo = bisect_left(self.ts, ts, lo=self.start)
+            hi = bisect_right(self.ts, ts, lo=lo)
+            end = bisect_left(self.ids, item_id, lo=lo, hi=hi)
+        for i in range(end - 1, self.start - 1, -1):
+            yield self.ids[i]
+
     def first_since(self, cutoff: float) -> int:
         return bisect_left(self.ts, cutoff, lo=self.start)
 
@@ -164,6 +181,7 @@ class MemoryFeedbackStore(ClosingContext):
         self._items: dict[str, FeedbackItem] = {}
         self._timeline = _Series()
         self._sessions: dict[str, _Series] = {}
+        self._owners: dict[str, _Series] = {}
         self._groups: dict[_StatsKey, _Group] = {(None, None): _Group()}
         self._evicted = 0
         self._raw: dict[str, Any] = {}
@@ -276,10 +294,17 @@ class MemoryFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
+        if owner_id is not None:
+            return (
+                await self.stats(
+                    window_hours=window_hours, model=model, provider=provider, owner_id=owner_id
+                )
+            ).summary
         since = cutoff(window_hours)
         group = self._groups.get(check_filters(model, provider))
         if group is None:
@@ -292,12 +317,18 @@ class MemoryFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
+
+        With ``owner_id``, the owner's items in the window are read one by one (the
+        indexes per model and provider span all owners).
         """
         since = cutoff(window_hours)
         key = check_filters(model, provider)
+        if owner_id is not None:
+            return self._owner_stats(check_id("owner_id", owner_id), since, window_hours, key)
         group = self._groups.get(key)
         if group is None:
             return FeedbackStats(empty_summary(), window_hours, model, provider)
@@ -323,6 +354,84 @@ class MemoryFeedbackStore(ClosingContext):
             by_model=by_model,
         )
 
+    def _owner_stats(
+        self, owner: str, since: float, window_hours: float, key: _StatsKey
+    ) -> FeedbackStats:
+        model, provider = key
+        series = self._owners.get(owner)
+        counts = {t.value: 0 for t in _TYPES}
+        ratings: list[float] = []
+        per_model: dict[str, int] = {}
+        model_ratings: dict[str, list[float]] = {}
+        ids = [] if series is None else series.ids[series.first_since(since) :]
+        for item_id in ids:
+            item = self._items[item_id]
+            if (model is not None and item.model != model) or (
+                provider is not None and item.provider != provider
+            ):
+                continue
+            counts[item.feedback_type.value] += 1
+            is_rating = item.feedback_type is FeedbackType.RATING
+            if is_rating:
+                ratings.append(float(item.value))
+            if item.model is not None:
+                per_model[item.model] = per_model.get(item.model, 0) + 1
+                if is_rating:
+                    model_ratings.setdefault(item.model, []).append(float(item.value))
+        average = sum(ratings) / len(ratings) if ratings else None
+        summary = FeedbackSummary(sum(counts.values()), average, counts)
+        by_model = {
+            name: {"count": n, "average_rating": _mean(model_ratings.get(name))}
+            for name, n in sorted(per_model.items())
+        }
+        return rating_stats(
+            summary,
+            ratings,
+            window_hours=window_hours,
+            model=model,
+            provider=provider,
+            by_model=by_model,
+        )
+
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return at most ``limit`` items matching ``where``, newest first, after ``before``.
+
+        ``before`` is the (``created_at``, ``id``) of the last item of the previous page.
+        """
+        where = check_filter(where)
+        check_limit(limit)
+        cursor = check_cursor(before)
+        position = None if cursor is None else (cursor[0].timestamp(), cursor[1])
+        found: list[FeedbackItem] = []
+        for item_id in self._candidates(where).newest_before(position):
+            item = self._items[item_id]
+            if where.matches(item):
+                found.append(_copy(item))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def _candidates(self, where: FeedbackFilter) -> _Series:
+        """
+        The narrowest index holding every item ``where`` can match.
+        """
+        empty = _Series()
+        if where.session_id is not None:
+            return self._sessions.get(where.session_id, empty)
+        if where.owner_id is not None:
+            return self._owners.get(where.owner_id, empty)
+        if where.feedback_type is not None:
+            group = self._groups.get((where.model, where.provider))
+            return empty if group is None else group.by_type[where.feedback_type]
+        return self._timeline
+
     def _insert(self, feedback: FeedbackItem) -> None:
         if feedback.id in self._items:
             return
@@ -333,6 +442,9 @@ class MemoryFeedbackStore(ClosingContext):
         session = item.session_id
         if session is not None:
             self._sessions.setdefault(session, _Series()).add(ts, item.id)
+        owner = item.owner_id
+        if owner is not None:
+            self._owners.setdefault(owner, _Series()).add(ts, item.id)
         value = float(item.value) if item.feedback_type is FeedbackType.RATING else 0.0
         for key in _keys_of(item):
             group = self._groups.get(key)
@@ -352,6 +464,12 @@ class MemoryFeedbackStore(ClosingContext):
             series.remove_oldest(item.id)
             if not series:
                 del self._sessions[session]
+        owner = item.owner_id
+        if owner is not None:
+            owned = self._owners[owner]
+            owned.remove_oldest(item.id)
+            if not owned:
+                del self._owners[owner]
         for key in _keys_of(item):
             group = self._groups[key]
             group.by_type[item.feedback_type].remove_oldest(item.id)
@@ -369,6 +487,10 @@ class MemoryFeedbackStore(ClosingContext):
 
     def _copies(self, ids: list[str]) -> list[FeedbackItem]:
         return [_copy(self._items[i]) for i in ids]
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _keys_of(item: FeedbackItem) -> list[_StatsKey]:

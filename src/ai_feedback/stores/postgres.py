@@ -35,10 +35,13 @@ import orjson
 
 from ai_feedback._models import (
     DISTRIBUTION_MAX_VALUES,
+    Cursor,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    check_cursor,
     coerce_type,
     trusted_item,
 )
@@ -52,6 +55,7 @@ from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores import _pg_schema as sql
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_filter,
     check_filters,
     check_item,
     check_limit,
@@ -372,6 +376,7 @@ class PostgresFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
@@ -379,7 +384,7 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(AGGREGATE_SQL, window_hours, model, provider)
+        query, params = _window_query(AGGREGATE_SQL, window_hours, model, provider, owner_id)
         counts = dict.fromkeys(_TYPE_OF, 0)
         average = None
         for kind, count, avg in await self._fetch(query, *params):
@@ -394,6 +399,7 @@ class PostgresFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
@@ -401,7 +407,7 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(STATS_SQL, window_hours, model, provider)
+        query, params = _window_query(STATS_SQL, window_hours, model, provider, owner_id)
         counts = dict.fromkeys(_TYPE_OF, 0)
         average = None
         by_model: dict[str, dict[str, Any]] = {}
@@ -434,6 +440,50 @@ class PostgresFeedbackStore(ClosingContext):
             ),
             by_model=by_model,
         )
+
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return at most ``limit`` items matching ``where``, newest first, after ``before``.
+
+        ``before`` is the (``created_at``, ``id``) of the last item of the previous page.
+
+        Raises:
+            FeedbackStorageError: The database could not be read.
+        """
+        where = check_filter(where)
+        check_limit(limit)
+        cursor = check_cursor(before)
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def add(clause: str, *values: object) -> None:
+            marks = [f"${len(params) + i}" for i in range(1, len(values) + 1)]
+            clauses.append(clause.format(*marks))
+            params.extend(values)
+
+        if where.feedback_type is not None:
+            add("feedback_type = {}", where.feedback_type.value)
+        for column, value in where.context_filters().items():
+            add(f"{column} = {{}}", value)
+        if where.since is not None:
+            add("created_at >= {}", where.since)
+        if where.until is not None:
+            add("created_at < {}", where.until)
+        if cursor is not None:
+            add("(created_at, id) < ({}, {})", *cursor)
+        condition = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        add("{}", min(limit, _MAX_BIGINT))
+        sql_text = (
+            f"SELECT {sql.ITEM_COLUMNS} FROM feedback {condition}"  # noqa: S608 - our columns
+            f"ORDER BY created_at DESC, id DESC LIMIT {clauses.pop()}"
+        )
+        return [_decode(row) for row in await self._fetch(sql_text, *params)]
 
     @contextlib.asynccontextmanager
     async def _connection(self, action: str) -> AsyncIterator[Connection]:
@@ -574,12 +624,17 @@ def _decode(row: asyncpg.Record) -> FeedbackItem:
 
 
 def _window_query(
-    queries: Mapping[tuple[bool, bool], str], window_hours: float, model: object, provider: object
+    queries: Mapping[tuple[bool, bool, bool], str],
+    window_hours: float,
+    model: object,
+    provider: object,
+    owner_id: object,
 ) -> tuple[str, list[Any]]:
     since = datetime.fromtimestamp(cutoff(window_hours), UTC)
     model, provider = check_filters(model, provider)
-    params = [since, *(f for f in (model, provider) if f is not None)]
-    return queries[model is not None, provider is not None], params
+    owner = None if owner_id is None else check_id("owner_id", owner_id)
+    params = [since, *(f for f in (model, provider, owner) if f is not None)]
+    return queries[model is not None, provider is not None, owner is not None], params
 
 
 def _check_pool_size(min_size: object, max_size: object) -> None:

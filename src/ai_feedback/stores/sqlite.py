@@ -28,10 +28,13 @@ import aiosqlite
 import orjson
 
 from ai_feedback._models import (
+    Cursor,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    check_cursor,
     coerce_type,
     trusted_item,
 )
@@ -44,6 +47,7 @@ from ai_feedback.exceptions import (
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_filter,
     check_filters,
     check_item,
     check_limit,
@@ -261,11 +265,12 @@ class SQLiteFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
-        sql, params = _window_query(AGGREGATE_SQL, window_hours, model, provider)
+        sql, params = _window_query(AGGREGATE_SQL, window_hours, model, provider, owner_id)
         [(ratings, average, *others)] = await self._fetch(sql, params)
         counts = {_RATING.value: ratings} | {
             t: int(n) for t, n in zip(OTHER_TYPES, others, strict=True)
@@ -278,17 +283,56 @@ class SQLiteFeedbackStore(ClosingContext):
         window_hours: float = 24,
         model: str | None = None,
         provider: str | None = None,
+        owner_id: str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
         """
-        sql, params = _window_query(STATS_SQL, window_hours, model, provider)
+        sql, params = _window_query(STATS_SQL, window_hours, model, provider, owner_id)
         return _stats(
             await self._fetch(sql, params),
             window_hours=window_hours,
             model=model,
             provider=provider,
         )
+
+    async def query(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        limit: int = 100,
+        before: Cursor | None = None,
+    ) -> list[FeedbackItem]:
+        """
+        Return at most ``limit`` items matching ``where``, newest first, after ``before``.
+
+        ``before`` is the (``created_at``, ``id``) of the last item of the previous page.
+        """
+        where = check_filter(where)
+        check_limit(limit)
+        cursor = check_cursor(before)
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where.feedback_type is not None:
+            clauses.append("feedback_type = ?")
+            params.append(where.feedback_type.value)
+        for column, value in where.context_filters().items():
+            clauses.append(f"{column} = ?")
+            params.append(value)
+        for clause, moment in (("created_at >= ?", where.since), ("created_at < ?", where.until)):
+            if moment is not None:
+                clauses.append(clause)
+                params.append(_micros(moment))
+        if cursor is not None:
+            clauses.append("(created_at, id) < (?, ?)")
+            params += [_micros(cursor[0]), cursor[1]]
+        condition = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        sql = (
+            f"SELECT {ITEM_COLUMNS} FROM feedback {condition}"  # noqa: S608 - columns are ours
+            "ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        rows = await self._fetch(sql, [*params, min(limit, _MAX_INTEGER)])
+        return [_decode(row) for row in rows]
 
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -372,12 +416,21 @@ async def _conflict(
 
 
 def _window_query(
-    queries: Mapping[tuple[bool, bool], str], window_hours: float, model: object, provider: object
+    queries: Mapping[tuple[bool, bool, bool], str],
+    window_hours: float,
+    model: object,
+    provider: object,
+    owner_id: object,
 ) -> tuple[str, list[Any]]:
     since = math.ceil(cutoff(window_hours) * 1_000_000)
     model, provider = check_filters(model, provider)
-    params = [since, *(f for f in (model, provider) if f is not None)]
-    return queries[model is not None, provider is not None], params
+    owner = None if owner_id is None else check_id("owner_id", owner_id)
+    params = [since, *(f for f in (model, provider, owner) if f is not None)]
+    return queries[model is not None, provider is not None, owner is not None], params
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _encode(items: Sequence[FeedbackItem]) -> list[_Row]:
@@ -408,7 +461,7 @@ def _encode(items: Sequence[FeedbackItem]) -> list[_Row]:
                     get("model"),
                     get("provider"),
                     get("owner_id"),
-                    (item.created_at - _EPOCH) // _MICROSECOND,
+                    _micros(item.created_at),
                 )
             )
     except orjson.JSONEncodeError as exc:
