@@ -11,9 +11,11 @@ durable by default (see `ai_feedback.spool`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,6 +26,7 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackType,
     WriterStatus,
+    check_timestamp,
     coerce_type,
 )
 from ai_feedback._validation import (
@@ -57,7 +60,7 @@ from ai_feedback.spool import open_spool
 __all__ = ["FeedbackCollector"]
 
 # The fields submit_payload accepts for each type, besides "type".
-_COMMON_FIELDS = ("context", "metadata", "processor")
+_COMMON_FIELDS = ("context", "metadata", "processor", "id", "created_at")
 _PAYLOAD_FIELDS = {
     FeedbackType.RATING: ("score", "trace_id", "comment", *_COMMON_FIELDS),
     FeedbackType.TEXT: ("text", *_COMMON_FIELDS),
@@ -323,8 +326,10 @@ class FeedbackCollector:
 
         ``type`` (default ``"rating"``) selects the fields: ``score`` (plus optional
         ``trace_id``, ``comment``) for rating, ``text``, ``original`` and ``corrected``,
-        or ``label`` and ``input``; every type takes ``context``, ``metadata`` and
-        ``processor``. The payload is the raw payload kept for audit.
+        or ``label`` and ``input``; every type takes ``context``, ``metadata``,
+        ``processor``, ``id`` (a client-given id makes retries idempotent) and
+        ``created_at`` (an ISO 8601 time with its offset, for backfills). The payload is
+        the raw payload kept for audit.
 
         Raises:
             FeedbackValidationError: The payload is not an object, has an unknown key,
@@ -341,6 +346,30 @@ class FeedbackCollector:
                 raise FeedbackValidationError(str(key), msg)
         args = {key: payload.get(key) for key in allowed}
         return await self._collect(kind, args, payload)
+
+    async def submit_payloads(
+        self, payloads: Sequence[Mapping[str, Any]]
+    ) -> list[str | FeedbackValidationError]:
+        """
+        Record a batch of payloads as `submit_payload` does; return one result per payload.
+
+        Each result is the new item's id, or the `FeedbackValidationError` that refused
+        that payload (the others are still recorded). The accepted ones are appended to
+        the spool together, so a durable batch shares its fsyncs.
+
+        Raises:
+            FeedbackValidationError: ``payloads`` is not a list.
+        """
+        if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
+            raise FeedbackValidationError("payloads", "must be a list of objects", payloads)
+
+        async def one(payload: Mapping[str, Any]) -> str | FeedbackValidationError:
+            try:
+                return await self.submit_payload(payload)
+            except FeedbackValidationError as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(p) for p in payloads)))
 
     async def submit(
         self,
@@ -494,7 +523,13 @@ class FeedbackCollector:
             data = json_copy("input_data", args.get("input"))
             check_payload_size("input_data", data, limits=limits)
             value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
-        item = FeedbackItem(feedback_type=kind, value=value, context=context, metadata=metadata)
+        item = FeedbackItem(
+            feedback_type=kind,
+            value=value,
+            context=context,
+            metadata=metadata,
+            **_identity(args),
+        )
         item.check_limits(limits)
         processor = args.get("processor")
         key = self.pipeline.resolve_processor(
@@ -554,3 +589,25 @@ class FeedbackCollector:
                 "truncated": True,
             }
         return item.replace(context=context)
+
+
+def _identity(args: Mapping[str, Any]) -> dict[str, Any]:
+    """
+    The ``id`` and ``created_at`` a payload gives, checked (generated when absent).
+    """
+    given: dict[str, Any] = {}
+    if args.get("id") is not None:
+        given["id"] = check_id("id", args["id"])
+    if args.get("created_at") is not None:
+        given["created_at"] = _timestamp(args["created_at"])
+    return given
+
+
+def _timestamp(value: object) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            msg = "must be an ISO 8601 time with a UTC offset"
+            raise FeedbackValidationError("created_at", msg, value) from None
+    return check_timestamp(value)

@@ -26,6 +26,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from ai_feedback._server_settings import ServerSettings
 from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
@@ -101,12 +102,15 @@ class FeedbackConfig(BaseSettings):
         capture_max_entries: Most captured operations kept for joining to feedback.
         capture_max_age_seconds: How long a captured operation stays joinable.
         capture_max_chars: Longest captured input or output kept, serialized.
+        server: The HTTP service's keys, tokens, CORS and limits (`ServerSettings`);
+            environment variables reach it as ``AI_FEEDBACK__SERVER__<KEY>``.
     """
 
     model_config = SettingsConfigDict(
         extra="forbid",
         frozen=True,
         env_prefix=ENV_PREFIXES[0],
+        env_nested_delimiter="__",
         case_sensitive=False,
         validate_default=True,
     )
@@ -140,6 +144,7 @@ class FeedbackConfig(BaseSettings):
     capture_max_entries: int = Field(default=10_000, ge=1)
     capture_max_age_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
     capture_max_chars: int = Field(default=8_000, ge=100)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     _explicit: frozenset[str] = PrivateAttr(default=frozenset())
 
@@ -319,7 +324,13 @@ def _check_env_keys() -> None:
         for prefix in ENV_PREFIXES:
             if upper.startswith(prefix):
                 key = upper.removeprefix(prefix).lower()
-                if key not in known:
+                head, _, nested = key.partition("__")
+                if head == "server" and nested:
+                    if nested not in ServerSettings.model_fields:
+                        known_server = ", ".join(ServerSettings.model_fields)
+                        msg = f"is not a server setting (known: {known_server})"
+                        raise FeedbackConfigurationError(name, msg)
+                elif key not in known:
                     raise FeedbackConfigurationError(name, _unknown_key_hint(key))
 
 

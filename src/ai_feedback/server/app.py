@@ -1,0 +1,167 @@
+"""
+`create_app`: the ready FastAPI service; `install`: the same routes in your own app.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from ai_feedback.app import Application
+from ai_feedback.collector import FeedbackCollector
+from ai_feedback.config import FeedbackConfig
+from ai_feedback.exceptions import FeedbackConfigurationError
+from ai_feedback.module import FeedbackModule
+from ai_feedback.protocols import FeedbackStoreProtocol
+from ai_feedback.server import health, langfuse, langsmith, native
+from ai_feedback.server.auth import Authenticator
+from ai_feedback.server.errors import install_handlers
+from ai_feedback.server.health import Metrics
+from ai_feedback.server.schemas import component_schemas
+from ai_feedback.server.service import FeedbackService
+
+__all__ = ["create_app", "feedback_router", "install"]
+
+_LOG = logging.getLogger("ai_feedback")
+
+
+def feedback_router() -> APIRouter:
+    """
+    Return every route of the service: ``/v1``, health and metrics, Langfuse, LangSmith.
+
+    Mount it with `install`, which also starts the feedback module with the app.
+    """
+    router = APIRouter()
+    for module in (native, health, langfuse, langsmith):
+        router.include_router(module.router)
+    return router
+
+
+def _authenticator(config: FeedbackConfig, *, insecure_no_auth: bool) -> Authenticator:
+    settings = config.server
+    if not settings.api_keys and not insecure_no_auth:
+        msg = (
+            "has no keys, so every request would be refused; add keys (ai-feedback keys new "
+            "prints one) or start with --insecure-no-auth for a local trial"
+        )
+        raise FeedbackConfigurationError("server.api_keys", msg)
+    if insecure_no_auth:
+        _LOG.warning(
+            "Authentication is OFF (--insecure-no-auth): anyone who can reach this service "
+            "can write and read feedback, as project 'default'"
+        )
+    secret = settings.token_secret
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+        _LOG.warning(
+            "server.token_secret is not set: browser tokens are signed with a random key "
+            "and work only with this process, until it restarts"
+        )
+    return Authenticator(settings.api_keys, secret, insecure=insecure_no_auth)
+
+
+def install(
+    app: FastAPI,
+    config: FeedbackConfig | None = None,
+    *,
+    insecure_no_auth: bool = False,
+    application: Application | None = None,
+) -> None:
+    """
+    Add the service's routes, error handlers, CORS and metrics to ``app``.
+
+    The feedback module boots when ``app`` starts (in its lifespan, around whatever
+    lifespan it already has) and drains when it stops.
+
+    Args:
+        app: Your FastAPI app.
+        config: The configuration (read from application.yaml and the environment when
+            None).
+        insecure_no_auth: Accept requests without keys, as project ``default``.
+        application: An `Application` of yours to add the feedback module to.
+
+    Raises:
+        FeedbackConfigurationError: No keys are configured and ``insecure_no_auth`` is
+            False, or a setting is invalid.
+    """
+    config = config if config is not None else FeedbackConfig.load()
+    auth = _authenticator(config, insecure_no_auth=insecure_no_auth)
+    metrics = Metrics()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(host: FastAPI) -> AsyncIterator[Any]:
+        feedback_app = application if application is not None else Application(handle_signals=False)
+        feedback_app.add_module(FeedbackModule.configure(config))
+        async with feedback_app:
+            container = feedback_app.container
+            host.state.ai_feedback = FeedbackService(
+                collector=await container.resolve(FeedbackCollector),
+                store=await container.resolve(FeedbackStoreProtocol),
+                auth=auth,
+                settings=config.server,
+                extras={"metrics": metrics},
+            )
+            async with inner(host) as state:
+                yield state
+
+    app.router.lifespan_context = lifespan
+    app.include_router(feedback_router())
+    install_handlers(app)
+    app.middleware("http")(metrics.middleware())
+    if config.server.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.server.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key"],
+            max_age=600,
+        )
+    _document_bodies(app)
+
+
+def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool = False) -> FastAPI:
+    """
+    Return the feedback service as a FastAPI app (run it with uvicorn).
+
+    Raises:
+        FeedbackConfigurationError: No keys are configured and ``insecure_no_auth`` is
+            False, or a setting is invalid.
+    """
+    app = FastAPI(
+        title="ai-feedback",
+        summary="Collect feedback on AI model outputs; Langfuse and LangSmith SDKs welcome.",
+        version=_version(),
+    )
+    install(app, config, insecure_no_auth=insecure_no_auth)
+    return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """
+    Add the request bodies' schemas to the OpenAPI document's components.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {}).setdefault("schemas", {}).update(
+                component_schemas()
+            )
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _version() -> str:
+    from importlib.metadata import version  # noqa: PLC0415 - only when building the app
+
+    return version("ai-feedback")

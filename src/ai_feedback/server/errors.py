@@ -1,0 +1,100 @@
+"""
+Errors of the HTTP service: one body shape and one table of statuses.
+
+Every error answers ``{"error": <kind>, "message": <sentence>}``, plus ``field`` and
+``rule`` for invalid input, ``ids`` for a conflict and ``retry_after`` when overloaded.
+Library errors map through the same table as the ASGI endpoint (`ai_feedback.asgi`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ai_feedback.asgi import _error_body, _error_headers
+from ai_feedback.exceptions import FeedbackError
+
+__all__ = ["ApiError", "install_handlers"]
+
+
+class ApiError(Exception):
+    """
+    An HTTP error with its status, kind and message.
+
+    Args:
+        status: The HTTP status.
+        error: A short machine-readable kind (``unauthorized``, ``not_found``, ...).
+        message: A sentence for people.
+        headers: Extra response headers.
+        extra: Extra fields of the body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,  # noqa: ANN401 - JSON fields
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def _response(status: int, body: dict[str, Any], headers: dict[str, str]) -> ORJSONResponse:
+    return ORJSONResponse(body, status_code=status, headers=headers)
+
+
+async def _api_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+    return _response(
+        exc.status, {"error": exc.error, "message": exc.message, **exc.extra}, exc.headers
+    )
+
+
+async def _feedback_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, FeedbackError)  # noqa: S101 - registered for FeedbackError only
+    status, body = _error_body(exc)
+    headers = {k.decode(): v.decode() for k, v in _error_headers(exc)}
+    return _response(status, body, headers)
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    first = exc.errors()[0] if exc.errors() else {}
+    location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
+    field = ".".join(location) or "request"
+    rule = str(first.get("msg", "is invalid"))
+    body = {
+        "error": "invalid",
+        "message": f"Invalid {field!r}: {rule}.",
+        "field": field,
+        "rule": rule,
+    }
+    return _response(422, body, {})
+
+
+async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    kinds = {404: "not_found", 405: "method_not_allowed"}
+    body = {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+    return _response(exc.status_code, body, dict(exc.headers or {}))
+
+
+def install_handlers(app: FastAPI) -> None:
+    """
+    Answer every error of ``app`` with the service's error body.
+    """
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(FeedbackError, _feedback_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

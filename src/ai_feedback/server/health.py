@@ -1,0 +1,156 @@
+"""
+Liveness, readiness and Prometheus metrics; no key needed.
+
+- ``GET /healthz``: the process answers.
+- ``GET /readyz``: the store answers a read within 2 s and the writer is not failing;
+  503 otherwise, with the spool's depth and the age of its oldest item either way.
+- ``GET /metrics``: Prometheus text: requests by route and status, and the write path
+  (spool depth and oldest age, accepted, stored, failed, retries, store reachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from ai_feedback._models import FeedbackFilter
+from ai_feedback.exceptions import FeedbackError
+from ai_feedback.server.schemas import ReadyOut
+from ai_feedback.server.service import service
+
+__all__ = ["Metrics", "router"]
+
+router = APIRouter(tags=["health"])
+_READY_TIMEOUT = 2.0
+
+
+class Metrics:
+    """
+    The service's Prometheus metrics, in a registry of its own.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "ai_feedback_http_requests",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ai_feedback_http_request_seconds",
+            "HTTP request duration by route template",
+            ["route"],
+            registry=self.registry,
+        )
+        self.gauges = {
+            name: Gauge(f"ai_feedback_{name}", description, registry=self.registry)
+            for name, description in (
+                ("spool_depth", "Accepted items not yet stored"),
+                ("spool_oldest_age_seconds", "Age of the oldest item waiting in the spool"),
+                ("spool_capacity", "Items the spool holds before back-pressure"),
+                ("dead_letters", "Items set aside (refused by the store or the pipeline)"),
+                ("accepted", "Items accepted by this process"),
+                ("stored", "Items stored by this process's writer"),
+                ("failed", "Items set aside by this process's writer"),
+                ("retries", "Store writes retried"),
+                ("store_reachable", "1 when the last store write succeeded"),
+            )
+        }
+
+    def middleware(
+        self,
+    ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+        """
+        Return an HTTP middleware counting requests by route template and status.
+        """
+
+        async def count(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            started = time.perf_counter()
+            response = await call_next(request)
+            route = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.requests.labels(template, request.method, str(response.status_code)).inc()
+            self.latency.labels(template).observe(time.perf_counter() - started)
+            return response
+
+        return count
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    """
+    Answer while the process runs.
+    """
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "The store is unavailable"}},
+    summary="Readiness: the store answers",
+)
+async def readyz(request: Request) -> ORJSONResponse:
+    """
+    Answer 200 when the store answers a read and the writer is not failing, else 503.
+    """
+    state = service(request)
+    store_state = "ok"
+    try:
+        async with asyncio.timeout(_READY_TIMEOUT):
+            await state.store.query(FeedbackFilter(owner_id="-readyz-"), limit=1)  # type: ignore[attr-defined]
+    except (FeedbackError, TimeoutError, OSError) as exc:
+        store_state = f"unavailable: {exc}"
+    writer = await state.collector.status()
+    ready = store_state == "ok" and writer.store_reachable is not False
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "store": store_state,
+        "writer": writer.to_dict(),
+    }
+    return ORJSONResponse(body, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """
+    Return the metrics in Prometheus' text format.
+    """
+    state = service(request)
+    registered: Metrics = state.extras["metrics"]
+    status = await state.collector.status()
+    values: dict[str, float | None] = {
+        "accepted": status.accepted,
+        "stored": status.stored,
+        "failed": status.failed,
+        "retries": status.retries,
+        "store_reachable": None
+        if status.store_reachable is None
+        else float(status.store_reachable),
+    }
+    if status.spool is not None:
+        values |= {
+            "spool_depth": status.spool.depth,
+            "spool_oldest_age_seconds": status.spool.oldest_age_seconds or 0.0,
+            "spool_capacity": status.spool.capacity,
+            "dead_letters": status.spool.dead_letters,
+        }
+    for name, value in values.items():
+        if value is not None:
+            registered.gauges[name].set(value)
+    return Response(generate_latest(registered.registry), media_type=CONTENT_TYPE_LATEST)

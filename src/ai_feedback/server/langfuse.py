@@ -1,0 +1,198 @@
+"""
+Langfuse's score ingestion, so that an unmodified Langfuse SDK can send scores here.
+
+Point the SDK at the service (``host=``), with a key's id as the public key and its
+secret as the secret key (HTTP Basic). Routes:
+
+- ``POST /api/public/ingestion`` (SDK v2/v3): a batch of events; ``score-create`` events
+  are recorded, other events are reported in ``errors`` (ai-feedback keeps scores only).
+  207 with ``successes`` and ``errors``.
+- ``POST /api/public/scores`` (SDK v5): an array of scores; 202 when all are accepted,
+  else 207 with ``accepted``, ``rejected`` and ``errors``.
+- ``GET /api/public/projects``: the key's project (the SDK's ``auth_check``).
+
+`score_payload` maps one score: NUMERIC -> rating, BOOLEAN -> rating (0 or 1),
+CATEGORICAL -> label, TEXT -> text, CORRECTION -> correction (Langfuse sends only the
+corrected text, so ``original`` is empty). The score's id becomes the item's id (a
+resent score is stored once); ``traceId``, ``sessionId``, ``observationId`` go to the
+context; ``name``, ``environment``, ``configId`` and the score's own metadata to the
+metadata; ``comment`` to ``context.comment``; ``timestamp`` to ``created_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.server.auth import Principal, require
+from ai_feedback.server.body import read_json
+from ai_feedback.server.service import bind_owner, service
+
+__all__ = ["router", "score_payload"]
+
+router = APIRouter(prefix="/api/public", tags=["langfuse"])
+_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
+_CONTEXT_KEYS = (
+    ("trace_id", "traceId"),
+    ("session_id", "sessionId"),
+    ("observation_id", "observationId"),
+)
+_METADATA_KEYS = (
+    ("name", "name"),
+    ("environment", "environment"),
+    ("config_id", "configId"),
+    ("langfuse_metadata", "metadata"),
+)
+
+
+def score_payload(score: object, *, timestamp: object = None) -> dict[str, Any]:
+    """
+    Return the `submit_payload` body for one Langfuse score.
+
+    Raises:
+        FeedbackValidationError: The score is not an object, or its data type or value
+            cannot be mapped.
+    """
+    if not isinstance(score, Mapping):
+        raise FeedbackValidationError("score", "must be a JSON object", score)
+    context = {ours: score[theirs] for ours, theirs in _CONTEXT_KEYS if score.get(theirs)}
+    if score.get("comment"):
+        context["comment"] = score["comment"]
+    metadata: dict[str, Any] = {"source": "langfuse"}
+    metadata |= {ours: score[theirs] for ours, theirs in _METADATA_KEYS if score.get(theirs)}
+    payload: dict[str, Any] = {"context": context, "metadata": metadata}
+    if score.get("id") is not None:
+        payload["id"] = score["id"]
+    when = score.get("timestamp") or timestamp
+    if when is not None:
+        payload["created_at"] = when
+    return payload | _kind(score.get("dataType"), score.get("value"))
+
+
+def _kind(data_type: object, value: object) -> dict[str, Any]:
+    """
+    The type and value fields of a score, by its data type.
+    """
+    if data_type is None:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        data_type = "NUMERIC" if numeric else "CATEGORICAL"
+    if data_type in ("NUMERIC", "BOOLEAN"):
+        return {"type": "rating", "score": int(value) if isinstance(value, bool) else value}
+    if data_type == "CATEGORICAL":
+        return {"type": "label", "label": _text("value", value), "input": None}
+    if data_type == "TEXT":
+        return {"type": "text", "text": value}
+    if data_type == "CORRECTION":
+        return {"type": "correction", "original": "", "corrected": value}
+    msg = f"must be one of {', '.join(_DATA_TYPES)}"
+    raise FeedbackValidationError("dataType", msg, data_type)
+
+
+def _text(field: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise FeedbackValidationError(field, "must be a string or a number", value)
+
+
+async def _record(
+    request: Request, principal: Principal, payloads: list[Any]
+) -> list[str | Exception]:
+    """
+    Record mapped payloads (or the errors that mapping raised), one result each.
+    """
+    bound: list[dict[str, Any] | Exception] = []
+    for payload in payloads:
+        if isinstance(payload, Exception):
+            bound.append(payload)
+            continue
+        try:
+            bound.append(bind_owner(payload, principal))
+        except FeedbackValidationError as exc:
+            bound.append(exc)
+    valid = [p for p in bound if isinstance(p, dict)]
+    outcomes = iter(await service(request).collector.submit_payloads(valid))
+    return [entry if isinstance(entry, Exception) else next(outcomes) for entry in bound]
+
+
+def _mapped(score: object, **extra: Any) -> dict[str, Any] | Exception:  # noqa: ANN401
+    try:
+        return score_payload(score, **extra)
+    except FeedbackValidationError as exc:
+        return exc
+
+
+@router.post("/ingestion", status_code=207, summary="Langfuse ingestion (score-create events)")
+async def ingestion(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Record the batch's score-create events; 207 with successes and errors per event.
+    """
+    body = await read_json(request)
+    events = body.get("batch") if isinstance(body, dict) else None
+    if not isinstance(events, list):
+        raise FeedbackValidationError("batch", "must be a list of events")
+    limit = service(request).settings.batch_max_items
+    if len(events) > limit:
+        raise FeedbackValidationError("batch", f"must hold at most {limit} events", len(events))
+    payloads: list[Any] = []
+    for event in events:
+        if not isinstance(event, Mapping):
+            payloads.append(FeedbackValidationError("batch", "must hold event objects", event))
+        elif event.get("type") != "score-create":
+            kind = event.get("type")
+            payloads.append(
+                FeedbackValidationError("type", "only score-create events are kept", kind)
+            )
+        else:
+            payloads.append(_mapped(event.get("body"), timestamp=event.get("timestamp")))
+    successes, errors = [], []
+    for event, outcome in zip(events, await _record(request, principal, payloads), strict=True):
+        event_id = event.get("id") if isinstance(event, Mapping) else None
+        if isinstance(outcome, str):
+            successes.append({"id": event_id, "status": 201})
+        else:
+            errors.append(
+                {"id": event_id, "status": 400, "message": str(outcome), "error": "invalid"}
+            )
+    return ORJSONResponse({"successes": successes, "errors": errors}, status_code=207)
+
+
+@router.post("/scores", status_code=202, summary="Langfuse scores (SDK v5)")
+async def scores(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Record an array of scores; 202 when all are accepted, else 207 with the errors.
+    """
+    body = await read_json(request)
+    items = body if isinstance(body, list) else [body]
+    limit = service(request).settings.batch_max_items
+    if len(items) > limit:
+        raise FeedbackValidationError("scores", f"must hold at most {limit} scores", len(items))
+    outcomes = await _record(request, principal, [_mapped(score) for score in items])
+    errors = [{"message": str(o)} for o in outcomes if not isinstance(o, str)]
+    if not errors:
+        return ORJSONResponse({"message": "Accepted"}, status_code=202)
+    body_out = {"accepted": len(items) - len(errors), "rejected": len(errors), "errors": errors}
+    return ORJSONResponse(body_out, status_code=207)
+
+
+@router.get("/projects", summary="The key's project (Langfuse auth_check)")
+async def projects(principal: Annotated[Principal, Depends(require(None))]) -> ORJSONResponse:
+    """
+    Return the key's project in Langfuse's shape.
+    """
+    project = {
+        "id": principal.project,
+        "name": principal.project,
+        "metadata": {},
+        "organization": {"id": principal.project, "name": principal.project},
+    }
+    return ORJSONResponse({"data": [project]})

@@ -1,0 +1,252 @@
+"""
+LangSmith's feedback routes, so that an unmodified LangSmith SDK can send feedback here.
+
+Point the client at the service (``api_url=``) with a key's secret as its API key
+(``x-api-key``). Routes:
+
+- ``GET /info``: an empty version, so that the client posts feedback one by one.
+- ``POST /feedback``: ``create_feedback``; the run id becomes the item's ``trace_id``.
+- ``POST /feedback/tokens``: ``create_presigned_feedback_token`` (a key with
+  ``ingest``); ``POST`` or ``GET /feedback/tokens/{id}``: ``create_feedback_from_token``,
+  no key needed, for that run and feedback key only, until the token expires.
+
+`feedback_payload` maps a LangSmith feedback: a ``score`` makes a rating (``True`` is
+1), else a ``correction`` a correction (its ``output`` when it is an object with one, or
+its JSON), else a ``value`` a label (a number value: a rating), else a ``comment`` a text.
+``key`` goes to ``metadata.key``, ``comment`` to ``context.comment``, ``session_id`` to
+the context, LangSmith's own ``trace_id`` and ``feedback_source`` to the metadata; the
+feedback's id becomes the item's id.
+
+Presigned tokens are kept in the memory of the process that minted them (their ids must
+be UUIDs, so they cannot carry a signature): with several workers, use the native
+``/v1/tokens``, which is stateless.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import ORJSONResponse
+
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.server.auth import Principal, require
+from ai_feedback.server.body import read_json
+from ai_feedback.server.errors import ApiError
+from ai_feedback.server.service import bind_owner, service
+from ai_feedback.server.tokens import TokenClaims
+
+__all__ = ["feedback_payload", "router"]
+
+router = APIRouter(tags=["langsmith"])
+_TOKENS = "langsmith_tokens"
+_MAX_TOKENS = 100_000
+
+
+def feedback_payload(body: object) -> dict[str, Any]:
+    """
+    Return the `submit_payload` body for one LangSmith feedback.
+
+    Raises:
+        FeedbackValidationError: The body is not an object, or carries nothing to record.
+    """
+    if not isinstance(body, Mapping):
+        raise FeedbackValidationError("feedback", "must be a JSON object", body)
+    context = {
+        ours: str(body[theirs])
+        for ours, theirs in (("trace_id", "run_id"), ("session_id", "session_id"))
+        if body.get(theirs) is not None
+    }
+    metadata: dict[str, Any] = {"source": "langsmith"}
+    if body.get("key") is not None:
+        metadata["key"] = body["key"]
+    for field in ("trace_id", "feedback_source", "feedback_config", "metadata"):
+        if body.get(field) is not None:
+            metadata[f"langsmith_{field}"] = body[field]
+    payload: dict[str, Any] = {"context": context, "metadata": metadata}
+    payload |= {field: str(body[field]) for field in ("id", "created_at") if body.get(field)}
+    kind = _kind(body, metadata.get("key"))
+    if kind.get("type") != "text" and body.get("comment"):
+        context["comment"] = body["comment"]
+    return payload | kind
+
+
+def _kind(body: Mapping[str, Any], key: object) -> dict[str, Any]:
+    """
+    The type and value fields of a LangSmith feedback, by the rules in the module.
+    """
+    score, value, correction = body.get("score"), body.get("value"), body.get("correction")
+    if score is not None:
+        return {"type": "rating", "score": int(score) if isinstance(score, bool) else score}
+    if correction is not None:
+        return {"type": "correction", "original": "", "corrected": _corrected(correction)}
+    if isinstance(value, bool | int | float):
+        return {"type": "rating", "score": int(value) if isinstance(value, bool) else value}
+    if isinstance(value, str):
+        return {"type": "label", "label": value, "input": None}
+    if value is not None:
+        return {"type": "label", "label": str(key or "value"), "input": value}
+    if body.get("comment"):
+        return {"type": "text", "text": body["comment"]}
+    msg = "one of score, value, correction or comment is required"
+    raise FeedbackValidationError("score", msg)
+
+
+def _corrected(correction: object) -> str:
+    if isinstance(correction, str):
+        return correction
+    if isinstance(correction, Mapping) and isinstance(correction.get("output"), str):
+        return str(correction["output"])
+    return orjson.dumps(correction).decode()
+
+
+@router.get("/info", summary="LangSmith server information")
+async def info() -> dict[str, Any]:
+    """
+    Tell LangSmith clients to send feedback with POST /feedback.
+    """
+    return {"version": "", "instance_flags": {}}
+
+
+@router.post("/feedback", summary="LangSmith create_feedback")
+async def create_feedback(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Record one LangSmith feedback; answer with its id.
+    """
+    payload = bind_owner(feedback_payload(await read_json(request)), principal)
+    item_id = await service(request).collector.submit_payload(payload)
+    return ORJSONResponse({"id": item_id})
+
+
+@router.post("/feedback/tokens", summary="LangSmith create_presigned_feedback_token")
+async def create_token(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Mint a presigned token for one run and feedback key; answer its id, URL and expiry.
+    """
+    body = await read_json(request)
+    if not isinstance(body, Mapping):
+        raise FeedbackValidationError("body", "must be a JSON object", body)
+    run_id, key = body.get("run_id"), body.get("feedback_key")
+    if not isinstance(run_id, str) or not run_id:
+        raise FeedbackValidationError("run_id", "is required", run_id)
+    if not isinstance(key, str) or not key:
+        raise FeedbackValidationError("feedback_key", "is required", key)
+    expires_at = _expiry(body, service(request).settings.token_max_seconds)
+    token_id = str(body.get("id") or uuid.uuid4())
+    try:
+        token_id = str(uuid.UUID(token_id))
+    except ValueError:
+        raise FeedbackValidationError("id", "must be a UUID", token_id) from None
+    tokens: dict[str, TokenClaims] = service(request).extras.setdefault(_TOKENS, {})
+    _forget_expired(tokens)
+    tokens[token_id] = TokenClaims(
+        project=principal.project,
+        trace_id=run_id,
+        expires_at=expires_at,
+        token_id=token_id,
+        feedback_key=key,
+    )
+    url = str(request.url_for("use_token_post", token_id=token_id))
+    when = datetime.fromtimestamp(expires_at, UTC).isoformat()
+    return ORJSONResponse({"id": token_id, "url": url, "expires_at": when})
+
+
+def _expiry(body: Mapping[str, Any], longest: float) -> float:
+    now = time.time()
+    if body.get("expires_at") is not None:
+        try:
+            moment = datetime.fromisoformat(str(body["expires_at"]))
+        except ValueError:
+            raise FeedbackValidationError(
+                "expires_at", "must be ISO 8601", body["expires_at"]
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() - now
+    else:
+        delta = body.get("expires_in") or {"hours": 3}
+        if not isinstance(delta, Mapping):
+            raise FeedbackValidationError("expires_in", "must be {days, hours, minutes}", delta)
+        try:
+            seconds = timedelta(
+                **{
+                    k: float(v)
+                    for k, v in delta.items()
+                    if k in ("days", "hours", "minutes", "seconds")
+                }
+            ).total_seconds()
+        except (TypeError, ValueError, OverflowError):
+            raise FeedbackValidationError("expires_in", "must hold numbers", delta) from None
+    if not 0 < seconds <= longest:
+        raise FeedbackValidationError(
+            "expires_in", f"must be positive and at most {longest:g} seconds", seconds
+        )
+    return now + seconds
+
+
+def _forget_expired(tokens: dict[str, TokenClaims]) -> None:
+    now = time.time()
+    for token_id in [t for t, c in tokens.items() if c.expires_at <= now]:
+        del tokens[token_id]
+    if len(tokens) >= _MAX_TOKENS:
+        raise ApiError(
+            429, "overloaded", "Too many live presigned tokens.", headers={"Retry-After": "60"}
+        )
+
+
+async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> ORJSONResponse:
+    tokens: dict[str, TokenClaims] = service(request).extras.get(_TOKENS, {})
+    claims = tokens.get(token_id)
+    if claims is None:
+        raise ApiError(401, "unauthorized", "Not authorized: no such presigned token.")
+    if claims.expires_at <= time.time():
+        raise ApiError(401, "unauthorized", "Not authorized: the presigned token has expired.")
+    feedback = {**body, "run_id": claims.trace_id, "key": claims.feedback_key}
+    payload = feedback_payload(feedback)
+    principal = Principal(claims.project, frozenset(), token=claims)
+    item_id = await service(request).collector.submit_payload(bind_owner(payload, principal))
+    return ORJSONResponse({"id": item_id})
+
+
+@router.post(
+    "/feedback/tokens/{token_id}",
+    name="use_token_post",
+    summary="LangSmith create_feedback_from_token",
+)
+async def use_token_post(request: Request, token_id: str) -> ORJSONResponse:
+    """
+    Record feedback with a presigned token (no key): score, value, correction, comment.
+    """
+    body = await read_json(request)
+    if not isinstance(body, Mapping):
+        raise FeedbackValidationError("body", "must be a JSON object", body)
+    allowed = {
+        k: body[k] for k in ("score", "value", "correction", "comment", "metadata") if k in body
+    }
+    return await _use(request, token_id, allowed)
+
+
+@router.get("/feedback/tokens/{token_id}", summary="LangSmith presigned feedback by GET")
+async def use_token_get(
+    request: Request,
+    token_id: str,
+    *,
+    score: float | None = None,
+    value: str | None = None,
+    comment: str | None = None,
+    correction: str | None = None,
+) -> ORJSONResponse:
+    """
+    Record feedback with a presigned token given as query parameters.
+    """
+    given = {"score": score, "value": value, "comment": comment, "correction": correction}
+    return await _use(request, token_id, {k: v for k, v in given.items() if v is not None})

@@ -1,0 +1,296 @@
+"""
+The native API under ``/v1``: submit, batch, get, list, stats and browser tokens.
+
+Every route authenticates first (`require`), writes as the caller's project and reads
+only that project's items: another project's item is 404, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import ValidationError
+
+from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem
+from ai_feedback._validation import MAX_WINDOW_HOURS
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.server.auth import Principal, require
+from ai_feedback.server.body import read_json
+from ai_feedback.server.errors import ApiError
+from ai_feedback.server.schemas import (
+    AcceptedOut,
+    BatchIn,
+    BatchOut,
+    ErrorOut,
+    FeedbackIn,
+    ItemOut,
+    PageOut,
+    StatsOut,
+    TokenIn,
+    TokenOut,
+    body_schema,
+)
+from ai_feedback.server.service import bind_owner, service
+from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
+
+__all__ = ["decode_cursor", "encode_cursor", "item_out", "router"]
+
+router = APIRouter(prefix="/v1", tags=["feedback"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in (
+        (400, "Malformed JSON"),
+        (401, "No valid API key or token"),
+        (403, "The key lacks the scope, or the token does not allow this"),
+        (408, "The body did not arrive in time"),
+        (413, "The body or a field is too large"),
+        (415, "The body is not JSON"),
+        (422, "Invalid input: field and rule name what broke"),
+        (429, "The spool is full: retry after Retry-After seconds"),
+        (503, "The store or the spool is unavailable"),
+    )
+}
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {s: _ERRORS[s] for s in (401, 403, 422, 503)}
+_Text = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+def item_out(item: FeedbackItem) -> dict[str, Any]:
+    """
+    Return the JSON form of a stored item.
+    """
+    return {
+        "id": item.id,
+        "type": item.feedback_type.value,
+        "value": item.value,
+        "context": item.context,
+        "metadata": item.metadata,
+        "created_at": item.created_at,
+    }
+
+
+def encode_cursor(item: FeedbackItem) -> str:
+    """
+    Return the opaque cursor that continues after ``item``.
+    """
+    micros = round(item.created_at.timestamp() * 1_000_000)
+    return base64.urlsafe_b64encode(orjson.dumps([micros, item.id])).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> Cursor:
+    """
+    Return the position a cursor from `encode_cursor` stands for.
+
+    Raises:
+        FeedbackValidationError: The cursor was not made by this service.
+    """
+    try:
+        micros, item_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = datetime.fromtimestamp(micros / 1_000_000, UTC)
+    except (ValueError, TypeError, OverflowError, OSError):
+        msg = "is not a cursor this service returned"
+        raise FeedbackValidationError("cursor", msg, cursor) from None
+    if not isinstance(item_id, str):
+        raise FeedbackValidationError("cursor", "is not a cursor this service returned", cursor)
+    return moment, item_id
+
+
+@router.post(
+    "/feedback",
+    status_code=202,
+    response_model=AcceptedOut,
+    responses=_ERRORS,
+    summary="Submit one feedback item",
+    openapi_extra=body_schema(FeedbackIn, description="One item; type selects the fields."),
+)
+async def submit(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest", token=True))]
+) -> ORJSONResponse:
+    """
+    Accept one item (with an API key, or a browser token for its trace); 202 with its id.
+    """
+    payload = bind_owner(await read_json(request), principal)
+    item_id = await service(request).collector.submit_payload(payload)
+    return ORJSONResponse({"id": item_id}, status_code=202)
+
+
+@router.post(
+    "/feedback/batch",
+    status_code=207,
+    response_model=BatchOut,
+    responses=_ERRORS,
+    summary="Submit many items; one result each",
+    openapi_extra=body_schema(BatchIn, description="Up to server.batch_max_items items."),
+)
+async def submit_batch(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Accept each valid item of the batch; 207 with one result per item, in order.
+    """
+    body = await read_json(request)
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not items:
+        raise FeedbackValidationError("items", "must be a non-empty list of feedback objects")
+    limit = service(request).settings.batch_max_items
+    if len(items) > limit:
+        msg = f"must hold at most {limit} items (server.batch_max_items)"
+        raise FeedbackValidationError("items", msg, len(items))
+    bound: list[dict[str, Any] | FeedbackValidationError] = []
+    for index, payload in enumerate(items):
+        try:
+            bound.append(bind_owner(payload, principal))
+        except FeedbackValidationError as exc:
+            exc.field = f"items[{index}].{exc.field}"
+            bound.append(exc)
+    valid = [p for p in bound if isinstance(p, dict)]
+    outcomes = iter(await service(request).collector.submit_payloads(valid))
+    results: list[dict[str, Any]] = []
+    for index, entry in enumerate(bound):
+        outcome = entry if isinstance(entry, FeedbackValidationError) else next(outcomes)
+        if isinstance(outcome, str):
+            results.append({"index": index, "status": "accepted", "id": outcome})
+        else:
+            error = {
+                "error": "invalid",
+                "message": str(outcome),
+                "field": outcome.field,
+                "rule": outcome.rule,
+            }
+            results.append({"index": index, "status": "rejected", "error": error})
+    accepted = sum(r["status"] == "accepted" for r in results)
+    body_out = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    return ORJSONResponse(body_out, status_code=207)
+
+
+@router.get(
+    "/feedback/{item_id}",
+    response_model=ItemOut,
+    responses={**_READ_ERRORS, 404: {"model": ErrorOut, "description": "No such item"}},
+    summary="Get one item",
+)
+async def get_item(
+    request: Request,
+    item_id: Annotated[str, Path(min_length=1, max_length=256)],
+    principal: Annotated[Principal, Depends(require("read"))],
+) -> ORJSONResponse:
+    """
+    Return the item, or 404 when it does not exist or belongs to another project.
+    """
+    store = service(request).store
+    item = await store.get(item_id)  # type: ignore[attr-defined]
+    if item is None or item.owner_id != principal.project:
+        raise ApiError(404, "not_found", f"No feedback {item_id!r} in this project.")
+    return ORJSONResponse(item_out(item))
+
+
+@router.get(
+    "/feedback",
+    response_model=PageOut,
+    responses=_READ_ERRORS,
+    summary="List items, newest first, a page at a time",
+)
+async def list_items(
+    request: Request,
+    *,
+    principal: Annotated[Principal, Depends(require("read"))],
+    type: Annotated[Literal["rating", "text", "correction", "label"] | None, Query()] = None,  # noqa: A002
+    model: _Text = None,
+    provider: _Text = None,
+    session_id: _Text = None,
+    trace_id: _Text = None,
+    since: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> ORJSONResponse:
+    """
+    Return a page of the project's items matching the filters, and the next cursor.
+    """
+    where = FeedbackFilter(
+        feedback_type=type,  # type: ignore[arg-type]
+        model=model,
+        provider=provider,
+        session_id=session_id,
+        trace_id=trace_id,
+        owner_id=principal.project,
+        since=since,
+        until=until,
+    )
+    before = None if cursor is None else decode_cursor(cursor)
+    store = service(request).store
+    items = await store.query(where, limit=limit + 1, before=before)  # type: ignore[attr-defined]
+    page = items[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
+    return ORJSONResponse({"items": [item_out(i) for i in page], "next_cursor": next_cursor})
+
+
+@router.get("/stats", response_model=StatsOut, responses=_READ_ERRORS, summary="Statistics")
+async def stats(
+    request: Request,
+    principal: Annotated[Principal, Depends(require("read"))],
+    model: _Text = None,
+    provider: _Text = None,
+    window_hours: Annotated[float, Query(gt=0, le=MAX_WINDOW_HOURS)] = 24.0,
+) -> ORJSONResponse:
+    """
+    Return what get_feedback_stats returns, over the project's items in the window.
+    """
+    store = service(request).store
+    figures = await store.stats(  # type: ignore[attr-defined]
+        window_hours=window_hours, model=model, provider=provider, owner_id=principal.project
+    )
+    return ORJSONResponse(figures.to_dict())
+
+
+@router.post(
+    "/tokens",
+    status_code=201,
+    response_model=TokenOut,
+    responses=_ERRORS,
+    summary="Mint a browser token for one trace",
+    openapi_extra=body_schema(TokenIn),
+)
+async def mint_token(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> ORJSONResponse:
+    """
+    Return a signed token that lets a browser submit feedback on one trace until it expires.
+    """
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise FeedbackValidationError("body", "must be a JSON object", body)
+    try:
+        wanted = TokenIn.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise FeedbackValidationError(field, first["msg"]) from None
+    settings = service(request).settings
+    if wanted.expires_in > settings.token_max_seconds:
+        msg = f"must be at most {settings.token_max_seconds:g} seconds (server.token_max_seconds)"
+        raise FeedbackValidationError("expires_in", msg, wanted.expires_in)
+    FeedbackFilter(trace_id=wanted.trace_id, session_id=wanted.session_id)  # the id rules
+    claims = TokenClaims(
+        project=principal.project,
+        trace_id=wanted.trace_id,
+        expires_at=time.time() + wanted.expires_in,
+        token_id=new_token_id(),
+        session_id=wanted.session_id,
+        feedback_key=wanted.feedback_key,
+        feedback_type=wanted.type,
+    )
+    token = mint(service(request).auth.token_secret, claims)
+    body_out = {
+        "token": token,
+        "token_id": claims.token_id,
+        "trace_id": claims.trace_id,
+        "expires_at": datetime.fromtimestamp(claims.expires_at, UTC),
+    }
+    return ORJSONResponse(body_out, status_code=201)

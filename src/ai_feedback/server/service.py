@@ -1,0 +1,113 @@
+"""
+`FeedbackService`: what the routes share — the collector, the store, keys and settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from ai_feedback._server_settings import ServerSettings
+from ai_feedback.collector import FeedbackCollector
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.protocols import FeedbackStoreProtocol
+from ai_feedback.server.auth import Authenticator, Principal
+from ai_feedback.server.errors import ApiError
+from ai_feedback.server.tokens import TokenClaims
+
+__all__ = ["FeedbackService", "bind_owner", "service"]
+
+
+@dataclass(slots=True)
+class FeedbackService:
+    """
+    The state of a running service, kept in ``app.state.ai_feedback``.
+
+    Args:
+        collector: Records feedback.
+        store: Reads it back (waiting for what this process accepted).
+        auth: Checks keys and tokens.
+        settings: The ``server`` settings.
+        extras: Room for the peer protocols' state (LangSmith's presigned tokens).
+    """
+
+    collector: FeedbackCollector
+    store: FeedbackStoreProtocol
+    auth: Authenticator
+    settings: ServerSettings
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def service(request: Request) -> FeedbackService:
+    """
+    Return the service of the app serving ``request``.
+    """
+    found: FeedbackService = request.app.state.ai_feedback
+    return found
+
+
+def bind_owner(payload: object, principal: Principal) -> dict[str, Any]:
+    """
+    Return a copy of ``payload`` owned by the caller's project, within its token's bounds.
+
+    The project goes into ``context.owner_id``: a caller cannot choose it. A browser
+    token also fixes the trace (and the session, feedback key and type when it names
+    them); a payload naming another is refused.
+
+    Raises:
+        FeedbackValidationError: The payload is not an object, or names another owner.
+        ApiError: 403 when the payload leaves the token's bounds.
+    """
+    if not isinstance(payload, dict):
+        raise FeedbackValidationError("payload", "must be a JSON object", payload)
+    bound = dict(payload)
+    context = bound.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise FeedbackValidationError("context", "must be a dict", context)
+    context = dict(context)
+    owner = context.get("owner_id")
+    if owner is not None and owner != principal.project:
+        msg = "is set from your API key's project; leave it out"
+        raise FeedbackValidationError("context.owner_id", msg, owner)
+    context["owner_id"] = principal.project
+    if principal.token is not None:
+        _within_token(bound, context, principal.token)
+    bound["context"] = context
+    return bound
+
+
+def _within_token(payload: dict[str, Any], context: dict[str, Any], claims: TokenClaims) -> None:
+    """
+    Fix the payload's trace (and session, key, type) to the token's, or refuse it.
+    """
+    kind = payload.get("type", "rating")
+    if claims.feedback_type is not None and kind != claims.feedback_type:
+        _outside(f"allows {claims.feedback_type} feedback only")
+    trace = (payload.get("trace_id") if kind == "rating" else None) or context.get("trace_id")
+    if trace is not None and trace != claims.trace_id:
+        _outside(f"is for trace {claims.trace_id!r}")
+    if kind == "rating":
+        payload["trace_id"] = claims.trace_id
+    context["trace_id"] = claims.trace_id
+    if claims.session_id is not None:
+        if context.get("session_id", claims.session_id) != claims.session_id:
+            _outside(f"is for session {claims.session_id!r}")
+        context["session_id"] = claims.session_id
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise FeedbackValidationError("metadata", "must be a dict", metadata)
+    metadata = dict(metadata)
+    if claims.feedback_key is not None:
+        if metadata.get("key", claims.feedback_key) != claims.feedback_key:
+            _outside(f"is for the feedback key {claims.feedback_key!r}")
+        metadata["key"] = claims.feedback_key
+    metadata["token_id"] = claims.token_id
+    payload["metadata"] = metadata
+
+
+def _outside(why: str) -> None:
+    raise ApiError(403, "forbidden", f"This browser token {why}.")
