@@ -6,7 +6,10 @@ import asyncio
 import gc
 import logging
 import re
+import sqlite3
+import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -31,7 +34,10 @@ from ai_feedback import (
     MemoryFeedbackStore,
     RejectFeedback,
 )
+from ai_feedback._models import Entry
 from ai_feedback.asgi import FeedbackEndpoint
+from ai_feedback.spool.sqlite import SQLiteSpool
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.fakes import FlakyStore, ProtocolOnlyStore, SlowStore, WrappedStore
 
 
@@ -571,4 +577,88 @@ async def test_reads_during_an_outage_do_not_wait_for_its_end() -> None:
     store.remaining = 0
     await asyncio.wait_for(flushing, 5)
     assert (await collector.get_feedback_stats())["total_count"] == 3
+    await collector.aclose()
+
+
+async def test_a_dead_letter_that_cannot_be_kept_does_not_lose_the_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the spool cannot keep a dead letter, the batch is handled again; nothing is lost."""
+    store = WrappedStore()
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1))
+
+    def refuse_casino(item: FeedbackItem) -> FeedbackItem:
+        if item.feedback_type is FeedbackType.TEXT:
+            raise RejectFeedback("spam")
+        return item
+
+    collector.pipeline.add_step(refuse_casino)
+    await collector.start()
+    assert collector._writer is not None
+    spool = collector._writer.spool
+    assert isinstance(spool, SQLiteSpool)
+    keep = spool._dead
+    broken = [1]
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        if broken:
+            broken.pop()
+            msg = "database or disk is full"
+            raise sqlite3.OperationalError(msg)
+        keep(*args, **kwargs)
+
+    spool._dead = failing  # type: ignore[method-assign]
+    ids = [await collector.collect_rating(i + 1) for i in range(3)]
+    await collector.collect_text("casino")
+    with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+        await asyncio.wait_for(collector.flush(), 10)
+    assert "handling it again" in caplog.text
+    assert all([await store.get(i) for i in ids])
+    assert [f.item.value for f in collector.failures] == ["casino"]
+    assert (await collector.status()).spool.dead_letters == 1  # type: ignore[union-attr]
+    await collector.aclose()
+
+
+async def test_a_replayed_item_stored_before_is_not_a_conflict(tmp_path: Path) -> None:
+    """A replay whose (non-deterministic) step output differs from what is stored is no failure."""
+    db = tmp_path / "f.db"
+    store = await SQLiteFeedbackStore.open(f"sqlite:///{db}")
+    item = FeedbackItem(feedback_type=FeedbackType.RATING, value=4)
+    stamped = item.replace(metadata={"processed_at": 1.0})
+    await store.save(stamped)  # stored before the crash, with the step's output
+    spool = SQLiteSpool(f"{db}-spool", identity=store.location or "")
+    await spool.append(Entry(item, "rating"))  # ... but its spool entry was never deleted
+    await spool.aclose()
+
+    collector = FeedbackCollector(store, _config())
+    collector.pipeline.add_step(lambda i: i.replace(metadata={"processed_at": time.time()}))
+    await collector.start()
+    await asyncio.wait_for(collector.flush(), 10)
+    assert collector.failures == []
+    assert (await store.get(item.id)) == stamped
+    status = await collector.status()
+    assert status.spool is not None
+    assert (status.spool.depth, status.spool.dead_letters) == (0, 0)
+    await collector.aclose()
+    await store.aclose()
+
+
+async def test_a_store_that_raises_oddly_sets_aside_only_the_item_at_fault() -> None:
+    """A batch the store keeps failing with an unexpected error is split; the rest is stored."""
+
+    class Picky(WrappedStore):
+        async def before_write(self, batch: list[FeedbackItem]) -> Err[Exception] | None:
+            if any(i.value == 3 for i in batch):
+                msg = "cannot handle 3"
+                raise TypeError(msg)
+            return None
+
+    store = Picky()
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1))
+    ids = [await collector.collect_rating(v) for v in (1, 2, 3, 4)]
+    await asyncio.wait_for(collector.flush(), 10)
+    [failure] = collector.failures
+    assert failure.item.value == 3
+    assert isinstance(failure.error, TypeError)
+    assert [v for v in (1, 2, 4) if await store.get(ids[v - 1])] == [1, 2, 4]
     await collector.aclose()

@@ -426,11 +426,17 @@ class Entry:
 class Spooled:
     """
     An entry taken from a spool: its mark, the entry, and the spool's own handle.
+
+    ``replayed`` is True when the entry may have been stored already: left by an earlier
+    run, or delivered again after a writer died. Steps that are not deterministic can
+    then make the stored item differ from this one; the writer does not report that as
+    a conflict.
     """
 
     mark: int
     entry: Entry
     handle: Any = None
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

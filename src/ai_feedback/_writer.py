@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,13 @@ __all__ = ["BatchWriter", "WriterSettings", "write_items"]
 _LOG = logging.getLogger("ai_feedback")
 _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
+_UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
+# What a store raises while it is down or unreachable: retried as long as it lasts.
+_OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
+
+
+def _is_outage(error: BaseException) -> bool:
+    return isinstance(error, _OUTAGES) and not isinstance(error, FeedbackConflictError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +104,14 @@ def _error_of(result: object) -> BaseException | None:
             return error
         return FeedbackStorageError(f"The store returned Err({error!r})")
     return None
+
+
+def _report_end(worker: asyncio.Task[None]) -> None:
+    if not worker.cancelled() and worker.exception() is not None:
+        _LOG.error(
+            "The feedback writer stopped; the next submission or flush restarts it",
+            exc_info=worker.exception(),
+        )
 
 
 def compact(event: FeedbackFailed) -> FeedbackFailed:
@@ -206,6 +221,7 @@ class BatchWriter:
             self._worker = asyncio.get_running_loop().create_task(
                 self._run(), name="ai_feedback-writer"
             )
+            self._worker.add_done_callback(_report_end)
 
     async def put(self, entry: Entry) -> None:
         """
@@ -353,20 +369,52 @@ class BatchWriter:
         while True:
             if _being_cancelled():  # a cancellation a library swallowed
                 raise asyncio.CancelledError
-            batch = await self._spool.take(settings.batch_size, settings.max_delay)
             try:
-                await self._handle(batch)
-            except BaseException as exc:  # the worker must survive anything but its own cancel
-                if _being_cancelled():
-                    raise
-                _LOG.exception("Feedback writer failed on a batch of %d", len(batch))
-                for spooled in batch:
-                    await self._fail(spooled, "storage", exc, 0)
+                batch = await self._spool.take(settings.batch_size, settings.max_delay)
+            except Exception:  # noqa: BLE001 - the spool failed to read; nothing is lost
+                _LOG.exception("Taking a batch from the spool %s failed", self._spool.location)
+                await asyncio.sleep(settings.backoff_max)
+                continue
+            await self._process(batch)
             await self._spool.complete(batch)
             self._batches += 1
             # With a backlog and a store that never suspends, nothing above yields: let the
             # rest of the event loop run between batches.
             await asyncio.sleep(0)
+
+    async def _process(self, batch: list[Spooled]) -> None:
+        """
+        Store or set aside every entry of ``batch``, however long it takes.
+
+        A batch is never given up: when handling it fails unexpectedly (the spool cannot
+        keep a dead letter, a bug), it is handled again after a backoff.
+        """
+        delay = self._settings.backoff
+        every: float | None = getattr(self._spool, "hold_every", None)
+        while True:
+            keeper = None
+            if every:  # keep the batch reserved in a shared spool while it is written
+                keeper = asyncio.create_task(self._keep_reserved(batch, every))
+            try:
+                await self._handle(batch)
+            except Exception:  # noqa: BLE001 - logged; the batch is handled again
+                _LOG.exception(
+                    "The feedback writer failed on a batch of %d; handling it again in %.2fs",
+                    len(batch),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.backoff_max)
+                continue
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
+            return
+
+    async def _keep_reserved(self, batch: list[Spooled], every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            await self._spool.hold(batch)
 
     async def _handle(self, batch: list[Spooled]) -> None:
         ready: list[tuple[Spooled, FeedbackItem]] = []
@@ -380,91 +428,114 @@ class BatchWriter:
             await self._events.publish(FeedbackProcessed(item, entry.processor))
             ready.append((spooled, item))
         if ready:
-            await self._write(ready, batch)
+            await self._write(ready)
 
-    async def _write(self, pairs: list[tuple[Spooled, FeedbackItem]], batch: list[Spooled]) -> None:
+    async def _write(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> None:
+        """
+        Write ``pairs`` until each is stored or set aside.
+
+        Store outages (`FeedbackStorageError`, `OSError`, timeouts) are retried with
+        capped backoff for as long as they last (or ``max_attempts``). An item the store
+        refuses (invalid, a conflict), or a batch that keeps failing with another
+        exception (a bug in a store), is written one item at a time so that only the
+        items at fault are set aside.
+        """
         delay = self._settings.backoff
-        attempt = 0
+        attempts = 0
         while pairs:
-            attempt += 1
-            items = [item for _, item in pairs]
-            raws = (
-                {item.id: spooled.entry.raw_payload for spooled, item in pairs}
-                if self._settings.store_raw_payloads
-                else None
-            )
-            error = await write_items(self._store, items, raws)
+            error = await write_items(self._store, [i for _, i in pairs], self._raws(pairs))
             if error is None:
                 self._answered()
-                self._stored += len(items)
-                for item in items:
-                    await self._events.publish(FeedbackStored(item))
+                await self._stored_items(pairs)
                 return
             if isinstance(error, FeedbackConflictError):
                 self._answered()
-                pairs = await self._set_aside_conflicts(pairs, error, attempt)
+                pairs = await self._resolve_conflicts(pairs, error)
                 continue
-            if isinstance(error, FeedbackValidationError):
-                self._answered()
-                if len(pairs) > 1:
-                    # One bad item must not sink the batch: write them one by one.
-                    for pair in pairs:
-                        await self._write([pair], batch)
-                    return
-                await self._fail(pairs[0][0], "storage", error, attempt, pairs[0][1])
+            refused = isinstance(error, FeedbackValidationError)
+            if refused or (not _is_outage(error) and attempts + 1 >= _UNEXPECTED_ATTEMPTS):
+                if not refused:
+                    _LOG.error("The store keeps raising %r; writing items one by one", error)
+                await self._one_by_one(pairs, error, attempts + 1)
                 return
+            attempts += 1
             self._unreachable(error)
             limit = self._settings.max_attempts
-            if limit is not None and attempt >= limit:
+            if limit is not None and attempts >= limit:
                 _LOG.error(
                     "Giving up on %d feedback item(s) after %d attempt(s): %r",
                     len(pairs),
-                    attempt,
+                    attempts,
                     error,
-                    extra={"items": len(pairs), "attempts": attempt},
+                    extra={"items": len(pairs), "attempts": attempts},
                 )
                 for spooled, item in pairs:
-                    await self._fail(spooled, "storage", error, attempt, item)
+                    await self._fail(spooled, "storage", error, attempts, item)
                 return
             self._retries += 1
             _LOG.warning(
                 "Storing %d feedback item(s) failed (attempt %d), retrying in %.2fs: %r",
                 len(pairs),
-                attempt,
+                attempts,
                 delay,
                 error,
-                extra={"items": len(pairs), "attempt": attempt},
+                extra={"items": len(pairs), "attempt": attempts},
             )
-            await self._spool.hold(batch)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._settings.backoff_max)
 
-    async def _set_aside_conflicts(
-        self,
-        pairs: list[tuple[Spooled, FeedbackItem]],
-        error: FeedbackConflictError,
-        attempt: int,
+    def _raws(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> dict[str, Any] | None:
+        if not self._settings.store_raw_payloads:
+            return None
+        return {item.id: spooled.entry.raw_payload for spooled, item in pairs}
+
+    async def _stored_items(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> None:
+        self._stored += len(pairs)
+        for _, item in pairs:
+            await self._events.publish(FeedbackStored(item))
+
+    async def _one_by_one(
+        self, pairs: list[tuple[Spooled, FeedbackItem]], error: BaseException, attempts: int
+    ) -> None:
+        if len(pairs) == 1:
+            await self._fail(pairs[0][0], "storage", error, attempts, pairs[0][1])
+            return
+        for pair in pairs:  # alone, each item is stored, retried, or set aside on its own
+            await self._write([pair])
+
+    async def _resolve_conflicts(
+        self, pairs: list[tuple[Spooled, FeedbackItem]], error: FeedbackConflictError
     ) -> list[tuple[Spooled, FeedbackItem]]:
-        # The first item under a conflicting id may be the stored one sent again: it is
-        # retried (alone it conflicts again if it differs); later ones under that id
-        # conflict with it, and every item whose id occurs once conflicts with the store.
+        """
+        Write the items under the conflicting ids one at a time; return the others.
+
+        Alone, each either is stored (the same item sent again, or the first of two
+        under one id), or conflicts with what is stored: then it is set aside, unless the
+        spool says it may have been stored already (a replay), in which case what is
+        stored stands.
+        """
         conflicting = set(error.ids)
-        counts = Counter(item.id for _, item in pairs)
-        retried: set[str] = set()
-        rest: list[tuple[Spooled, FeedbackItem]] = []
-        aside: list[tuple[Spooled, FeedbackItem]] = []
-        for pair in pairs:
-            item_id = pair[1].id
-            if item_id in conflicting and (counts[item_id] == 1 or item_id in retried):
-                aside.append(pair)
+        rest = [pair for pair in pairs if pair[1].id not in conflicting]
+        suspects = [pair for pair in pairs if pair[1].id in conflicting]
+        if not suspects:  # the store named none of these ids: set them all aside
+            for spooled, item in pairs:
+                await self._fail(spooled, "storage", error, 0, item)
+            return []
+        for spooled, item in suspects:
+            alone = await write_items(self._store, [item], self._raws([(spooled, item)]))
+            if alone is None:
+                await self._stored_items([(spooled, item)])
+            elif isinstance(alone, FeedbackConflictError) and spooled.replayed:
+                _LOG.info(
+                    "Feedback %s was stored before a restart or redelivery; the stored "
+                    "version stands (a step may have changed it)",
+                    item.id,
+                    extra={"item_id": item.id},
+                )
+            elif isinstance(alone, FeedbackConflictError | FeedbackValidationError):
+                await self._fail(spooled, "storage", alone, 1, item)
             else:
-                rest.append(pair)
-                if item_id in conflicting:
-                    retried.add(item_id)
-        if not aside:  # the store named none of these ids: do not loop
-            aside, rest = rest, []
-        for spooled, item in aside:
-            await self._fail(spooled, "storage", error, attempt, item)
+                rest.append((spooled, item))  # an outage meanwhile: retried with the rest
         return rest
 
     def _answered(self) -> None:
@@ -488,7 +559,6 @@ class BatchWriter:
         item: FeedbackItem | None = None,
     ) -> None:
         event = FeedbackFailed(item or spooled.entry.item, stage, error, attempts)
-        self._failed += 1
         _LOG.warning(
             "Feedback %s was not stored (%s): %s",
             event.item.id,
@@ -496,9 +566,9 @@ class BatchWriter:
             error,
             extra={"item_id": event.item.id, "stage": stage},
         )
-        try:
-            await self._spool.dead_letter(spooled, stage, error, attempts)
-        except FeedbackError:
-            _LOG.exception("Could not keep feedback %s as a dead letter", event.item.id)
+        # Raises when the spool cannot keep it: the batch is then handled again, since an
+        # item neither stored nor kept aside would be lost.
+        await self._spool.dead_letter(spooled, stage, error, attempts)
+        self._failed += 1
         await self._events.publish(event)
         self.failures.append(compact(event))

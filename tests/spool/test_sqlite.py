@@ -215,3 +215,58 @@ async def test_completed_entries_are_deleted(tmp_path: Path) -> None:
     await spool.aclose()
     with sqlite3.connect(tmp_path / "s") as db:
         assert db.execute("SELECT count(*) FROM entries").fetchone() == (0,)
+
+
+async def test_batches_completed_out_of_order_delete_only_themselves(tmp_path: Path) -> None:
+    """Completing batches 1 and 3 before 2 leaves batch 2 in the file."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await spool.start()
+    for i in range(6):
+        await spool.append(_entry(i % 5 + 1))
+    first, second, third = [await spool.take(2, 0) for _ in range(3)]
+    await spool.complete(first)
+    await spool.complete(third)
+    await spool.aclose()
+    with sqlite3.connect(tmp_path / "s") as db:
+        left = [row[0] for row in db.execute("SELECT seq FROM entries ORDER BY seq")]
+    assert left == [s.mark for s in second]
+
+
+async def test_a_damaged_last_entry_does_not_hold_up_a_flush(tmp_path: Path) -> None:
+    """When the newest entry of a replayed file cannot be read, waiting for it still ends."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await spool.start()
+    good = [_entry(1), _entry(2)]
+    for entry in [*good, _entry(3)]:
+        await spool.append(entry)
+    await spool.aclose()
+    with sqlite3.connect(tmp_path / "s") as db:
+        db.execute("UPDATE entries SET entry = x'00' WHERE seq = (SELECT max(seq) FROM entries)")
+    again = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await again.start()
+    batch = await again.take(10, 0)
+    assert [s.entry for s in batch] == good
+    assert all(s.replayed for s in batch)
+    await again.complete(batch)
+    await asyncio.wait_for(again.wait_done(again.last_mark), 5)
+    await again.aclose()
+
+
+async def test_concurrent_first_appends_share_one_file(tmp_path: Path) -> None:
+    """Appends racing to start the spool open it once (one file, one lock)."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await asyncio.gather(*(spool.append(_entry()) for _ in range(10)))
+    assert spool.location == str(tmp_path / "s")
+    assert not (tmp_path / "s.1").exists()
+    await spool.aclose()
+
+
+async def test_waiting_on_a_closed_spool_is_an_error(tmp_path: Path) -> None:
+    """wait_done() does not hang once the spool is closed; it says the entries wait still."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    mark = await spool.append(_entry())
+    waiter = asyncio.create_task(spool.wait_done(mark))
+    await asyncio.sleep(0.01)
+    await spool.aclose()
+    with pytest.raises(FeedbackStorageError, match="closed before"):
+        await asyncio.wait_for(waiter, 5)

@@ -412,3 +412,15 @@ async def test_bad_queries_name_the_argument(
     with pytest.raises(FeedbackValidationError) as info:
         await call(store)
     assert info.value.field == field
+
+
+async def test_booleans_are_not_numbers_when_comparing_items(store: FeedbackStoreProtocol) -> None:
+    """Under one id, {"flag": 1} and {"flag": true} conflict; 1 and 1.0 are the same value."""
+    item = _item(session_id="s").replace(metadata={"flag": 1, "n": 2})
+    await store.save(item)
+    assert (await store.save(item.replace(metadata={"flag": 1.0, "n": 2.0}))).is_ok()
+    assert conflict_ids(await store.save(item.replace(metadata={"flag": True, "n": 2}))) == (
+        item.id,
+    )
+    batch = await store.save_many([item.replace(metadata={"flag": True, "n": 2})])  # type: ignore[attr-defined]
+    assert conflict_ids(batch) == (item.id,)

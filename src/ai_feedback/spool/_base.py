@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ai_feedback._models import Entry, FeedbackType, Spooled, trusted_item
-from ai_feedback.exceptions import FeedbackOverloadedError
+from ai_feedback.exceptions import FeedbackOverloadedError, FeedbackStorageError
 
 __all__ = ["SequencedSpool", "decode_entry", "encode_entry"]
 
@@ -100,6 +100,11 @@ class SequencedSpool:
         self._depth = 0  # entries appended (or replayed) and not completed
         self._hurry = 0
         self._last_mark = 0
+        self._closed = False
+        # The last mark of each batch in flight -> how far `take` went for it (entries
+        # set aside while reading lie between batches), so that completing the batch
+        # completes those too.
+        self._bounds: dict[int, int] = {}
         self._changed = asyncio.Condition()
 
     @property
@@ -179,7 +184,12 @@ class SequencedSpool:
                             )
             batch = await self._read(limit)
             if batch:
+                self._bounds[batch[-1].mark] = self._taken
                 return batch
+            if not self._bounds:  # all set aside, nothing in flight: they are done
+                async with self._changed:
+                    self._done = max(self._done, self._taken)
+                    self._changed.notify_all()
 
     async def hold(self, batch: Sequence[Spooled]) -> None:
         """
@@ -197,7 +207,8 @@ class SequencedSpool:
         except Exception:  # noqa: BLE001 - the batch is stored: a replay changes nothing
             _LOG.warning("Could not remove a stored batch from %s", self._what, exc_info=True)
         async with self._changed:
-            self._done = max(self._done, batch[-1].mark)
+            bound = self._bounds.pop(batch[-1].mark, batch[-1].mark)
+            self._done = max(self._done, bound)
             self._depth -= len(batch)
             self._changed.notify_all()
 
@@ -212,6 +223,17 @@ class SequencedSpool:
     async def wait_done(self, mark: int) -> None:
         """
         Wait until every entry up to ``mark`` is completed.
+
+        Raises:
+            FeedbackStorageError: The spool was closed first.
         """
         async with self._changed:
-            await self._changed.wait_for(lambda: self._done >= mark)
+            await self._changed.wait_for(lambda: self._done >= mark or self._closed)
+        if self._done < mark:
+            msg = f"The {self._what} was closed before the entries were stored."
+            raise FeedbackStorageError(msg)
+
+    async def _mark_closed(self) -> None:
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()

@@ -162,6 +162,13 @@ class JetStreamSpool:
         """
         return self._last_mark
 
+    @property
+    def hold_every(self) -> float:
+        """
+        How often a writer working on a batch should `hold` it (a third of ack_wait).
+        """
+        return self._ack_wait / 3
+
     async def start(self) -> None:
         """
         Connect, create the streams (and the consumer) when missing.
@@ -174,17 +181,19 @@ class JetStreamSpool:
             if self._started:
                 return
             try:
-                self._nc = await nats.connect(
-                    servers=self._servers,
-                    name="ai-feedback",
-                    connect_timeout=self._full_wait,
-                    allow_reconnect=True,
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.5,
-                )
+                async with asyncio.timeout(self._full_wait * 2):  # the first connection
+                    self._nc = await nats.connect(
+                        servers=self._servers,
+                        name="ai-feedback",
+                        connect_timeout=self._full_wait,
+                        allow_reconnect=True,
+                        max_reconnect_attempts=-1,
+                        reconnect_time_wait=0.5,
+                    )
                 self._js = self._nc.jetstream(timeout=self._full_wait)
                 await self._ensure_streams()
                 if self._consume:
+                    await self._update_consumer()
                     self._sub = await self._js.pull_subscribe(
                         self._subject,
                         durable=self._consumer,
@@ -240,6 +249,20 @@ class JetStreamSpool:
             await js.stream_info(dead.name or "")
         except nats.js.errors.NotFoundError:
             await js.add_stream(dead)
+
+    async def _update_consumer(self) -> None:
+        """
+        Give an existing consumer the ``ack_wait`` of this spool's URL.
+        """
+        js = self._jetstream()
+        try:
+            info = await js.consumer_info(self._stream, self._consumer)
+        except nats.js.errors.NotFoundError:
+            return
+        if info.config.ack_wait != self._ack_wait:
+            config = info.config
+            config.ack_wait = self._ack_wait
+            await js.add_consumer(self._stream, config=config)
 
     def _jetstream(self) -> JetStreamContext:
         if self._js is None:
@@ -306,7 +329,8 @@ class JetStreamSpool:
                 await self._publish_dead(message.data, "spool", exc, 0)
                 await _quietly(message.ack())
                 continue
-            batch.append(Spooled(message.metadata.sequence.stream, entry, message))
+            again = (message.metadata.num_delivered or 1) > 1
+            batch.append(Spooled(message.metadata.sequence.stream, entry, message, replayed=again))
         if batch:
             self._taken = max(self._taken, batch[-1].mark)
         return batch
@@ -370,10 +394,15 @@ class JetStreamSpool:
         """
         Wait until JetStream removed every message up to ``mark`` (all acknowledged).
         """
-        js = self._jetstream()
         while True:
-            with contextlib.suppress(*_ERRORS):
+            js = self._jetstream()  # raises once the spool is closed
+            try:
                 state = (await js.stream_info(self._stream)).state
+            except nats.errors.ConnectionClosedError as exc:
+                raise self._error("wait for the writers", exc) from exc
+            except _ERRORS:
+                _LOG.debug("Reading the state of %s failed; trying again", self.location)
+            else:
                 if state.messages == 0 or state.first_seq > mark:
                     return
             await asyncio.sleep(_POLL)
@@ -391,9 +420,10 @@ class JetStreamSpool:
             dead = (await js.stream_info(f"{self._stream}_DEAD")).state.messages
             oldest = None
             if state.messages:
-                first = await js.get_msg(self._stream, seq=state.first_seq, next=True)
-                if first.time is not None:
-                    oldest = max(0.0, (datetime.now(UTC) - first.time).total_seconds())
+                with contextlib.suppress(nats.js.errors.NotFoundError):  # just acknowledged
+                    first = await js.get_msg(self._stream, seq=state.first_seq, next=True)
+                    if first.time is not None:
+                        oldest = max(0.0, (datetime.now(UTC) - first.time).total_seconds())
         except _ERRORS as exc:
             raise self._error("read the status", exc) from exc
         return SpoolStatus(

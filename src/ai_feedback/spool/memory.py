@@ -102,3 +102,4 @@ class MemorySpool(SequencedSpool):
         Drop what is left (the writer drains first and reports what it could not).
         """
         self._queue.clear()
+        await self._mark_closed()

@@ -132,7 +132,9 @@ class SQLiteSpool(SequencedSpool):
         self._cache: dict[int, Entry] = {}
         self._pending: list[tuple[int, str, bytes, float]] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._forgotten: tuple[int, int] | None = None  # completed marks not yet deleted
+        self._forgotten: list[tuple[int, int]] = []  # completed ranges not yet deleted
+        self._replayed_upto = 0  # marks an earlier run left (they may be stored already)
+        self._start_lock = asyncio.Lock()
         self._committer: asyncio.Task[None] | None = None
         self._committing = 0
         self._started = False
@@ -168,16 +170,18 @@ class SQLiteSpool(SequencedSpool):
                 the family is held by a live process.
             FeedbackStorageError: The file cannot be opened.
         """
-        if self._started:
-            return
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ai_feedback-spool")
-        try:
-            first, last, count = await self._run(self._open)
-        except BaseException:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise
-        self._started = True
+        async with self._start_lock:
+            if self._started:
+                return
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="ai_feedback-spool")
+            try:
+                first, last, count = await self._run(self._open)
+            except BaseException:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+                raise
+            self._started = True
+            self._replayed_upto = last
         self._taken = self._done = first - 1
         # What an earlier run left counts as this process's: a flush (and the drain at
         # shutdown) waits for it too.
@@ -230,21 +234,22 @@ class SQLiteSpool(SequencedSpool):
             # Let the submitters that are ready (those the last commit woke) append first.
             await asyncio.sleep(0)
             rows, waiters, forget = self._pending, self._waiters, self._forgotten
-            self._pending, self._waiters, self._forgotten = [], [], None
+            self._pending, self._waiters, self._forgotten = [], [], []
             self._committing = len(rows)
             try:
                 await self._run(self._write, rows, forget)
-            except (sqlite3.Error, OSError, FeedbackStorageError) as exc:
+            except FeedbackStorageError as exc:
+                self._forgotten = forget + self._forgotten  # deleted with the next commit
                 if not rows:
                     _LOG.warning("Could not delete stored entries from %s: %s", self._path, exc)
-                    continue
+                    return
                 self._committing = 0
                 await self._appended(self._ready, 0)  # wakes those waiting for room
                 for mark, *_ in rows:
                     self._cache.pop(mark, None)
                 for waiter in waiters:
                     if not waiter.done():
-                        waiter.set_exception(self._error("spool feedback", exc))
+                        waiter.set_exception(FeedbackStorageError(str(exc)))
                 continue
             self._committing = 0
             if not rows:
@@ -277,7 +282,7 @@ class SQLiteSpool(SequencedSpool):
                 except ValueError as exc:
                     await self._set_aside(seq, exc)
                     continue
-                batch.append(Spooled(seq, entry))
+                batch.append(Spooled(seq, entry, replayed=seq <= self._replayed_upto))
             taken = rows[-1][0] if len(rows) == wanted else ready
         self._taken = taken
         return batch
@@ -296,10 +301,7 @@ class SQLiteSpool(SequencedSpool):
             self._changed.notify_all()
 
     async def _forget(self, batch: Sequence[Spooled]) -> None:
-        first, last = batch[0].mark, batch[-1].mark
-        if self._forgotten is not None:
-            first = min(first, self._forgotten[0])
-        self._forgotten = (first, last)
+        self._forgotten.append((batch[0].mark, batch[-1].mark))
         self._ensure_committer()
 
     async def dead_letter(
@@ -346,8 +348,10 @@ class SQLiteSpool(SequencedSpool):
         Entries not completed stay in the file for the next start.
         """
         if self._committer is not None:
+            # Shielded: a cancelled close must not cancel a commit its submitters await.
             with contextlib.suppress(Exception):
-                await self._committer
+                await asyncio.shield(self._committer)
+        await self._mark_closed()
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -357,11 +361,17 @@ class SQLiteSpool(SequencedSpool):
         self._started = False
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        """
+        Run ``fn`` in the spool's thread; its database errors become FeedbackStorageError.
+        """
         if self._executor is None:
             msg = f"The spool {self._path} is closed."
             raise FeedbackStorageError(msg)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        except (sqlite3.Error, OSError) as exc:
+            raise self._error("use the spool", exc) from exc
 
     def _error(self, action: str, exc: BaseException) -> FeedbackStorageError:
         return FeedbackStorageError(f"Could not {action} in {self._path}: {exc}.")
@@ -431,15 +441,15 @@ class SQLiteSpool(SequencedSpool):
             lock.release()
 
     def _write(
-        self, rows: list[tuple[int, str, bytes, float]], forget: tuple[int, int] | None
+        self, rows: list[tuple[int, str, bytes, float]], forget: list[tuple[int, int]]
     ) -> None:
         db = self._connection()
         if not rows:  # only deletes: losing them to a power cut costs nothing
             db.execute("PRAGMA synchronous=NORMAL")
         try:
             db.execute("BEGIN IMMEDIATE")
-            if forget is not None:
-                db.execute(_DELETE, forget)
+            if forget:
+                db.executemany(_DELETE, forget)
             if rows:
                 self._insert(db, rows)
             db.execute("COMMIT")

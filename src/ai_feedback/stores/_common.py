@@ -123,10 +123,32 @@ def same_item(a: FeedbackItem, b: FeedbackItem) -> bool:
     """
     return (
         a.feedback_type is b.feedback_type
-        and a.value == b.value
-        and a.context == b.context
-        and a.metadata == b.metadata
+        and json_equal(a.value, b.value)
+        and json_equal(a.context, b.context)
+        and json_equal(a.metadata, b.metadata)
     )
+
+
+def json_equal(a: object, b: object) -> bool:
+    """
+    Return whether two JSON values are equal as JSON: ``1 == 1.0``, but ``true != 1``.
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(json_equal(a[key], b[key]) for key in a)
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+        )
+    numbers = isinstance(a, int | float) and isinstance(b, int | float)
+    return (numbers or type(a) is type(b)) and a == b
 
 
 def conflicts(batch: Iterable[FeedbackItem], stored: Mapping[str, FeedbackItem]) -> list[str]:

@@ -43,9 +43,11 @@ __all__ = [
 _LOG = logging.getLogger("ai_feedback")
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 """How long a write waits for another connection's write lock before failing."""
-PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL")
 """Run on every connection: WAL lets readers and the writer proceed together, and with
-``synchronous=NORMAL`` a commit survives a crash of the process (not of the machine)."""
+``synchronous=FULL`` a commit is fsync'd: it survives a crash of the process and of the
+machine. (A spool deletes an entry once the store committed it; a store commit that a
+power cut could undo would lose it.)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,80 @@
+"""The NATS JetStream spool: reservations during long writes, consumer settings, closing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats
+import pytest
+
+from ai_feedback import FeedbackCollector, FeedbackConfig, FeedbackItem, FeedbackStorageError
+from ai_feedback._models import Entry, FeedbackType
+from ai_feedback.spool.jetstream import JetStreamSpool
+from tests.fakes import WrappedStore
+from tests.spool.nats_server import NATS_URL, fresh_stream, spool_url
+
+pytestmark = pytest.mark.nats
+
+
+class _SlowFirstWrite(WrappedStore):
+    """Takes 2.5 s over its first batch write: longer than the spool's ack_wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow = True
+
+    async def before_write(self, batch: list[FeedbackItem]) -> None:
+        if self.slow:
+            self.slow = False
+            await asyncio.sleep(2.5)
+
+
+async def test_a_long_write_keeps_its_batch_reserved() -> None:
+    """A write longer than ack_wait is not delivered again meanwhile: no double, no conflict."""
+    async with fresh_stream() as name:
+        store = _SlowFirstWrite()
+        config = FeedbackConfig(spool_url=spool_url(name, ack_wait=1), batch_max_delay_ms=5)
+        collector = FeedbackCollector(store, config)
+        collector.pipeline.add_step(lambda i: i.replace(metadata={"at": time.time()}))
+        ids = [await collector.collect_rating(v) for v in (1, 2, 3)]
+        await asyncio.wait_for(collector.flush(), 20)
+        assert collector.failures == []
+        assert sum(store.batches) == 3  # each item written once
+        assert all([await store.get(i) for i in ids])
+        await collector.aclose()
+
+
+async def test_the_consumer_takes_the_ack_wait_of_the_url() -> None:
+    """Opening the spool with another ack_wait updates the existing durable consumer."""
+    async with fresh_stream() as name:
+        for ack_wait in (2, 5):
+            spool = JetStreamSpool(spool_url(name, ack_wait=ack_wait), identity="x")
+            await spool.start()
+            await spool.aclose()
+        nc = await nats.connect(NATS_URL)
+        try:
+            info = await nc.jetstream().consumer_info(name, f"{name.lower()}_writer")
+        finally:
+            await nc.close()
+        assert info.config.ack_wait == 5
+
+
+async def test_waiting_after_close_is_an_error() -> None:
+    """wait_done() on a closed JetStream spool raises instead of polling forever."""
+    async with fresh_stream() as name:
+        spool = JetStreamSpool(spool_url(name), identity="x", consume=False)
+        item = FeedbackItem(feedback_type=FeedbackType.RATING, value=1)
+        mark = await spool.append(Entry(item, "rating"))
+        waiter = asyncio.create_task(spool.wait_done(mark))
+        await asyncio.sleep(0.05)
+        await spool.aclose()
+        with pytest.raises(FeedbackStorageError):
+            await asyncio.wait_for(waiter, 5)
+
+
+async def test_an_unreachable_server_is_a_storage_error() -> None:
+    """A spool whose server does not answer fails to start with FeedbackStorageError."""
+    spool = JetStreamSpool("nats://127.0.0.1:1?stream=NOPE", identity="x", full_wait=0.5)
+    with pytest.raises(FeedbackStorageError, match="Could not set up"):
+        await spool.start()
