@@ -307,9 +307,9 @@ class BatchWriter:
                     # Submitters that were waiting for room before the close still get
                     # their entries in; drain until none is left waiting.
                     while True:
-                        putting = self._putting
+                        busy = self._putting or getattr(self._spool, "arriving", 0)
                         await self.flush()
-                        if not putting:  # nothing was being appended when flush began
+                        if not busy:  # nothing was being appended when flush began
                             break
                         await asyncio.sleep(0.001)
             except TimeoutError:

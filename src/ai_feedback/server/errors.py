@@ -10,15 +10,30 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ai_feedback.asgi import _error_body, _error_headers
 from ai_feedback.exceptions import FeedbackError
 
-__all__ = ["ApiError", "install_handlers"]
+__all__ = ["ApiError", "JSONBody", "install_handlers"]
+
+
+class JSONBody(Response):
+    """
+    A JSON response encoded with orjson (datetimes as ISO 8601, any JSON value).
+    """
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:  # noqa: ANN401 - any JSON value
+        """
+        Encode ``content``.
+        """
+        return orjson.dumps(content)
 
 
 class ApiError(Exception):
@@ -50,25 +65,25 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def _response(status: int, body: dict[str, Any], headers: dict[str, str]) -> ORJSONResponse:
-    return ORJSONResponse(body, status_code=status, headers=headers)
+def _response(status: int, body: dict[str, Any], headers: dict[str, str]) -> JSONBody:
+    return JSONBody(body, status_code=status, headers=headers)
 
 
-async def _api_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _api_error(_request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     return _response(
         exc.status, {"error": exc.error, "message": exc.message, **exc.extra}, exc.headers
     )
 
 
-async def _feedback_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _feedback_error(_request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, FeedbackError)  # noqa: S101 - registered for FeedbackError only
     status, body = _error_body(exc)
     headers = {k.decode(): v.decode() for k, v in _error_headers(exc)}
     return _response(status, body, headers)
 
 
-async def _invalid_request(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _invalid_request(_request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
@@ -83,7 +98,7 @@ async def _invalid_request(_request: Request, exc: Exception) -> ORJSONResponse:
     return _response(422, body, {})
 
 
-async def _http_error(_request: Request, exc: Exception) -> ORJSONResponse:
+async def _http_error(_request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     kinds = {404: "not_found", 405: "method_not_allowed"}
     body = {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)}

@@ -15,7 +15,6 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,6 +26,7 @@ from prometheus_client import (
 
 from ai_feedback._models import FeedbackFilter
 from ai_feedback.exceptions import FeedbackError
+from ai_feedback.server.errors import JSONBody
 from ai_feedback.server.schemas import ReadyOut
 from ai_feedback.server.service import service
 
@@ -105,7 +105,7 @@ async def healthz() -> dict[str, str]:
     responses={503: {"model": ReadyOut, "description": "The store is unavailable"}},
     summary="Readiness: the store answers",
 )
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONBody:
     """
     Answer 200 when the store answers a read and the writer is not failing, else 503.
     """
@@ -123,7 +123,7 @@ async def readyz(request: Request) -> ORJSONResponse:
         "store": store_state,
         "writer": writer.to_dict(),
     }
-    return ORJSONResponse(body, status_code=200 if ready else 503)
+    return JSONBody(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -25,11 +25,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
+from ai_feedback.server.errors import JSONBody
 from ai_feedback.server.service import bind_owner, service
 
 __all__ = ["router", "score_payload"]
@@ -130,7 +130,7 @@ def _mapped(score: object, **extra: Any) -> dict[str, Any] | Exception:  # noqa:
 @router.post("/ingestion", status_code=207, summary="Langfuse ingestion (score-create events)")
 async def ingestion(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Record the batch's score-create events; 207 with successes and errors per event.
     """
@@ -161,13 +161,13 @@ async def ingestion(
             errors.append(
                 {"id": event_id, "status": 400, "message": str(outcome), "error": "invalid"}
             )
-    return ORJSONResponse({"successes": successes, "errors": errors}, status_code=207)
+    return JSONBody({"successes": successes, "errors": errors}, status_code=207)
 
 
 @router.post("/scores", status_code=202, summary="Langfuse scores (SDK v5)")
 async def scores(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Record an array of scores; 202 when all are accepted, else 207 with the errors.
     """
@@ -179,13 +179,13 @@ async def scores(
     outcomes = await _record(request, principal, [_mapped(score) for score in items])
     errors = [{"message": str(o)} for o in outcomes if not isinstance(o, str)]
     if not errors:
-        return ORJSONResponse({"message": "Accepted"}, status_code=202)
+        return JSONBody({"message": "Accepted"}, status_code=202)
     body_out = {"accepted": len(items) - len(errors), "rejected": len(errors), "errors": errors}
-    return ORJSONResponse(body_out, status_code=207)
+    return JSONBody(body_out, status_code=207)
 
 
 @router.get("/projects", summary="The key's project (Langfuse auth_check)")
-async def projects(principal: Annotated[Principal, Depends(require(None))]) -> ORJSONResponse:
+async def projects(principal: Annotated[Principal, Depends(require(None))]) -> JSONBody:
     """
     Return the key's project in Langfuse's shape.
     """
@@ -195,4 +195,4 @@ async def projects(principal: Annotated[Principal, Depends(require(None))]) -> O
         "metadata": {},
         "organization": {"id": principal.project, "name": principal.project},
     }
-    return ORJSONResponse({"data": [project]})
+    return JSONBody({"data": [project]})

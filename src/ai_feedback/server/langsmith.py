@@ -32,12 +32,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import ORJSONResponse
 
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
-from ai_feedback.server.errors import ApiError
+from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.service import bind_owner, service
 from ai_feedback.server.tokens import TokenClaims
 
@@ -116,19 +115,19 @@ async def info() -> dict[str, Any]:
 @router.post("/feedback", summary="LangSmith create_feedback")
 async def create_feedback(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Record one LangSmith feedback; answer with its id.
     """
     payload = bind_owner(feedback_payload(await read_json(request)), principal)
     item_id = await service(request).collector.submit_payload(payload)
-    return ORJSONResponse({"id": item_id})
+    return JSONBody({"id": item_id})
 
 
 @router.post("/feedback/tokens", summary="LangSmith create_presigned_feedback_token")
 async def create_token(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Mint a presigned token for one run and feedback key; answer its id, URL and expiry.
     """
@@ -157,7 +156,7 @@ async def create_token(
     )
     url = str(request.url_for("use_token_post", token_id=token_id))
     when = datetime.fromtimestamp(expires_at, UTC).isoformat()
-    return ORJSONResponse({"id": token_id, "url": url, "expires_at": when})
+    return JSONBody({"id": token_id, "url": url, "expires_at": when})
 
 
 def _expiry(body: Mapping[str, Any], longest: float) -> float:
@@ -203,7 +202,7 @@ def _forget_expired(tokens: dict[str, TokenClaims]) -> None:
         )
 
 
-async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> ORJSONResponse:
+async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> JSONBody:
     tokens: dict[str, TokenClaims] = service(request).extras.get(_TOKENS, {})
     claims = tokens.get(token_id)
     if claims is None:
@@ -214,7 +213,7 @@ async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> ORJS
     payload = feedback_payload(feedback)
     principal = Principal(claims.project, frozenset(), token=claims)
     item_id = await service(request).collector.submit_payload(bind_owner(payload, principal))
-    return ORJSONResponse({"id": item_id})
+    return JSONBody({"id": item_id})
 
 
 @router.post(
@@ -222,7 +221,7 @@ async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> ORJS
     name="use_token_post",
     summary="LangSmith create_feedback_from_token",
 )
-async def use_token_post(request: Request, token_id: str) -> ORJSONResponse:
+async def use_token_post(request: Request, token_id: str) -> JSONBody:
     """
     Record feedback with a presigned token (no key): score, value, correction, comment.
     """
@@ -244,7 +243,7 @@ async def use_token_get(
     value: str | None = None,
     comment: str | None = None,
     correction: str | None = None,
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Record feedback with a presigned token given as query parameters.
     """

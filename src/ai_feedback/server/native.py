@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import ORJSONResponse
 from pydantic import ValidationError
 
 from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem
@@ -22,7 +21,7 @@ from ai_feedback._validation import MAX_WINDOW_HOURS
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
-from ai_feedback.server.errors import ApiError
+from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import (
     AcceptedOut,
     BatchIn,
@@ -111,13 +110,13 @@ def decode_cursor(cursor: str) -> Cursor:
 )
 async def submit(
     request: Request, principal: Annotated[Principal, Depends(require("ingest", token=True))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Accept one item (with an API key, or a browser token for its trace); 202 with its id.
     """
     payload = bind_owner(await read_json(request), principal)
     item_id = await service(request).collector.submit_payload(payload)
-    return ORJSONResponse({"id": item_id}, status_code=202)
+    return JSONBody({"id": item_id}, status_code=202)
 
 
 @router.post(
@@ -130,7 +129,7 @@ async def submit(
 )
 async def submit_batch(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Accept each valid item of the batch; 207 with one result per item, in order.
     """
@@ -166,7 +165,7 @@ async def submit_batch(
             results.append({"index": index, "status": "rejected", "error": error})
     accepted = sum(r["status"] == "accepted" for r in results)
     body_out = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
-    return ORJSONResponse(body_out, status_code=207)
+    return JSONBody(body_out, status_code=207)
 
 
 @router.get(
@@ -179,7 +178,7 @@ async def get_item(
     request: Request,
     item_id: Annotated[str, Path(min_length=1, max_length=256)],
     principal: Annotated[Principal, Depends(require("read"))],
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Return the item, or 404 when it does not exist or belongs to another project.
     """
@@ -187,7 +186,7 @@ async def get_item(
     item = await store.get(item_id)  # type: ignore[attr-defined]
     if item is None or item.owner_id != principal.project:
         raise ApiError(404, "not_found", f"No feedback {item_id!r} in this project.")
-    return ORJSONResponse(item_out(item))
+    return JSONBody(item_out(item))
 
 
 @router.get(
@@ -209,7 +208,7 @@ async def list_items(
     until: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Return a page of the project's items matching the filters, and the next cursor.
     """
@@ -228,7 +227,7 @@ async def list_items(
     items = await store.query(where, limit=limit + 1, before=before)  # type: ignore[attr-defined]
     page = items[:limit]
     next_cursor = encode_cursor(page[-1]) if len(items) > limit else None
-    return ORJSONResponse({"items": [item_out(i) for i in page], "next_cursor": next_cursor})
+    return JSONBody({"items": [item_out(i) for i in page], "next_cursor": next_cursor})
 
 
 @router.get("/stats", response_model=StatsOut, responses=_READ_ERRORS, summary="Statistics")
@@ -238,7 +237,7 @@ async def stats(
     model: _Text = None,
     provider: _Text = None,
     window_hours: Annotated[float, Query(gt=0, le=MAX_WINDOW_HOURS)] = 24.0,
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Return what get_feedback_stats returns, over the project's items in the window.
     """
@@ -246,7 +245,7 @@ async def stats(
     figures = await store.stats(  # type: ignore[attr-defined]
         window_hours=window_hours, model=model, provider=provider, owner_id=principal.project
     )
-    return ORJSONResponse(figures.to_dict())
+    return JSONBody(figures.to_dict())
 
 
 @router.post(
@@ -259,7 +258,7 @@ async def stats(
 )
 async def mint_token(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> ORJSONResponse:
+) -> JSONBody:
     """
     Return a signed token that lets a browser submit feedback on one trace until it expires.
     """
@@ -293,4 +292,4 @@ async def mint_token(
         "trace_id": claims.trace_id,
         "expires_at": datetime.fromtimestamp(claims.expires_at, UTC),
     }
-    return ORJSONResponse(body_out, status_code=201)
+    return JSONBody(body_out, status_code=201)

@@ -134,6 +134,13 @@ class SequencedSpool:
         """
         return 0
 
+    @property
+    def arriving(self) -> int:
+        """
+        Entries being committed: accepted into the spool once the commit ends.
+        """
+        return self._arriving()
+
     def _has_room(self) -> bool:
         return self._depth + self._arriving() < self._capacity
 
@@ -158,6 +165,9 @@ class SequencedSpool:
         """
         async with self._changed:
             self._ready = max(self._ready, upto)
+            # A submitter cancelled while its entry was committed never got its mark, but
+            # the entry is in the spool: a flush (and the drain at shutdown) covers it too.
+            self._last_mark = max(self._last_mark, upto)
             self._depth += count
             self._changed.notify_all()
 

@@ -1,0 +1,405 @@
+"""The native /v1 API: authentication first, projects kept apart, every route and its errors."""
+
+from __future__ import annotations
+
+import base64
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from ai_feedback import FeedbackConfig, FeedbackConfigurationError
+from ai_feedback.server import create_app
+from ai_feedback.server.tokens import TokenClaims, mint
+from tests.server.conftest import SECRETS, TOKEN_SECRET, bearer, key, server_config
+
+RATING = {"score": 4, "trace_id": "t-1", "comment": "good", "context": {"model": "m1"}}
+
+
+def _basic(name: str) -> dict[str, str]:
+    secret = SECRETS[name][0]
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode()}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"x-api-key": "wrong"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic " + base64.b64encode(b"a-all:wrong").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"nobody:afk_a_all_secret").decode()},
+        {"Authorization": "Basic !!!"},
+        {"Authorization": "Digest abc"},
+        {"Authorization": "Bearer aft_forged.token"},
+    ],
+)
+def test_no_valid_key_is_401_before_the_body_is_read(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    """Without a valid key the answer is 401, whatever the body: bad JSON, huge or empty."""
+    for body in (b"{not json", b"x" * 5_000_000, b""):
+        response = client.post("/v1/feedback", content=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "unauthorized"
+        assert "WWW-Authenticate" in response.headers
+    for path in ("/v1/feedback", "/v1/stats", "/v1/feedback/some-id"):
+        assert client.get(path, headers=headers).status_code == 401
+
+
+@pytest.mark.parametrize("headers", [key("a-all"), bearer("a-all"), _basic("a-all")])
+def test_each_way_of_sending_the_key_works(client: TestClient, headers: dict[str, str]) -> None:
+    """x-api-key, Authorization: Bearer and Basic id:secret all authenticate."""
+    response = client.post("/v1/feedback", json=RATING, headers=headers)
+    assert response.status_code == 202, response.text
+    assert client.get(f"/v1/feedback/{response.json()['id']}", headers=headers).status_code == 200
+
+
+def test_a_key_without_the_scope_is_403(client: TestClient) -> None:
+    """An ingest-only key cannot read; a read-only key cannot write or mint tokens."""
+    assert client.get("/v1/stats", headers=key("a-ingest")).status_code == 403
+    assert client.get("/v1/feedback", headers=key("a-ingest")).status_code == 403
+    assert client.post("/v1/feedback", json=RATING, headers=key("a-read")).status_code == 403
+    batch = {"items": [RATING]}
+    assert client.post("/v1/feedback/batch", json=batch, headers=key("a-read")).status_code == 403
+    token = {"trace_id": "t"}
+    assert client.post("/v1/tokens", json=token, headers=key("a-read")).status_code == 403
+
+
+def test_submit_then_read_back_every_field(client: TestClient) -> None:
+    """An item comes back with its value, context (owner set from the key) and metadata."""
+    body = {
+        **RATING,
+        "id": "client-1",
+        "metadata": {"source": "web"},
+        "created_at": "2026-11-30T10:00:00+00:00",
+    }
+    response = client.post("/v1/feedback", json=body, headers=key("a-ingest"))
+    assert response.json() == {"id": "client-1"}
+    item = client.get("/v1/feedback/client-1", headers=key("a-read")).json()
+    assert item["type"] == "rating"
+    assert item["value"] == 4
+    assert item["context"] == {
+        "model": "m1",
+        "trace_id": "t-1",
+        "comment": "good",
+        "owner_id": "proj-a",
+    }
+    assert item["metadata"] == {"source": "web"}
+    assert item["created_at"].startswith("2026-11-30T10:00:00")
+
+
+def test_the_caller_cannot_choose_the_owner(client: TestClient) -> None:
+    """context.owner_id naming another project is refused (422 naming the field)."""
+    body = {**RATING, "context": {"owner_id": "proj-b"}}
+    response = client.post("/v1/feedback", json=body, headers=key("a-all"))
+    assert response.status_code == 422
+    assert response.json()["field"] == "context.owner_id"
+    same = {**RATING, "context": {"owner_id": "proj-a"}}
+    assert client.post("/v1/feedback", json=same, headers=key("a-all")).status_code == 202
+
+
+def test_projects_never_see_each_other(client: TestClient) -> None:
+    """A key of project B neither reads, lists, counts nor overwrites project A's items."""
+    item_id = client.post(
+        "/v1/feedback", json={**RATING, "id": "shared"}, headers=key("a-all")
+    ).json()["id"]
+    assert client.get(f"/v1/feedback/{item_id}", headers=key("b-all")).status_code == 404
+    assert client.get("/v1/feedback", headers=key("b-all")).json()["items"] == []
+    assert client.get("/v1/stats", headers=key("b-all")).json()["total_count"] == 0
+    assert client.get("/v1/stats", headers=key("a-all")).json()["total_count"] == 1
+    overwrite = {**RATING, "id": "shared", "score": 1}
+    assert client.post("/v1/feedback", json=overwrite, headers=key("b-all")).status_code == 202
+    stored = client.get("/v1/feedback/shared", headers=key("a-all")).json()
+    assert stored["value"] == 4  # B's item under A's id was a conflict, set aside
+    assert client.get("/v1/feedback/shared", headers=key("b-all")).status_code == 404
+    page = client.get("/v1/feedback", params={"trace_id": "t-1"}, headers=key("b-all")).json()
+    assert page["items"] == []
+
+
+def test_listing_filters_and_pages(client: TestClient) -> None:
+    """GET /v1/feedback filters, pages newest first with next_cursor, and rejects bad input."""
+    base = datetime.now(UTC) - timedelta(hours=1)
+    items = [
+        {
+            "type": "text" if i % 3 == 0 else "rating",
+            **({"text": f"note {i}"} if i % 3 == 0 else {"score": i % 5 + 1}),
+            "context": {"model": f"m{i % 2}", "session_id": f"s{i % 4}", "trace_id": f"t{i}"},
+            "created_at": (base + timedelta(seconds=i)).isoformat(),
+            "id": f"item-{i:02d}",
+        }
+        for i in range(25)
+    ]
+    response = client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+    assert response.status_code == 207
+    assert response.json()["accepted"] == 25
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/feedback", params=params, headers=key("a-read")).json()
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"item-{i:02d}" for i in reversed(range(25))]
+    texts = client.get(
+        "/v1/feedback", params={"type": "text", "model": "m1"}, headers=key("a-read")
+    )
+    assert [i["id"] for i in texts.json()["items"]] == ["item-21", "item-15", "item-09", "item-03"]
+    window = {
+        "since": (base + timedelta(seconds=20)).isoformat(),
+        "until": (base + timedelta(seconds=22)).isoformat(),
+    }
+    ranged = client.get("/v1/feedback", params=window, headers=key("a-read")).json()
+    assert [i["id"] for i in ranged["items"]] == ["item-21", "item-20"]
+    by_trace = client.get("/v1/feedback", params={"trace_id": "t7"}, headers=key("a-read")).json()
+    assert [i["id"] for i in by_trace["items"]] == ["item-07"]
+    for bad, field in (
+        ({"cursor": "nonsense"}, "cursor"),
+        ({"limit": 0}, "limit"),
+        ({"type": "vote"}, "type"),
+        ({"since": "2026-01-01T00:00:00"}, "since"),
+        ({"model": ""}, "model"),
+    ):
+        response = client.get("/v1/feedback", params=bad, headers=key("a-read"))
+        assert response.status_code == 422, bad
+        assert response.json()["field"] == field
+
+
+def test_stats_match_the_library(client: TestClient) -> None:
+    """/v1/stats returns what get_feedback_stats computes, over the project's items only."""
+    for score, model in ((5, "m1"), (3, "m1"), (1, "m2")):
+        client.post(
+            "/v1/feedback", json={"score": score, "context": {"model": model}}, headers=key("a-all")
+        )
+    client.post("/v1/feedback", json={"score": 2}, headers=key("b-all"))
+    stats = client.get("/v1/stats", headers=key("a-read")).json()
+    assert (stats["total_count"], stats["average_rating"]) == (3, 3.0)
+    assert stats["by_model"] == {
+        "m1": {"count": 2, "average_rating": 4.0},
+        "m2": {"count": 1, "average_rating": 1.0},
+    }
+    assert stats["rating"]["distribution"] == {"1": 1, "3": 1, "5": 1}
+    one = client.get("/v1/stats", params={"model": "m1"}, headers=key("a-read")).json()
+    assert one["total_count"] == 2
+    bad = client.get("/v1/stats", params={"window_hours": 0}, headers=key("a-read"))
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "window_hours"
+
+
+def test_a_batch_reports_each_item(client: TestClient) -> None:
+    """A batch answers 207 with one result per item; invalid ones are named, the rest stored."""
+    items = [RATING, {"score": "five"}, {"type": "text", "text": "hi", "id": "t-x"}, "nope"]
+    response = client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "rejected",
+        "accepted",
+        "rejected",
+    ]
+    assert body["results"][1]["error"]["field"] == "score"
+    assert body["results"][3]["error"]["field"].startswith("items[3]")
+    again = client.post("/v1/feedback/batch", json={"items": [items[2]]}, headers=key("a-all"))
+    assert again.json()["results"][0]["id"] == "t-x"  # the same id again: idempotent
+    assert (
+        len(
+            client.get("/v1/feedback", params={"type": "text"}, headers=key("a-all")).json()[
+                "items"
+            ]
+        )
+        == 1
+    )
+    bad_batches: list[Any] = [{"items": []}, {"items": "x"}, [], {"items": [RATING] * 1001}]
+    for bad in bad_batches:
+        assert client.post("/v1/feedback/batch", json=bad, headers=key("a-all")).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "status", "error"),
+    [
+        (b'{"score": 4}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+        (
+            b"score=4",
+            {"content-type": "application/x-www-form-urlencoded"},
+            415,
+            "unsupported_media_type",
+        ),
+        (b"", {"content-type": "application/json"}, 400, "bad_json"),
+        (b"{nope", {"content-type": "application/json"}, 400, "bad_json"),
+        (b'{"score": true}', {"content-type": "application/json"}, 422, "invalid"),
+        (
+            b'{"type": "rating", "processor": "text", "score": 3}',
+            {"content-type": "application/json"},
+            422,
+            "invalid",
+        ),
+        (
+            b'{"type": "text", "text": "' + b"x" * 10_001 + b'"}',
+            {"content-type": "application/json"},
+            413,
+            "too_large",
+        ),
+    ],
+)
+def test_bad_bodies_get_clear_errors(
+    client: TestClient, content: bytes, headers: dict[str, str], status: int, error: str
+) -> None:
+    """Each bad body answers its status with a body naming the problem; nothing is stored."""
+    response = client.post("/v1/feedback", content=content, headers={**headers, **key("a-all")})
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert client.get("/v1/stats", headers=key("a-all")).json()["total_count"] == 0
+
+
+def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
+    """A body past server.max_body_bytes answers 413 (from Content-Length or while reading)."""
+    with TestClient(create_app(server_config(tmp_path, max_body_bytes=2048))) as client:
+        big = {"type": "text", "text": "x" * 3000}
+        response = client.post("/v1/feedback", json=big, headers=key("a-all"))
+        assert response.status_code == 413
+        assert "max_body_bytes" in response.json()["message"]
+
+        def chunks() -> Any:
+            yield b'{"type": "text", "text": "'
+            yield b"y" * 4000
+            yield b'"}'
+
+        streamed = client.post(
+            "/v1/feedback",
+            content=chunks(),
+            headers={"content-type": "application/json", **key("a-all")},
+        )
+        assert streamed.status_code == 413
+
+
+def test_browser_tokens(client: TestClient) -> None:
+    """A token submits for its trace only, until it expires; forged or misused ones fail."""
+    minted = client.post(
+        "/v1/tokens",
+        json={
+            "trace_id": "trace-9",
+            "session_id": "s-9",
+            "feedback_key": "thumbs",
+            "type": "rating",
+        },
+        headers=key("a-ingest"),
+    )
+    assert minted.status_code == 201
+    token = minted.json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    accepted = client.post("/v1/feedback", json={"score": 1}, headers=auth)
+    assert accepted.status_code == 202
+    item = client.get(f"/v1/feedback/{accepted.json()['id']}", headers=key("a-read")).json()
+    assert item["context"]["trace_id"] == "trace-9"
+    assert item["context"]["session_id"] == "s-9"
+    assert item["context"]["owner_id"] == "proj-a"
+    assert item["metadata"]["key"] == "thumbs"
+    assert item["metadata"]["token_id"] == minted.json()["token_id"]
+    other_trace = client.post("/v1/feedback", json={"score": 1, "trace_id": "other"}, headers=auth)
+    assert other_trace.status_code == 403
+    other_type = client.post("/v1/feedback", json={"type": "text", "text": "x"}, headers=auth)
+    assert other_type.status_code == 403
+    other_session = {"score": 1, "context": {"session_id": "s-other"}}
+    assert client.post("/v1/feedback", json=other_session, headers=auth).status_code == 403
+    assert client.get("/v1/stats", headers=auth).status_code == 403
+    assert (
+        client.post("/v1/feedback/batch", json={"items": [RATING]}, headers=auth).status_code == 403
+    )
+    body, _, signature = token.partition(".")
+    forged = {"Authorization": f"Bearer {body}x.{signature}"}
+    assert client.post("/v1/feedback", json={"score": 1}, headers=forged).status_code == 401
+    expired = mint(TOKEN_SECRET, TokenClaims("proj-a", "trace-9", time.time() - 1, "old"))
+    response = client.post(
+        "/v1/feedback", json={"score": 1}, headers={"Authorization": f"Bearer {expired}"}
+    )
+    assert response.status_code == 401
+    assert "expired" in response.json()["message"]
+    foreign = mint("s" * 40, TokenClaims("proj-a", "trace-9", time.time() + 60, "x"))
+    assert (
+        client.post(
+            "/v1/feedback", json={"score": 1}, headers={"Authorization": f"Bearer {foreign}"}
+        ).status_code
+        == 401
+    )
+    too_long = client.post(
+        "/v1/tokens", json={"trace_id": "t", "expires_in": 10**9}, headers=key("a-ingest")
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["field"] == "expires_in"
+    assert (
+        client.post("/v1/tokens", json={"trace_id": ""}, headers=key("a-ingest")).status_code == 422
+    )
+
+
+def test_health_readiness_and_metrics(client: TestClient) -> None:
+    """/healthz, /readyz (store and spool status) and /metrics answer without a key."""
+    assert client.get("/healthz").json() == {"status": "ok"}
+    client.post("/v1/feedback", json=RATING, headers=key("a-all"))
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["writer"]["mode"] == "durable"
+    assert ready.json()["writer"]["spool"]["capacity"] == 1_000_000
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    text = metrics.text
+    assert "ai_feedback_spool_depth" in text
+    assert "ai_feedback_accepted 1.0" in text
+    assert (
+        'ai_feedback_http_requests_total{method="POST",route="/v1/feedback",status="202"}' in text
+    )
+
+
+def test_no_keys_means_no_start_unless_insecure(tmp_path: Path) -> None:
+    """Without keys the app refuses to start; --insecure-no-auth serves as project 'default'."""
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    with pytest.raises(FeedbackConfigurationError, match=r"server\.api_keys"):
+        create_app(config)
+    with TestClient(create_app(config, insecure_no_auth=True)) as client:
+        item_id = client.post("/v1/feedback", json=RATING).json()["id"]
+        assert client.get(f"/v1/feedback/{item_id}").json()["context"]["owner_id"] == "default"
+
+
+def test_cors_preflight_for_configured_origins(tmp_path: Path) -> None:
+    """A configured origin passes the CORS preflight; another gets no allow-origin header."""
+    config = server_config(tmp_path, cors_origins=["https://app.example"])
+    with TestClient(create_app(config)) as client:
+        request = {
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        }
+        allowed = client.options("/v1/feedback", headers=request)
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        other = client.options(
+            "/v1/feedback", headers={**request, "Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_openapi_describes_every_route(client: TestClient) -> None:
+    """/openapi.json documents every route, its request body and its error responses."""
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+    for path in (
+        "/v1/feedback",
+        "/v1/feedback/batch",
+        "/v1/feedback/{item_id}",
+        "/v1/stats",
+        "/v1/tokens",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
+        assert path in paths
+    submit = paths["/v1/feedback"]["post"]
+    assert "requestBody" in submit
+    assert {"401", "403", "413", "415", "422", "429"} <= set(submit["responses"])
+    assert "RatingIn" in document["components"]["schemas"]

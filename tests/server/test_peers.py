@@ -1,0 +1,299 @@
+"""
+Unmodified Langfuse and LangSmith SDKs send feedback to a real server; /v1 reads it back.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+from langfuse import Langfuse
+from langsmith import Client
+
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.server.langfuse import score_payload
+from ai_feedback.server.langsmith import feedback_payload
+from tests.server.conftest import SECRETS, key
+
+
+def _items(live: str, **params: Any) -> list[dict[str, Any]]:
+    response = httpx.get(
+        f"{live}/v1/feedback", params={"limit": 100, **params}, headers=key("a-read")
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def _langfuse(live: str, name: str = "a-ingest") -> Langfuse:
+    return Langfuse(
+        public_key=name,
+        secret_key=SECRETS[name][0],
+        host=live,
+        flush_interval=0.1,
+        tracing_enabled=True,
+    )
+
+
+def test_langfuse_sdk_scores_of_every_type(live: str) -> None:
+    """create_score with each data type lands as the matching item, every field kept."""
+    client = _langfuse(live)
+    assert client.auth_check()
+    trace = "a" * 32
+    client.create_score(
+        name="quality",
+        value=0.9,
+        trace_id=trace,
+        data_type="NUMERIC",
+        comment="fine",
+        score_id="lf-num",
+        session_id="sess-1",
+        metadata={"k": "v"},
+    )
+    client.create_score(
+        name="thumbs", value=1, trace_id=trace, data_type="BOOLEAN", score_id="lf-bool"
+    )
+    client.create_score(
+        name="tone",
+        value="polite",
+        trace_id=trace,
+        data_type="CATEGORICAL",
+        score_id="lf-cat",
+        observation_id="obs-1",
+    )
+    client.create_score(
+        name="note", value="shorter please", trace_id=trace, data_type="TEXT", score_id="lf-text"
+    )
+    client.create_score(
+        name="fix", value="Canberra", trace_id=trace, data_type="CORRECTION", score_id="lf-fix"
+    )
+    client.create_score(
+        name="quality",
+        value=0.9,
+        trace_id=trace,
+        data_type="NUMERIC",
+        comment="fine",
+        score_id="lf-num",
+        session_id="sess-1",
+        metadata={"k": "v"},
+    )  # resent
+    client.flush()
+    client.shutdown()
+    items = {i["id"]: i for i in _items(live, trace_id=trace)}
+    assert set(items) == {"lf-num", "lf-bool", "lf-cat", "lf-text", "lf-fix"}
+    num = items["lf-num"]
+    assert (num["type"], num["value"]) == ("rating", 0.9)
+    assert num["context"] == {
+        "trace_id": trace,
+        "session_id": "sess-1",
+        "comment": "fine",
+        "owner_id": "proj-a",
+    }
+    assert num["metadata"]["name"] == "quality"
+    assert num["metadata"]["langfuse_metadata"] == {"k": "v"}
+    assert num["metadata"]["source"] == "langfuse"
+    assert (items["lf-bool"]["type"], items["lf-bool"]["value"]) == ("rating", 1)
+    assert items["lf-cat"]["type"] == "label"
+    assert items["lf-cat"]["value"]["label"] == "polite"
+    assert items["lf-cat"]["context"]["observation_id"] == "obs-1"
+    assert (items["lf-text"]["type"], items["lf-text"]["value"]) == ("text", "shorter please")
+    assert items["lf-fix"]["value"] == {"original": "", "corrected": "Canberra"}
+
+
+def test_langfuse_auth_check_with_a_wrong_secret_fails(live: str) -> None:
+    """The SDK's auth_check fails with a wrong secret key."""
+    client = Langfuse(
+        public_key="a-ingest",
+        secret_key="wrong",  # noqa: S106 - a wrong secret on purpose
+        host=live,
+        tracing_enabled=False,
+    )
+    with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own error type
+        client.auth_check()
+    client.shutdown()
+
+
+def test_langfuse_ingestion_endpoint(live: str) -> None:
+    """POST /api/public/ingestion (SDK v2/v3 wire format): 207, scores kept, others reported."""
+    auth = ("a-ingest", SECRETS["a-ingest"][0])
+    now = datetime.now(UTC).isoformat()
+    batch = {
+        "batch": [
+            {
+                "id": "ev-1",
+                "type": "score-create",
+                "timestamp": now,
+                "body": {
+                    "id": "lf-ing-1",
+                    "traceId": "tr-ing",
+                    "name": "accuracy",
+                    "value": 0.5,
+                    "dataType": "NUMERIC",
+                },
+            },
+            {"id": "ev-2", "type": "trace-create", "timestamp": now, "body": {"id": "tr-ing"}},
+            {
+                "id": "ev-3",
+                "type": "score-create",
+                "timestamp": now,
+                "body": {
+                    "id": "lf-ing-3",
+                    "traceId": "tr-ing",
+                    "name": "x",
+                    "value": 1,
+                    "dataType": "WEIRD",
+                },
+            },
+        ],
+        "metadata": {"sdk_name": "python"},
+    }
+    response = httpx.post(f"{live}/api/public/ingestion", json=batch, auth=auth)
+    assert response.status_code == 207
+    body = response.json()
+    assert body["successes"] == [{"id": "ev-1", "status": 201}]
+    assert [e["id"] for e in body["errors"]] == ["ev-2", "ev-3"]
+    assert "dataType" in body["errors"][1]["message"]
+    [item] = _items(live, trace_id="tr-ing")
+    assert (item["id"], item["value"], item["metadata"]["name"]) == ("lf-ing-1", 0.5, "accuracy")
+    assert httpx.post(f"{live}/api/public/ingestion", json=batch).status_code == 401
+
+
+def test_langfuse_scores_endpoint_reports_rejections(live: str) -> None:
+    """POST /api/public/scores: 202 when all pass, 207 with counts and messages otherwise."""
+    auth = ("a-ingest", SECRETS["a-ingest"][0])
+    good = {"id": "lf-s-1", "traceId": "tr-s", "name": "q", "value": 3}
+    ok = httpx.post(f"{live}/api/public/scores", json=[good], auth=auth)
+    assert (ok.status_code, ok.json()) == (202, {"message": "Accepted"})
+    mixed = httpx.post(
+        f"{live}/api/public/scores",
+        json=[
+            good,
+            {"value": "high", "dataType": "NUMERIC", "name": "x", "traceId": "t"},
+        ],
+        auth=auth,
+    )
+    assert mixed.status_code == 207
+    assert (mixed.json()["accepted"], mixed.json()["rejected"]) == (1, 1)
+    projects = httpx.get(f"{live}/api/public/projects", auth=auth).json()
+    assert projects["data"][0]["id"] == "proj-a"
+    assert projects["data"][0]["metadata"] == {}
+
+
+def _langsmith(live: str, name: str = "a-ingest") -> Client:
+    return Client(api_url=live, api_key=SECRETS[name][0], auto_batch_tracing=False)
+
+
+def test_langsmith_sdk_feedback(live: str) -> None:
+    """create_feedback with a score, a value, a correction and a comment; read back through /v1."""
+    client = _langsmith(live)
+    run_id = uuid.uuid4()
+    session = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(4)]
+    client.create_feedback(
+        run_id, key="correctness", score=1, comment="right", feedback_id=ids[0], session_id=session
+    )
+    client.create_feedback(
+        run_id, key="tone", value="friendly", feedback_id=ids[1], session_id=session
+    )
+    client.create_feedback(
+        run_id, key="fix", correction={"output": "Canberra"}, feedback_id=ids[2], session_id=session
+    )
+    client.create_feedback(
+        run_id, key="note", comment="too long", feedback_id=ids[3], session_id=session
+    )
+    items = {i["id"]: i for i in _items(live, trace_id=str(run_id))}
+    assert set(items) == {str(i) for i in ids}
+    first = items[str(ids[0])]
+    assert (first["type"], first["value"]) == ("rating", 1)
+    assert first["context"] == {
+        "trace_id": str(run_id),
+        "session_id": str(session),
+        "comment": "right",
+        "owner_id": "proj-a",
+    }
+    assert first["metadata"]["key"] == "correctness"
+    assert first["metadata"]["source"] == "langsmith"
+    assert items[str(ids[1])]["value"] == {"label": "friendly", "input": None}
+    assert items[str(ids[2])]["value"] == {"original": "", "corrected": "Canberra"}
+    assert (items[str(ids[3])]["type"], items[str(ids[3])]["value"]) == ("text", "too long")
+
+
+def test_langsmith_presigned_feedback(live: str) -> None:
+    """A presigned token lets a caller without a key send feedback for that run only."""
+    client = _langsmith(live)
+    run_id = uuid.uuid4()
+    token = client.create_presigned_feedback_token(
+        run_id, "thumbs", expiration=timedelta(minutes=5)
+    )
+    assert token.url.endswith(f"/feedback/tokens/{token.id}")
+    keyless = Client(api_url=live, api_key="not-a-key", auto_batch_tracing=False)
+    keyless.create_feedback_from_token(token.url, score=0, comment="wrong answer")
+    response = httpx.get(token.url, params={"score": 1})
+    assert response.status_code == 200
+    items = _items(live, trace_id=str(run_id))
+    assert sorted(i["value"] for i in items) == [0, 1]
+    assert {i["metadata"]["key"] for i in items} == {"thumbs"}
+    assert {i["context"]["owner_id"] for i in items} == {"proj-a"}
+    unknown = httpx.post(f"{live}/feedback/tokens/{uuid.uuid4()}", json={"score": 1})
+    assert unknown.status_code == 401
+    no_key = httpx.post(
+        f"{live}/feedback/tokens", json={"run_id": str(run_id), "feedback_key": "x"}
+    )
+    assert no_key.status_code == 401
+
+
+def test_langsmith_info_and_auth(live: str) -> None:
+    """GET /info answers without a key; POST /feedback needs one with the ingest scope."""
+    assert httpx.get(f"{live}/info").json()["version"] == ""
+    body = {"run_id": str(uuid.uuid4()), "key": "k", "score": 1}
+    assert httpx.post(f"{live}/feedback", json=body).status_code == 401
+    assert httpx.post(f"{live}/feedback", json=body, headers=key("a-read")).status_code == 403
+    assert httpx.post(f"{live}/feedback", json=body, headers=key("a-ingest")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("score", "expected"),
+    [
+        ({"value": 2.5, "name": "q"}, {"type": "rating", "score": 2.5}),
+        ({"value": True, "dataType": "BOOLEAN"}, {"type": "rating", "score": 1}),
+        ({"value": 3, "dataType": "CATEGORICAL"}, {"type": "label", "label": "3", "input": None}),
+        ({"value": "yes"}, {"type": "label", "label": "yes", "input": None}),
+    ],
+)
+def test_langfuse_mapping(score: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Each Langfuse data type maps to the documented item type and value."""
+    payload = score_payload(score)
+    assert {k: payload[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("feedback", "expected"),
+    [
+        ({"score": True}, {"type": "rating", "score": 1}),
+        ({"value": 0.5}, {"type": "rating", "score": 0.5}),
+        ({"value": {"a": 1}, "key": "k"}, {"type": "label", "label": "k", "input": {"a": 1}}),
+        ({"correction": "x"}, {"type": "correction", "original": "", "corrected": "x"}),
+        ({"correction": {"a": 1}}, {"type": "correction", "original": "", "corrected": '{"a":1}'}),
+    ],
+)
+def test_langsmith_mapping(feedback: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Each LangSmith feedback shape maps to the documented item type and value."""
+    payload = feedback_payload({"run_id": "r", **feedback})
+    assert {k: payload[k] for k in expected} == expected
+
+
+def test_unmappable_peer_payloads_are_validation_errors() -> None:
+    """A score or feedback that carries nothing usable names the field."""
+    with pytest.raises(FeedbackValidationError, match="dataType"):
+        score_payload({"value": 1, "dataType": "NOPE"})
+    with pytest.raises(FeedbackValidationError, match="'value'"):
+        score_payload({"value": [1], "dataType": "CATEGORICAL"})
+    with pytest.raises(FeedbackValidationError, match="one of score"):
+        feedback_payload({"run_id": "r"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FeedbackValidationError, match="'feedback'"):
+            feedback_payload(["x"])
