@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
+from ai_feedback import FeedbackConfig
 from ai_feedback.cli import app
 
 runner = CliRunner()
@@ -53,3 +57,40 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert done.returncode == 0
     assert "writer" in done.stdout
+
+
+def test_keys_new_prints_a_secret_and_a_working_entry() -> None:
+    """Keys new prints a secret once and an entry whose hash matches it."""
+    result = runner.invoke(
+        app, ["keys", "new", "--project", "acme", "--scopes", "ingest,admin", "--id", "k1"]
+    )
+    assert result.exit_code == 0
+    secret = result.output.split("keep it safe): ")[1].split()[0]
+    entry = yaml.safe_load(result.output.split("application.yaml:\n")[1])[0]
+    assert entry["id"] == "k1"
+    assert entry["project"] == "acme"
+    assert entry["scopes"] == ["ingest", "admin"]
+    assert entry["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert FeedbackConfig(server={"api_keys": [entry]}).server.api_keys[0].id == "k1"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--project", "bad project"], "--project"),
+        (["--project", "p", "--scopes", "ingest,write"], "--scopes"),
+    ],
+)
+def test_keys_new_refuses_bad_options(args: list[str], needle: str) -> None:
+    """A bad project or scope is one line naming the option, exit 2."""
+    result = runner.invoke(app, ["keys", "new", *args])
+    assert result.exit_code == 2
+    assert needle in result.output
+
+
+def test_serve_without_keys_refuses_to_start() -> None:
+    """Serve with no keys configured says so in one line and exits 2."""
+    result = runner.invoke(app, ["serve", "--port", "0"])
+    assert result.exit_code == 2
+    assert "server.api_keys" in result.output
+    assert "--insecure-no-auth" in result.output

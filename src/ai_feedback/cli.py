@@ -10,13 +10,20 @@ configuration.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
+import secrets
+import signal
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
+from pydantic import ValidationError
 
+from ai_feedback._server_settings import ApiKeyEntry
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
@@ -39,6 +46,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+CONFIG_FILE_VARIABLE = "AI_FEEDBACK_CONFIG_FILE"
+"""Tells the service's workers which YAML file ``serve --config`` named."""
+INSECURE_VARIABLE = "AI_FEEDBACK_INSECURE_NO_AUTH"
+"""Tells the service's workers that ``serve --insecure-no-auth`` was given."""
 
 ConfigOption = Annotated[
     Path | None,
@@ -102,8 +115,110 @@ async def _writer(config_path: Path | None) -> None:
         await asyncio.Event().wait()
 
 
-def _run(coroutine: object) -> None:
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve without API keys (project 'default'): for a local trial only.",
+        ),
+    ] = False,
+) -> None:
+    """
+    Run the HTTP service under uvicorn until SIGTERM or SIGINT (it drains, then exits).
+
+    Keys, CORS and limits come from the server section of the configuration; with no keys
+    the service refuses to start unless --insecure-no-auth is given.
+    """
+    try:
+        import uvicorn  # noqa: PLC0415 - the server extra
+    except ModuleNotFoundError:
+        typer.echo(
+            "error: the service needs its extra: pip install 'ai-feedback[server]'", err=True
+        )
+        raise SystemExit(EXIT_USAGE) from None
+    _setup_logging()
+    os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve()) if config else ""
+    os.environ[INSECURE_VARIABLE] = "1" if insecure_no_auth else ""
+    try:
+        create_from_environment()  # fail here, with one line, rather than in each worker
+    except FeedbackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    # uvicorn drains, then raises the signal it caught again, against the handler found
+    # at start: make that one end the process quietly, with status 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped)
+    uvicorn.run(
+        "ai_feedback.cli:create_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=int(FeedbackConfig.load(config).shutdown_timeout_seconds) + 5,
+    )
+
+
+@keys_app.command("new")
+def new_key(
+    project: Annotated[str, typer.Option(help="The project the key writes to and reads.")],
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: ingest, read, admin.")
+    ] = "ingest,read",
+    key_id: Annotated[str | None, typer.Option("--id", help="The key's public id.")] = None,
+) -> None:
+    """
+    Print a new API key's secret (shown once) and the entry to add to server.api_keys.
+    """
+    wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+    secret = "afk_" + secrets.token_urlsafe(32)
+    try:
+        entry = ApiKeyEntry(
+            id=key_id or f"key-{secrets.token_hex(4)}",
+            secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+            project=project,
+            scopes=tuple(wanted),  # type: ignore[arg-type]
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = {"id": "--id"}.get(str(first["loc"][0]), f"--{first['loc'][0]}")
+        typer.echo(f"error: {field}: {first['msg'].removeprefix('Value error, ')}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
+    typer.echo(f"Secret (shown once, keep it safe): {secret}")
+    typer.echo("Add this entry under ai_feedback.server.api_keys in application.yaml:")
+    typer.echo(
+        yaml.safe_dump([entry.model_dump(mode="json")], sort_keys=False, default_flow_style=False)
+    )
+
+
+def create_from_environment() -> Any:  # noqa: ANN401 - a FastAPI app
+    """
+    Build the service the way ``serve`` configured it (the factory each worker calls).
+    """
+    from ai_feedback.server import create_app  # noqa: PLC0415 - the server extra
+
+    path = os.environ.get(CONFIG_FILE_VARIABLE) or None
+    insecure = os.environ.get(INSECURE_VARIABLE) == "1"
+    return create_app(FeedbackConfig.load(path), insecure_no_auth=insecure)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    del signum, frame
+    raise SystemExit(0)
+
+
+def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _run(coroutine: object) -> None:
+    _setup_logging()
     try:
         asyncio.run(coroutine)  # type: ignore[arg-type]
     except SystemExit as stop:

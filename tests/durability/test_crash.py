@@ -10,12 +10,15 @@ once.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 
 from tests.durability.harness import (
@@ -119,3 +122,37 @@ async def test_sigterm_of_a_plain_script_drains_before_exiting(ack: str, tmp_pat
     assert_stored_once(child.acked, sqlite_ids(db))  # no restart: the drain stored them
     if ack == "durable":
         assert spool_depth(tmp_path / "feedback.db-spool") == 0
+
+
+@pytest.mark.slow
+async def test_sigterm_of_ai_feedback_serve_drains(tmp_path: Path) -> None:
+    """ai-feedback serve stores everything it answered 202 for, then exits 0 on SIGTERM."""
+    db = tmp_path / "feedback.db"
+    port = _free_port()
+    settings = {"store": "sqlite", "database_url": f"sqlite:///{db}", "batch_max_delay_ms": "500"}
+    args = ["ai_feedback", "serve", "--port", str(port), "--insecure-no-auth"]
+    server = await Child(args, tmp_path, settings).start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    await http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            answers = await asyncio.gather(
+                *(http.post("/v1/feedback", json={"score": i % 5 + 1}) for i in range(300))
+            )
+        assert {a.status_code for a in answers} == {202}
+        server.send(signal.SIGTERM)
+        assert await server.wait() == 0, server.output()
+    finally:
+        await server.kill()
+    assert_stored_once([a.json()["id"] for a in answers], sqlite_ids(db))
+    assert spool_depth(tmp_path / "feedback.db-spool") == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

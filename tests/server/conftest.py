@@ -42,7 +42,11 @@ def bearer(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {SECRETS[name][0]}"}
 
 
-def server_config(tmp_path: Path, **server: Any) -> FeedbackConfig:
+def server_config(
+    tmp_path: Path,
+    top: dict[str, Any] | None = None,
+    **server: Any,
+) -> FeedbackConfig:
     """A configuration with the test keys, an SQLite store in ``tmp_path``, and ``server``."""
     keys = [
         {
@@ -59,6 +63,7 @@ def server_config(tmp_path: Path, **server: Any) -> FeedbackConfig:
         database_url=f"sqlite:///{tmp_path / 'feedback.db'}",
         batch_max_delay_ms=2,
         server=settings,
+        **(top or {}),
     )
 
 

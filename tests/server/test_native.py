@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from ai_feedback import FeedbackConfig, FeedbackConfigurationError
-from ai_feedback.server import create_app
+from ai_feedback import (
+    Application,
+    FeedbackConfig,
+    FeedbackConfigurationError,
+    FeedbackStoreProtocol,
+)
+from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
-from tests.server.conftest import SECRETS, TOKEN_SECRET, bearer, key, server_config
+from tests.fakes import WrappedStore
+from tests.server.conftest import SECRETS, TOKEN_SECRET, LiveServer, bearer, key, server_config
+
+
+class _Stuck(WrappedStore):
+    """A store whose writes wait for ``gate``: the spool fills up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def before_write(self, batch: list[Any]) -> None:
+        await self.gate.wait()
+
 
 RATING = {"score": 4, "trace_id": "t-1", "comment": "good", "context": {"model": "m1"}}
 
@@ -403,3 +424,41 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     assert "requestBody" in submit
     assert {"401", "403", "413", "415", "422", "429"} <= set(submit["responses"])
     assert "RatingIn" in document["components"]["schemas"]
+
+
+def test_a_body_that_does_not_arrive_is_408(tmp_path: Path) -> None:
+    """A client that sends its headers and then trickles (or stops) gets 408, not a held slot."""
+    config = server_config(tmp_path, body_timeout_seconds=1)
+    with LiveServer(create_app(config)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            head = (
+                "POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"x-api-key: {SECRETS['a-all'][0]}\r\nContent-Length: 100\r\n\r\n"
+            )
+            conn.sendall(head.encode() + b'{"score"')
+            started = time.monotonic()
+            answer = conn.recv(4096).decode()
+            assert time.monotonic() - started < 5
+        assert answer.startswith("HTTP/1.1 408")
+        assert '"error":"timeout"' in answer
+
+
+def test_a_full_spool_is_429_with_retry_after(tmp_path: Path) -> None:
+    """When the spool stays full the service answers 429 with Retry-After."""
+    store = _Stuck()
+    app = FastAPI()
+    application = Application(handle_signals=False)
+    application.container.bind(FeedbackStoreProtocol, store)
+    config = server_config(tmp_path, {"spool_max_items": 2, "backpressure_wait_ms": 50.0})
+    install(app, config, application=application)
+    with TestClient(app) as client:
+        codes = [
+            client.post("/v1/feedback", json={"score": s}, headers=key("a-all")).status_code
+            for s in (1, 2, 3)
+        ]
+        assert codes == [202, 202, 429]
+        refused = client.post("/v1/feedback", json={"score": 4}, headers=key("a-all"))
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["error"] == "overloaded"
+        store.gate.set()

@@ -30,6 +30,13 @@ from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import JSONBody
+from ai_feedback.server.schemas import (
+    IngestionOut,
+    ProjectsOut,
+    ScoresOut,
+    body_schema,
+    errors,
+)
 from ai_feedback.server.service import bind_owner, service
 
 __all__ = ["router", "score_payload"]
@@ -127,7 +134,14 @@ def _mapped(score: object, **extra: Any) -> dict[str, Any] | Exception:  # noqa:
         return exc
 
 
-@router.post("/ingestion", status_code=207, summary="Langfuse ingestion (score-create events)")
+@router.post(
+    "/ingestion",
+    status_code=207,
+    response_model=IngestionOut,
+    responses=errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    summary="Langfuse ingestion (score-create events)",
+    openapi_extra=body_schema(dict[str, Any], description="{batch: [events], metadata}"),
+)
 async def ingestion(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
 ) -> JSONBody:
@@ -152,19 +166,29 @@ async def ingestion(
             )
         else:
             payloads.append(_mapped(event.get("body"), timestamp=event.get("timestamp")))
-    successes, errors = [], []
+    successes, failed = [], []
     for event, outcome in zip(events, await _record(request, principal, payloads), strict=True):
         event_id = event.get("id") if isinstance(event, Mapping) else None
         if isinstance(outcome, str):
             successes.append({"id": event_id, "status": 201})
         else:
-            errors.append(
+            failed.append(
                 {"id": event_id, "status": 400, "message": str(outcome), "error": "invalid"}
             )
-    return JSONBody({"successes": successes, "errors": errors}, status_code=207)
+    return JSONBody({"successes": successes, "errors": failed}, status_code=207)
 
 
-@router.post("/scores", status_code=202, summary="Langfuse scores (SDK v5)")
+@router.post(
+    "/scores",
+    status_code=202,
+    response_model=ScoresOut,
+    responses={
+        207: {"model": ScoresOut, "description": "Some scores were rejected"},
+        **errors(400, 401, 403, 408, 413, 415, 422, 429, 503),
+    },
+    summary="Langfuse scores (SDK v5)",
+    openapi_extra=body_schema(list[dict[str, Any]], description="An array of scores"),
+)
 async def scores(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
 ) -> JSONBody:
@@ -177,14 +201,20 @@ async def scores(
     if len(items) > limit:
         raise FeedbackValidationError("scores", f"must hold at most {limit} scores", len(items))
     outcomes = await _record(request, principal, [_mapped(score) for score in items])
-    errors = [{"message": str(o)} for o in outcomes if not isinstance(o, str)]
-    if not errors:
+    rejected = [{"message": str(o)} for o in outcomes if not isinstance(o, str)]
+    if not rejected:
         return JSONBody({"message": "Accepted"}, status_code=202)
-    body_out = {"accepted": len(items) - len(errors), "rejected": len(errors), "errors": errors}
+    accepted = len(items) - len(rejected)
+    body_out = {"accepted": accepted, "rejected": len(rejected), "errors": rejected}
     return JSONBody(body_out, status_code=207)
 
 
-@router.get("/projects", summary="The key's project (Langfuse auth_check)")
+@router.get(
+    "/projects",
+    response_model=ProjectsOut,
+    responses=errors(401, 403),
+    summary="The key's project (Langfuse auth_check)",
+)
 async def projects(principal: Annotated[Principal, Depends(require(None))]) -> JSONBody:
     """
     Return the key's project in Langfuse's shape.

@@ -37,6 +37,13 @@ from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import ApiError, JSONBody
+from ai_feedback.server.schemas import (
+    AcceptedOut,
+    LangSmithInfoOut,
+    PresignedOut,
+    body_schema,
+    errors,
+)
 from ai_feedback.server.service import bind_owner, service
 from ai_feedback.server.tokens import TokenClaims
 
@@ -44,6 +51,7 @@ __all__ = ["feedback_payload", "router"]
 
 router = APIRouter(tags=["langsmith"])
 _TOKENS = "langsmith_tokens"
+_BODY_ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _MAX_TOKENS = 100_000
 
 
@@ -104,7 +112,7 @@ def _corrected(correction: object) -> str:
     return orjson.dumps(correction).decode()
 
 
-@router.get("/info", summary="LangSmith server information")
+@router.get("/info", response_model=LangSmithInfoOut, summary="LangSmith server information")
 async def info() -> dict[str, Any]:
     """
     Tell LangSmith clients to send feedback with POST /feedback.
@@ -112,7 +120,13 @@ async def info() -> dict[str, Any]:
     return {"version": "", "instance_flags": {}}
 
 
-@router.post("/feedback", summary="LangSmith create_feedback")
+@router.post(
+    "/feedback",
+    response_model=AcceptedOut,
+    responses=_BODY_ERRORS,
+    summary="LangSmith create_feedback",
+    openapi_extra=body_schema(dict[str, Any], description="A LangSmith FeedbackCreate"),
+)
 async def create_feedback(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
 ) -> JSONBody:
@@ -124,7 +138,13 @@ async def create_feedback(
     return JSONBody({"id": item_id})
 
 
-@router.post("/feedback/tokens", summary="LangSmith create_presigned_feedback_token")
+@router.post(
+    "/feedback/tokens",
+    response_model=PresignedOut,
+    responses=_BODY_ERRORS,
+    summary="LangSmith create_presigned_feedback_token",
+    openapi_extra=body_schema(dict[str, Any], description="run_id, feedback_key, expiry"),
+)
 async def create_token(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
 ) -> JSONBody:
@@ -219,7 +239,10 @@ async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> JSON
 @router.post(
     "/feedback/tokens/{token_id}",
     name="use_token_post",
+    response_model=AcceptedOut,
+    responses=_BODY_ERRORS,
     summary="LangSmith create_feedback_from_token",
+    openapi_extra=body_schema(dict[str, Any], description="score, value, correction, comment"),
 )
 async def use_token_post(request: Request, token_id: str) -> JSONBody:
     """
@@ -234,7 +257,12 @@ async def use_token_post(request: Request, token_id: str) -> JSONBody:
     return await _use(request, token_id, allowed)
 
 
-@router.get("/feedback/tokens/{token_id}", summary="LangSmith presigned feedback by GET")
+@router.get(
+    "/feedback/tokens/{token_id}",
+    response_model=AcceptedOut,
+    responses=errors(401, 413, 422, 429, 503),
+    summary="LangSmith presigned feedback by GET",
+)
 async def use_token_get(
     request: Request,
     token_id: str,

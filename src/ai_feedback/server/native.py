@@ -26,7 +26,6 @@ from ai_feedback.server.schemas import (
     AcceptedOut,
     BatchIn,
     BatchOut,
-    ErrorOut,
     FeedbackIn,
     ItemOut,
     PageOut,
@@ -34,6 +33,7 @@ from ai_feedback.server.schemas import (
     TokenIn,
     TokenOut,
     body_schema,
+    errors,
 )
 from ai_feedback.server.service import bind_owner, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
@@ -42,21 +42,8 @@ __all__ = ["decode_cursor", "encode_cursor", "item_out", "router"]
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": description}
-    for status, description in (
-        (400, "Malformed JSON"),
-        (401, "No valid API key or token"),
-        (403, "The key lacks the scope, or the token does not allow this"),
-        (408, "The body did not arrive in time"),
-        (413, "The body or a field is too large"),
-        (415, "The body is not JSON"),
-        (422, "Invalid input: field and rule name what broke"),
-        (429, "The spool is full: retry after Retry-After seconds"),
-        (503, "The store or the spool is unavailable"),
-    )
-}
-_READ_ERRORS: dict[int | str, dict[str, Any]] = {s: _ERRORS[s] for s in (401, 403, 422, 503)}
+_ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
+_READ_ERRORS = errors(401, 403, 422, 503)
 _Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 
 
@@ -171,7 +158,7 @@ async def submit_batch(
 @router.get(
     "/feedback/{item_id}",
     response_model=ItemOut,
-    responses={**_READ_ERRORS, 404: {"model": ErrorOut, "description": "No such item"}},
+    responses=errors(401, 403, 404, 422, 503),
     summary="Get one item",
 )
 async def get_item(

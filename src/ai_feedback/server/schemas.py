@@ -27,6 +27,7 @@ __all__ = [
     "TokenOut",
     "body_schema",
     "component_schemas",
+    "errors",
 ]
 
 _Id = Field(default=None, min_length=1, max_length=256)
@@ -203,12 +204,74 @@ class TokenOut(BaseModel):
     expires_at: datetime
 
 
+class IngestionOut(BaseModel):
+    """Langfuse's multi-status answer for an ingestion batch."""
+
+    successes: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+
+class ScoresOut(BaseModel):
+    """Langfuse's answer for an array of scores (202: all accepted; 207: some not)."""
+
+    message: str | None = None
+    accepted: int | None = None
+    rejected: int | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class ProjectsOut(BaseModel):
+    """Langfuse's projects listing: the key's project."""
+
+    data: list[dict[str, Any]]
+
+
+class LangSmithInfoOut(BaseModel):
+    """What LangSmith clients read from GET /info."""
+
+    version: str
+    instance_flags: dict[str, Any]
+
+
+class PresignedOut(BaseModel):
+    """A LangSmith presigned feedback token."""
+
+    id: str
+    url: str
+    expires_at: datetime
+
+
 class ReadyOut(BaseModel):
     """Whether the service can store and read, and what waits in its spool."""
 
     status: Literal["ready", "unavailable"]
     store: str
     writer: dict[str, Any]
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Malformed JSON, or an empty body",
+    401: "No valid API key or token",
+    403: "The key lacks the scope, or the token does not allow this",
+    404: "Not found (or another project's)",
+    408: "The body did not arrive in time",
+    409: "A different item is already stored under that id",
+    413: "The body or a field is too large",
+    415: "The body is not JSON",
+    422: "Invalid input: field and rule name what broke",
+    429: "The spool is full: retry after Retry-After seconds",
+    503: "The store or the spool is unavailable",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """
+    Return the ``responses`` entries documenting ``statuses`` with the error body.
+    """
+    return {
+        status: {"model": ErrorOut, "description": _ERROR_DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 def body_schema(model: Any, *, description: str = "") -> dict[str, Any]:  # noqa: ANN401
