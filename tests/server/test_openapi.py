@@ -35,7 +35,7 @@ def test_every_route_answers_as_documented(live: str) -> None:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
-        def check(case: schemathesis.Case) -> None:
+        def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
             case.call_and_validate(headers=key("a-all") | dict(case.headers or {}), checks=CHECKS)
 
         check()
