@@ -41,6 +41,7 @@ _LOG = logging.getLogger("ai_feedback")
 _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
+_ITEMS_PER_TURN = 64  # items the writer processes before letting the event loop run
 # What a store raises while it is down or unreachable: retried as long as it lasts.
 _OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
 
@@ -418,7 +419,9 @@ class BatchWriter:
 
     async def _handle(self, batch: list[Spooled]) -> None:
         ready: list[tuple[Spooled, FeedbackItem]] = []
-        for spooled in batch:
+        for index, spooled in enumerate(batch):
+            if index and not index % _ITEMS_PER_TURN:
+                await asyncio.sleep(0)  # a big batch must not hold the event loop for long
             entry = spooled.entry
             try:
                 item = await self._pipeline.run(entry.item, entry.processor)

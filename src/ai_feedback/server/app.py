@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
@@ -114,7 +116,7 @@ def install(
     app.router.lifespan_context = lifespan
     app.include_router(feedback_router())
     install_handlers(app)
-    app.middleware("http")(metrics.middleware())
+    app.add_middleware(_Counting, metrics=metrics)
     if config.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -126,6 +128,18 @@ def install(
     _document_bodies(app)
 
 
+class _Counting:
+    """
+    ASGI middleware counting requests in the service's metrics.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+        self._app = metrics.counting(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+
 def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool = False) -> FastAPI:
     """
     Return the feedback service as a FastAPI app (run it with uvicorn).
@@ -134,10 +148,16 @@ def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool =
         FeedbackConfigurationError: No keys are configured and ``insecure_no_auth`` is
             False, or a setting is invalid.
     """
+    options: dict[str, Any] = {}
+    if "telemetry" in inspect.signature(FastAPI).parameters:
+        # FastAPI's own OpenTelemetry hooks look up the tracer provider on every request;
+        # the service reports Prometheus metrics instead (install() keeps your choice).
+        options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(
         title="ai-feedback",
         summary="Collect feedback on AI model outputs; Langfuse and LangSmith SDKs welcome.",
         version=_version(),
+        **options,
     )
     install(app, config, insecure_no_auth=insecure_no_auth)
     return app

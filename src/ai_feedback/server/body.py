@@ -41,13 +41,20 @@ async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    receive = request.receive
     try:
         async with asyncio.timeout(settings.body_timeout_seconds):
-            async for chunk in request.stream():
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    raise ClientDisconnect  # noqa: TRY301 - handled with the other endings
+                chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
                 chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         msg = f"The body did not arrive within {settings.body_timeout_seconds:g} s."
         raise ApiError(408, "timeout", msg, headers={"Connection": "close"}) from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import (
@@ -23,6 +23,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ai_feedback._models import FeedbackFilter
 from ai_feedback.exceptions import FeedbackError
@@ -55,6 +56,7 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self._cache: dict[tuple[str, str, int], _Series] = {}
         self.gauges = {
             name: Gauge(f"ai_feedback_{name}", description, registry=self.registry)
             for name, description in (
@@ -70,25 +72,54 @@ class Metrics:
             )
         }
 
-    def middleware(
-        self,
-    ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    def counting(self, app: ASGIApp) -> ASGIApp:
         """
-        Return an HTTP middleware counting requests by route template and status.
+        Wrap ``app`` so that each HTTP request is counted by route template and status.
         """
 
-        async def count(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
+        async def count(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+                return
             started = time.perf_counter()
-            response = await call_next(request)
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
-            self.requests.labels(template, request.method, str(response.status_code)).inc()
-            self.latency.labels(template).observe(time.perf_counter() - started)
-            return response
+            status = [500]
+
+            async def send_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, send_status)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self._series(route, scope["method"], status[0]).record(
+                    time.perf_counter() - started
+                )
 
         return count
+
+    def _series(self, route: str, method: str, status: int) -> _Series:
+        key = (route, method, status)
+        series = self._cache.get(key)
+        if series is None:  # the label lookups are done once per (route, method, status)
+            series = _Series(
+                self.requests.labels(route, method, str(status)), self.latency.labels(route)
+            )
+            self._cache[key] = series
+        return series
+
+
+class _Series:
+    __slots__ = ("_count", "_latency")
+
+    def __init__(self, count: Any, latency: Any) -> None:  # noqa: ANN401 - prometheus children
+        self._count = count
+        self._latency = latency
+
+    def record(self, seconds: float) -> None:
+        self._count.inc()
+        self._latency.observe(seconds)
 
 
 @router.get("/healthz", summary="Liveness")
