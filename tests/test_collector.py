@@ -370,3 +370,27 @@ async def test_limits_follow_the_config(store: MemoryFeedbackStore) -> None:
         await collector.collect_text("123456")
     with pytest.raises(FeedbackTooLargeError, match="'metadata'"):
         await collector.collect_text("x", metadata={"k": "x" * 20})
+
+
+@pytest.mark.parametrize("async_processing", [True, False])
+async def test_submit_payloads_reports_each_payload(async_processing: bool) -> None:
+    """A batch of payloads: valid ones are recorded, invalid ones come back as errors."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=async_processing))
+    payloads: list[Any] = [
+        {"score": 4},
+        {"score": "x"},
+        {"type": "text", "text": "hi", "id": "t-1"},
+        7,
+    ]
+    results = await collector.submit_payloads(payloads)
+    assert isinstance(results[0], str)
+    assert isinstance(results[1], FeedbackValidationError)
+    assert results[1].field == "score"
+    assert results[2] == "t-1"
+    assert isinstance(results[3], FeedbackValidationError)
+    await collector.flush()
+    assert len(store) == 2
+    with pytest.raises(FeedbackValidationError, match="'payloads'"):
+        await collector.submit_payloads("not a list")  # type: ignore[arg-type]
+    await collector.aclose()

@@ -246,6 +246,30 @@ class BatchWriter:
         self._accepted += 1
         await self._let_writer_run()
 
+    async def put_many(self, entries: list[Entry]) -> None:
+        """
+        Append ``entries`` to the spool in one go (one commit for a durable spool).
+
+        Raises:
+            FeedbackError: The writer is closed.
+            FeedbackOverloadedError: The spool stayed too full for them.
+            FeedbackStorageError: The spool could not keep them.
+        """
+        if not entries:
+            return
+        if self._closed:
+            msg = "The feedback collector is closed; the application has shut down."
+            raise FeedbackError(msg)
+        self._putting += 1
+        try:
+            if not self._started or self._worker is None or self._worker.done():
+                await self.start()
+            await self._spool.append_many(entries)
+        finally:
+            self._putting -= 1
+        self._accepted += len(entries)
+        await self._let_writer_run()
+
     async def _let_writer_run(self) -> None:
         # A submitter in a tight loop over a spool that never suspends (the in-memory
         # one) would never let the worker run: yield once a batch is ready or has waited

@@ -11,7 +11,6 @@ durable by default (see `ai_feedback.spool`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -335,16 +334,7 @@ class FeedbackCollector:
             FeedbackValidationError: The payload is not an object, has an unknown key,
                 lacks a required one, or a value breaks its rule.
         """
-        if not isinstance(payload, Mapping):
-            raise FeedbackValidationError("payload", "must be a JSON object", payload)
-        kind = coerce_type(payload.get("type", FeedbackType.RATING.value), "type")
-        allowed = _PAYLOAD_FIELDS[kind]
-        for key in payload:
-            if key != "type" and key not in allowed:
-                known = ", ".join(sorted((*allowed, "type")))
-                msg = f"is not a field of {kind.value} feedback (known: {known})"
-                raise FeedbackValidationError(str(key), msg)
-        args = {key: payload.get(key) for key in allowed}
+        kind, args = _parse_payload(payload)
         return await self._collect(kind, args, payload)
 
     async def submit_payloads(
@@ -362,14 +352,28 @@ class FeedbackCollector:
         """
         if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
             raise FeedbackValidationError("payloads", "must be a list of objects", payloads)
-
-        async def one(payload: Mapping[str, Any]) -> str | FeedbackValidationError:
+        results: list[str | FeedbackValidationError] = []
+        accepted: list[tuple[FeedbackItem, str, Any]] = []
+        for payload in payloads:
             try:
-                return await self.submit_payload(payload)
+                item, key = self._build(*_parse_payload(payload))
             except FeedbackValidationError as exc:
-                return exc
-
-        return list(await asyncio.gather(*(one(p) for p in payloads)))
+                results.append(exc)
+                continue
+            results.append(item.id)
+            accepted.append((item, key, payload))
+        if self._writer is None or not self._config.enabled:
+            for item, key, payload in accepted:
+                await self._accept(item, key, payload)
+            return results
+        entries = []
+        for item, key, payload in accepted:
+            joined = self._join_capture(item)
+            raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
+            await self.events.publish(FeedbackSubmitted(joined, raw))
+            entries.append(Entry(joined, key, raw))
+        await self._writer.put_many(entries)  # one append: the batch shares its fsync
+        return results
 
     async def submit(
         self,
@@ -497,6 +501,14 @@ class FeedbackCollector:
             await self._writer.aclose(deadline)
 
     async def _collect(self, kind: FeedbackType, args: Mapping[str, Any], raw: object) -> str:
+        item, key = self._build(kind, args)
+        await self._accept(item, key, raw)
+        return item.id
+
+    def _build(self, kind: FeedbackType, args: Mapping[str, Any]) -> tuple[FeedbackItem, str]:
+        """
+        Validate the arguments of one submission; return the item and its processor key.
+        """
         context = self._payload("context", args.get("context"))
         metadata = self._payload("metadata", args.get("metadata"))
         limits = self._limits
@@ -535,8 +547,7 @@ class FeedbackCollector:
         key = self.pipeline.resolve_processor(
             None if processor is None else check_id("processor", processor), item
         )
-        await self._accept(item, key, raw)
-        return item.id
+        return item, key
 
     def _payload(self, field: str, value: object) -> dict[str, Any]:
         if value is None:
@@ -611,3 +622,22 @@ def _timestamp(value: object) -> datetime:
             msg = "must be an ISO 8601 time with a UTC offset"
             raise FeedbackValidationError("created_at", msg, value) from None
     return check_timestamp(value)
+
+
+def _parse_payload(payload: object) -> tuple[FeedbackType, dict[str, Any]]:
+    """
+    Return the type of a JSON payload and the arguments of its fields.
+
+    Raises:
+        FeedbackValidationError: The payload is not an object, or has an unknown key.
+    """
+    if not isinstance(payload, Mapping):
+        raise FeedbackValidationError("payload", "must be a JSON object", payload)
+    kind = coerce_type(payload.get("type", FeedbackType.RATING.value), "type")
+    allowed = _PAYLOAD_FIELDS[kind]
+    for key in payload:
+        if key != "type" and key not in allowed:
+            known = ", ".join(sorted((*allowed, "type")))
+            msg = f"is not a field of {kind.value} feedback (known: {known})"
+            raise FeedbackValidationError(str(key), msg)
+    return kind, {key: payload.get(key) for key in allowed}

@@ -189,6 +189,12 @@ class Spool(Protocol):
         """
         ...
 
+    async def append_many(self, entries: Sequence[Entry]) -> list[int]:
+        """
+        Add ``entries`` together (one commit); return their marks.
+        """
+        ...
+
     async def take(self, limit: int, max_delay: float) -> list[Spooled]:
         """
         Return the next entries in order (1 to ``limit``), reserved for the caller.

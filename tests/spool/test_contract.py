@@ -216,3 +216,28 @@ async def test_dead_letters_are_counted(opener: Opener) -> None:
         await asyncio.sleep(0.05)
     assert (await spool.status()).dead_letters == int(spool.durable)
     assert (await spool.status()).depth == 0
+
+
+async def test_append_many_adds_entries_together(opener: Opener) -> None:
+    """append_many returns increasing marks and the entries come out in order."""
+    spool = opener()
+    await spool.start()
+    entries = [_entry(i % 5 + 1) for i in range(7)]
+    marks = await spool.append_many(entries)
+    assert marks == sorted(marks)
+    assert len(set(marks)) == 7
+    assert [s.entry for s in await _take_all(spool, 7)] == entries
+    assert await spool.append_many([]) == []
+
+
+async def test_append_many_respects_the_capacity(opener: Opener) -> None:
+    """A batch that cannot fit gets FeedbackOverloadedError.
+
+    A local spool appends none of it; JetStream stores the messages that fit, one by one.
+    """
+    spool = opener(capacity=3, full_wait=0.2)
+    await spool.start()
+    with pytest.raises(FeedbackOverloadedError):
+        await spool.append_many([_entry() for _ in range(5)])
+    if not isinstance(spool, JetStreamSpool):
+        assert (await spool.status()).depth == 0

@@ -141,15 +141,18 @@ class SequencedSpool:
         """
         return self._arriving()
 
-    def _has_room(self) -> bool:
-        return self._depth + self._arriving() < self._capacity
+    def _has_room(self, more: int = 0) -> bool:
+        return self._depth + self._arriving() + more < self._capacity
 
-    async def _wait_for_room(self) -> None:
-        if self._has_room():
+    async def _wait_for_room(self, more: int = 0) -> None:
+        """
+        Wait until ``1 + more`` entries fit.
+        """
+        if self._has_room(more):
             return
         try:
             async with asyncio.timeout(self._full_wait), self._changed:
-                await self._changed.wait_for(self._has_room)
+                await self._changed.wait_for(lambda: self._has_room(more))
         except TimeoutError:
             raise FeedbackOverloadedError(
                 self._what, capacity=self._capacity, retry_after=max(1.0, self._full_wait)

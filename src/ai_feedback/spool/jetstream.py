@@ -305,6 +305,16 @@ class JetStreamSpool:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    async def append_many(self, entries: Sequence[Entry]) -> list[int]:
+        """
+        Publish ``entries`` concurrently; return their stream sequences.
+
+        Raises:
+            FeedbackOverloadedError: The stream stayed full.
+            FeedbackStorageError: JetStream did not store one of them.
+        """
+        return list(await asyncio.gather(*(self.append(entry) for entry in entries)))
+
     async def take(self, limit: int, max_delay: float) -> list[Spooled]:
         """
         Fetch the next messages of the shared consumer (waiting for at least one).

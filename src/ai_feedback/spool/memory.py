@@ -66,6 +66,25 @@ class MemorySpool(SequencedSpool):
         await self._appended(mark, 1)
         return mark
 
+    async def append_many(self, entries: Sequence[Entry]) -> list[int]:
+        """
+        Queue ``entries``, waiting for room for all of them.
+
+        Raises:
+            FeedbackOverloadedError: Still no room after ``full_wait`` seconds.
+        """
+        await self._wait_for_room(len(entries) - 1)
+        now = monotonic()
+        marks = []
+        for entry in entries:
+            mark = self._next_mark()
+            self._queue.append((Spooled(mark, entry), now))
+            marks.append(mark)
+        if marks:
+            self._last_mark = marks[-1]
+            await self._appended(marks[-1], len(marks))
+        return marks
+
     async def _read(self, limit: int) -> list[Spooled]:
         queue = self._queue
         batch = [queue.popleft()[0] for _ in range(min(limit, len(queue)))]

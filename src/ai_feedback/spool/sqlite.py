@@ -203,20 +203,36 @@ class SQLiteSpool(SequencedSpool):
             FeedbackOverloadedError: The spool is still full after ``full_wait`` seconds.
             FeedbackStorageError: The file cannot be written (disk full, removed).
         """
+        [mark] = await self.append_many([entry])
+        return mark
+
+    async def append_many(self, entries: Sequence[Entry]) -> list[int]:
+        """
+        Write ``entries`` in one commit; return once it is fsync'd.
+
+        Raises:
+            FeedbackOverloadedError: No room for them within ``full_wait`` seconds.
+            FeedbackStorageError: The file cannot be written.
+        """
+        if not entries:
+            return []
         if not self._started:
             await self.start()
-        await self._wait_for_room()
-        blob = encode_entry(entry)
-        mark = self._next_mark()
+        await self._wait_for_room(len(entries) - 1)
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((mark, entry.item.id, blob, time.time()))
+        now = time.time()
+        marks = []
+        for entry in entries:
+            mark = self._next_mark()
+            self._pending.append((mark, entry.item.id, encode_entry(entry), now))
+            if len(self._cache) < self._memory_items:
+                self._cache[mark] = entry
+            marks.append(mark)
         self._waiters.append(waiter)
-        if len(self._cache) < self._memory_items:
-            self._cache[mark] = entry
         self._ensure_committer()
         await waiter
-        self._last_mark = max(self._last_mark, mark)
-        return mark
+        self._last_mark = max(self._last_mark, marks[-1])
+        return marks
 
     def _arriving(self) -> int:
         return len(self._pending) + self._committing
