@@ -163,6 +163,8 @@ class BatchWriter:
         self._unyielded = 0
         self._unyielded_since = 0.0
         self._accepted = self._stored = self._failed = self._retries = self._batches = 0
+        self._idle = asyncio.Event()  # set while the worker is not handling a batch
+        self._idle.set()
         self._reachable: bool | None = None
         self._failing = asyncio.Event()  # set while the store's writes fail
         self._failing_since: float | None = None
@@ -284,6 +286,10 @@ class BatchWriter:
         ):
             self._unyielded = 0
             await asyncio.sleep(0)
+            if not self._idle.is_set() and not self._spool.durable:
+                # The writer yields inside big batches too: let it finish this one, or a
+                # submitter that never waits would only ever give it a step at a time.
+                await self._idle.wait()
 
     async def flush(self, *, through_outage: bool = True) -> None:
         """
@@ -414,6 +420,13 @@ class BatchWriter:
         A batch is never given up: when handling it fails unexpectedly (the spool cannot
         keep a dead letter, a bug), it is handled again after a backoff.
         """
+        self._idle.clear()
+        try:
+            await self._handle_until_done(batch)
+        finally:
+            self._idle.set()
+
+    async def _handle_until_done(self, batch: list[Spooled]) -> None:
         delay = self._settings.backoff
         every: float | None = getattr(self._spool, "hold_every", None)
         while True:

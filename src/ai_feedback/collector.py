@@ -26,6 +26,7 @@ from ai_feedback._models import (
     FeedbackType,
     WriterStatus,
     check_timestamp,
+    checked_item,
     coerce_type,
 )
 from ai_feedback._validation import (
@@ -535,13 +536,7 @@ class FeedbackCollector:
             data = json_copy("input_data", args.get("input"))
             check_payload_size("input_data", data, limits=limits)
             value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
-        item = FeedbackItem(
-            feedback_type=kind,
-            value=value,
-            context=context,
-            metadata=metadata,
-            **_identity(args),
-        )
+        item = checked_item(kind, value, context, metadata, **_identity(args))
         item.check_limits(limits)
         processor = args.get("processor")
         key = self.pipeline.resolve_processor(
@@ -608,7 +603,7 @@ def _identity(args: Mapping[str, Any]) -> dict[str, Any]:
     """
     given: dict[str, Any] = {}
     if args.get("id") is not None:
-        given["id"] = check_id("id", args["id"])
+        given["item_id"] = check_id("id", args["id"])
     if args.get("created_at") is not None:
         given["created_at"] = _timestamp(args["created_at"])
     return given
