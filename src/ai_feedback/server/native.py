@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem
 from ai_feedback._validation import MAX_WINDOW_HOURS
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.server.auth import Principal, require
+from ai_feedback.server.auth import Principal, authorize, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import (
@@ -95,12 +95,11 @@ def decode_cursor(cursor: str) -> Cursor:
     summary="Submit one feedback item",
     openapi_extra=body_schema(FeedbackIn, description="One item; type selects the fields."),
 )
-async def submit(
-    request: Request, principal: Annotated[Principal, Depends(require("ingest", token=True))]
-) -> JSONBody:
+async def submit(request: Request) -> JSONBody:
     """
     Accept one item (with an API key, or a browser token for its trace); 202 with its id.
     """
+    principal = authorize(request, "ingest", token=True)
     payload = bind_owner(await read_json(request), principal)
     item_id = await service(request).collector.submit_payload(payload)
     return JSONBody({"id": item_id}, status_code=202)
@@ -114,12 +113,11 @@ async def submit(
     summary="Submit many items; one result each",
     openapi_extra=body_schema(BatchIn, description="Up to server.batch_max_items items."),
 )
-async def submit_batch(
-    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
-) -> JSONBody:
+async def submit_batch(request: Request) -> JSONBody:
     """
     Accept each valid item of the batch; 207 with one result per item, in order.
     """
+    principal = authorize(request, "ingest")
     body = await read_json(request)
     items = body.get("items") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
