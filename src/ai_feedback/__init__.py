@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
+    DeletionReceipt,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -50,7 +52,9 @@ from ai_feedback.protocols import (
     FeedbackProtocol,
     FeedbackStoreProtocol,
     Spool,
+    SupportsDelete,
     SupportsQuery,
+    SupportsScan,
     SupportsStats,
 )
 from ai_feedback.result import Err, Ok, Result
@@ -65,6 +69,8 @@ __all__ = [
     "Container",
     "Cursor",
     "DatabaseFeedbackStore",
+    "Deleted",
+    "DeletionReceipt",
     "Err",
     "EventBus",
     "FeedbackAuthorizationError",
@@ -106,7 +112,9 @@ __all__ = [
     "Spool",
     "SpoolStatus",
     "Step",
+    "SupportsDelete",
     "SupportsQuery",
+    "SupportsScan",
     "SupportsStats",
     "UnwrapError",
     "WriterStatus",

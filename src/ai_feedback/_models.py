@@ -26,6 +26,8 @@ from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
     "Cursor",
+    "Deleted",
+    "DeletionReceipt",
     "Entry",
     "FeedbackFilter",
     "FeedbackItem",
@@ -537,6 +539,7 @@ class FeedbackFilter:
     Which items a query returns: every field that is set must match.
 
     Args:
+        item_id: Only the item with this id.
         feedback_type: Only items of this type.
         model: Only items whose ``context["model"]`` is this.
         provider: Only items whose ``context["provider"]`` is this.
@@ -558,8 +561,11 @@ class FeedbackFilter:
     owner_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    item_id: str | None = None
 
     def __post_init__(self) -> None:
+        if self.item_id is not None:
+            check_id("item_id", self.item_id)
         if self.feedback_type is not None:
             object.__setattr__(self, "feedback_type", coerce_type(self.feedback_type))
         for key in INDEXED_CONTEXT_KEYS:
@@ -571,6 +577,33 @@ class FeedbackFilter:
             if value is not None:
                 object.__setattr__(self, key, check_timestamp(value, key))
 
+    def is_empty(self) -> bool:
+        """
+        Return True when the filter sets nothing (it matches every item).
+        """
+        return self == FeedbackFilter()
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return the fields that are set, JSON-ready.
+        """
+        shown: dict[str, Any] = {}
+        for name in (
+            "item_id",
+            "feedback_type",
+            *INDEXED_CONTEXT_KEYS,
+            "since",
+            "until",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, FeedbackType):
+                value = value.value
+            elif isinstance(value, datetime):
+                value = value.isoformat()
+            if value is not None:
+                shown[name] = value
+        return shown
+
     def context_filters(self) -> dict[str, str]:
         """
         Return the indexed context keys this filter fixes, and their values.
@@ -581,6 +614,8 @@ class FeedbackFilter:
         """
         Return whether ``item`` passes every set field.
         """
+        if self.item_id is not None and item.id != self.item_id:
+            return False
         if self.feedback_type is not None and item.feedback_type is not self.feedback_type:
             return False
         if self.since is not None and item.created_at < self.since:
@@ -631,3 +666,59 @@ def checked_item(  # noqa: PLR0917 - mirrors the field order, like trusted_item
         item_id if item_id is not None else new_id(),
         created_at if created_at is not None else _now(),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """
+    What a store's ``delete`` removed.
+
+    Args:
+        items: Feedback items.
+        raw_payloads: Raw payloads kept with them.
+        cache_entries: Cached entries dropped (a caching store).
+    """
+
+    items: int
+    raw_payloads: int = 0
+    cache_entries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeletionReceipt:
+    """
+    The record of a deletion: what was matched, what was removed from where, and when.
+
+    Args:
+        criteria: The filter's fields (``to_dict`` of the `FeedbackFilter`).
+        items: Feedback items removed from the store.
+        raw_payloads: Raw payloads removed with them.
+        captures: Captured operations removed (joined to the items by trace).
+        cache_entries: Cached entries dropped.
+        dead_letters: Set-aside items removed from the spool's dead letters.
+        deleted_at: When the deletion finished (UTC).
+    """
+
+    criteria: dict[str, Any]
+    items: int
+    raw_payloads: int
+    captures: int
+    cache_entries: int
+    dead_letters: int
+    deleted_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict of the receipt.
+        """
+        return {
+            "criteria": dict(self.criteria),
+            "removed": {
+                "items": self.items,
+                "raw_payloads": self.raw_payloads,
+                "captures": self.captures,
+                "cache_entries": self.cache_entries,
+                "dead_letters": self.dead_letters,
+            },
+            "deleted_at": self.deleted_at.isoformat(),
+        }

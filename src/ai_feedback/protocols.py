@@ -4,11 +4,12 @@ The seams of ai-feedback: what application code depends on, and what a store imp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
     Entry,
     FeedbackFilter,
     FeedbackItem,
@@ -20,7 +21,15 @@ from ai_feedback._models import (
 )
 from ai_feedback.result import Result
 
-__all__ = ["FeedbackProtocol", "FeedbackStoreProtocol", "Spool", "SupportsQuery", "SupportsStats"]
+__all__ = [
+    "FeedbackProtocol",
+    "FeedbackStoreProtocol",
+    "Spool",
+    "SupportsDelete",
+    "SupportsQuery",
+    "SupportsScan",
+    "SupportsStats",
+]
 
 
 @runtime_checkable
@@ -137,6 +146,41 @@ class SupportsQuery(Protocol):
     ) -> list[FeedbackItem]:
         """
         Return at most ``limit`` items matching ``where``, newest first, after ``before``.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsScan(Protocol):
+    """
+    **Protocol:** a store that streams every item matching a filter in constant memory.
+
+    Every built-in store implements it (keyset pages over ``query``); export reads this way.
+    """
+
+    def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield every item matching ``where``, newest first (``created_at``, then ``id``).
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsDelete(Protocol):
+    """
+    **Protocol:** a store that deletes the items matching a filter.
+
+    Every built-in store implements it; deletion by id, trace, session or owner and
+    retention need it.
+    """
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Remove the items matching ``where`` (and their raw payloads).
+
+        ``where`` must set a field; ``limit`` removes at most that many, the oldest first.
         """
         ...
 

@@ -18,7 +18,9 @@ from ai_feedback import (
     FeedbackType,
     FeedbackValidationError,
     Ok,
+    SupportsDelete,
     SupportsQuery,
+    SupportsScan,
     SupportsStats,
 )
 from tests.fakes import conflict_ids
@@ -424,3 +426,125 @@ async def test_booleans_are_not_numbers_when_comparing_items(store: FeedbackStor
     )
     batch = await store.save_many([item.replace(metadata={"flag": True, "n": 2})])  # type: ignore[attr-defined]
     assert conflict_ids(batch) == (item.id,)
+
+
+def _population() -> list[FeedbackItem]:
+    base = datetime.now(UTC) - timedelta(hours=2)
+    items = []
+    for i in range(24):
+        context = {
+            "session_id": f"s{i % 3}",
+            "trace_id": f"t{i % 4}",
+            "owner_id": f"o{i % 2}",
+            "model": "m",
+        }
+        created = base + timedelta(seconds=i // 2)
+        items.append(
+            FeedbackItem(FeedbackType.RATING, i % 5 + 1, context=context, created_at=created)
+        )
+    return items
+
+
+async def test_scan_streams_every_match_newest_first(store: FeedbackStoreProtocol) -> None:
+    """scan() yields exactly what query() would, across many small pages, newest first."""
+    assert isinstance(store, SupportsScan)
+    items = _population()
+    await store.save_many(items)  # type: ignore[attr-defined]
+    newest_first = [i.id for i in sorted(items, key=lambda i: (i.created_at, i.id), reverse=True)]
+    assert [i.id async for i in store.scan(page_size=5)] == newest_first
+    assert [i.id async for i in store.scan(page_size=24)] == newest_first  # a full last page
+    where = FeedbackFilter(session_id="s1", owner_id="o1")
+    expected = [i for i in newest_first if where.matches(next(x for x in items if x.id == i))]
+    assert [i.id async for i in store.scan(where, page_size=2)] == expected
+    assert [i async for i in store.scan(FeedbackFilter(owner_id="nobody"))] == []
+    with pytest.raises(FeedbackValidationError) as info:
+        [i async for i in store.scan(page_size=0)]
+    assert info.value.field == "limit"
+
+
+async def _reads(store: Any, item: FeedbackItem) -> dict[str, Any]:
+    """What every read path says about ``item`` and its session, trace and owner."""
+    stats = await store.stats(owner_id=item.owner_id)
+    return {
+        "get": await store.get(item.id),
+        "raw": await store.get_raw_payload(item.id),
+        "session": [i.id for i in await store.find_by_session(item.session_id)],
+        "type": [i.id for i in await store.find_by_type(item.feedback_type, limit=1000)],
+        "query": [i.id for i in await store.query(FeedbackFilter(trace_id=item.trace_id))],
+        "scan": [i.id async for i in store.scan(FeedbackFilter(owner_id=item.owner_id))],
+        "aggregate": (await store.aggregate(window_hours=24)).total_count,
+        "stats": stats.summary.total_count,
+    }
+
+
+@pytest.mark.parametrize("key", ["item_id", "trace_id", "session_id", "owner_id"])
+async def test_deleted_items_are_gone_from_every_read(
+    store: FeedbackStoreProtocol, key: str
+) -> None:
+    """After delete(), no read path returns the items, including reads cached before it."""
+    assert isinstance(store, SupportsDelete)
+    items = _population()
+    payloads = {i.id: {"received": i.id} for i in items}
+    await store.save_many(items, raw_payloads=payloads)  # type: ignore[attr-defined]
+    target = items[5]
+    value = target.id if key == "item_id" else target.context[key]
+    where = FeedbackFilter(**{key: value})
+    doomed = {i.id for i in items if where.matches(i)}
+    before = await _reads(store, target)  # warms a cache, if there is one
+    assert before["get"] == target
+    assert before["raw"] == {"received": target.id}
+
+    removed = await store.delete(where)
+
+    assert (removed.items, removed.raw_payloads) == (len(doomed), len(doomed))
+    after = await _reads(store, target)
+    assert after["get"] is None
+    assert after["raw"] is None
+    for path in ("session", "type", "query", "scan"):
+        assert not doomed & set(after[path]), path
+        assert set(before[path]) - doomed == set(after[path]), path
+    assert after["aggregate"] == len(items) - len(doomed)
+    assert after["stats"] == before["stats"] - len(
+        doomed & {i.id for i in items if i.owner_id == target.owner_id}
+    )
+    assert (await store.delete(where)).items == 0  # deleting again finds nothing
+    survivors = [i.id async for i in store.scan()]  # type: ignore[attr-defined]
+    assert sorted(survivors) == sorted({i.id for i in items} - doomed)
+
+
+async def test_delete_with_a_limit_removes_the_oldest_first(store: FeedbackStoreProtocol) -> None:
+    """delete(where, limit=n) removes at most n matches, oldest first (retention batches)."""
+    assert isinstance(store, SupportsDelete)
+    items = _population()
+    await store.save_many(items)  # type: ignore[attr-defined]
+    oldest_first = sorted(items, key=lambda i: (i.created_at, i.id))
+    cutoff = oldest_first[9].created_at + timedelta(microseconds=1)
+    where = FeedbackFilter(until=cutoff)
+    assert (await store.delete(where, limit=4)).items == 4
+    left = {i.id async for i in store.scan()}  # type: ignore[attr-defined]
+    assert left == {i.id for i in oldest_first[4:]}
+    assert (await store.delete(where, limit=100)).items == 6
+    assert (await store.delete(where, limit=100)).items == 0
+    left = {i.id async for i in store.scan()}  # type: ignore[attr-defined]
+    assert left == {i.id for i in oldest_first[10:]}
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.delete(FeedbackFilter()), "where"),
+        (lambda s: s.delete({"session_id": "s"}), "where"),
+        (lambda s: s.delete(None), "where"),
+        (lambda s: s.delete(FeedbackFilter(session_id="s"), limit=0), "limit"),
+        (lambda s: s.delete(FeedbackFilter(item_id="")), "item_id"),
+    ],
+)
+async def test_bad_deletions_name_the_argument_and_remove_nothing(
+    store: FeedbackStoreProtocol, call: Any, field: str
+) -> None:
+    """An empty or invalid filter is refused (it would mean "everything") and removes nothing."""
+    await store.save(_item(session_id="s"))
+    with pytest.raises(FeedbackValidationError) as info:
+        await call(store)
+    assert info.value.field == field
+    assert len(await store.find_by_session("s")) == 1

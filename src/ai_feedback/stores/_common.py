@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 from ai_feedback._models import (
     DISTRIBUTION_MAX_VALUES,
+    Cursor,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -24,6 +25,7 @@ from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
     "ClosingContext",
+    "check_deletion",
     "check_filter",
     "check_filters",
     "check_item",
@@ -35,6 +37,7 @@ __all__ = [
     "rating_stats",
     "rating_stats_from_counts",
     "same_item",
+    "scan_pages",
     "store_location",
 ]
 
@@ -196,6 +199,21 @@ def check_filter(where: object) -> FeedbackFilter:
     return where
 
 
+def check_deletion(where: object) -> FeedbackFilter:
+    """
+    Return ``where`` if it is a `FeedbackFilter` that sets at least one field.
+
+    An empty filter would delete everything: that is never what a deletion by id,
+    trace, session or owner means.
+    """
+    if not isinstance(where, FeedbackFilter):
+        raise FeedbackValidationError("where", "must be a FeedbackFilter", where)
+    if where.is_empty():
+        msg = "must set at least one field (item_id, trace_id, session_id, owner_id, until...)"
+        raise FeedbackValidationError("where", msg)
+    return where
+
+
 def check_item(feedback: object, limits: Limits) -> None:
     if not isinstance(feedback, FeedbackItem):
         raise FeedbackValidationError("feedback", "must be a FeedbackItem", feedback)
@@ -252,3 +270,27 @@ class ClosingContext:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+async def scan_pages(
+    query: Callable[..., Awaitable[list[FeedbackItem]]],
+    where: FeedbackFilter | None,
+    page_size: int,
+) -> AsyncIterator[FeedbackItem]:
+    """
+    Yield every item ``query`` matches, newest first, one keyset page at a time.
+
+    Memory stays at one page whatever the total; items saved during the scan with a
+    newer timestamp than the first page are not included (the scan is a snapshot).
+    """
+    where = check_filter(where)
+    check_limit(page_size)
+    before: Cursor | None = None
+    while True:
+        page = await query(where, limit=page_size, before=before)
+        for item in page:
+            yield item
+        if len(page) < page_size:
+            return
+        last = page[-1]
+        before = (last.created_at, last.id)

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
@@ -22,6 +22,7 @@ import orjson
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -35,11 +36,13 @@ from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_deletion,
     check_filter,
     check_filters,
     check_item,
     check_limit,
     check_window,
+    scan_pages,
     store_location,
 )
 
@@ -398,6 +401,45 @@ class CachedFeedbackStore(ClosingContext):
         items: list[FeedbackItem] = await query(check_filter(where), limit=limit, before=before)
         return items
 
+    def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield the wrapped store's items matching ``where``, newest first (not cached).
+        """
+        return scan_pages(self.query, where, page_size)
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Delete from the wrapped store, then drop every cached entry under the prefix.
+
+        When Redis is unreachable the cache is marked dirty and purged before its next use,
+        so no cached answer can return a deleted item.
+
+        Raises:
+            FeedbackValidationError: ``where`` is empty.
+            FeedbackStorageError: The wrapped store cannot delete or refused.
+        """
+        where = check_deletion(where)
+        delete = getattr(self._store, "delete", None)
+        if delete is None:
+            msg = f"{type(self._store).__name__} cannot delete items"
+            raise FeedbackStorageError(msg)
+        removed: Deleted = await delete(where, limit=limit)
+        self._dirty += 1
+        dropped = 0
+        if not self._closed:
+            async with self._purge_lock:
+                dirty = self._dirty
+                try:
+                    dropped = await self._purge()
+                except _REDIS_ERRORS as exc:
+                    self._failed("purge", exc)
+                else:
+                    self._purged = dirty
+                    self._recovered()
+        return Deleted(removed.items, removed.raw_payloads, dropped)
+
     async def _cached(
         self,
         key: str,
@@ -488,20 +530,22 @@ class CachedFeedbackStore(ClosingContext):
         self._recovered()
         return True
 
-    async def _purge(self) -> None:
+    async def _purge(self) -> int:
         # Increment the version first so that no fill begun before the purge can land.
         await self._redis.incr(self._version_key)
         keep = (self._version_key, self._version_key.encode())
         pattern = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self._prefix) + "*"
         batch: list[bytes | str] = []
+        dropped = 0
         async for key in self._redis.scan_iter(match=pattern, count=1000):
             if key not in keep:
                 batch.append(key)
             if len(batch) >= _PURGE_BATCH:
-                await self._redis.unlink(*batch)
+                dropped += await self._redis.unlink(*batch)
                 batch.clear()
         if batch:
-            await self._redis.unlink(*batch)
+            dropped += await self._redis.unlink(*batch)
+        return dropped
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         now = time.monotonic()

@@ -9,11 +9,12 @@ submitted before its query, as SPEC §2 requires.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -23,7 +24,7 @@ from ai_feedback._models import (
 from ai_feedback.exceptions import FeedbackStorageError
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.result import Result
-from ai_feedback.stores._common import store_location
+from ai_feedback.stores._common import scan_pages, store_location
 
 __all__ = ["ReadYourWritesStore"]
 
@@ -124,6 +125,24 @@ class ReadYourWritesStore:
         await self._flush()
         items: list[FeedbackItem] = await self._method("query")(where, limit=limit, before=before)
         return items
+
+    async def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield every item matching ``where``, newest first, once pending writes are done.
+        """
+        await self._flush()
+        async for item in scan_pages(self._method("query"), where, page_size):
+            yield item
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Delete the matching items once pending writes are done (so none lands afterwards).
+        """
+        await self._flush()
+        removed: Deleted = await self._method("delete")(where, limit=limit)
+        return removed
 
     async def aggregate(
         self, *, window_hours: float = 24, **filters: str | None

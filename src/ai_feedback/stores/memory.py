@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -35,6 +36,7 @@ from ai_feedback.exceptions import FeedbackConflictError, FeedbackValidationErro
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_deletion,
     check_filter,
     check_filters,
     check_item,
@@ -43,6 +45,7 @@ from ai_feedback.stores._common import (
     cutoff,
     empty_summary,
     rating_stats,
+    scan_pages,
 )
 
 __all__ = ["DEFAULT_MAX_ITEMS", "MemoryFeedbackStore"]
@@ -96,11 +99,13 @@ class _Series:
         if self.values is not None:
             self.values.insert(pos, value)
 
-    def remove_oldest(self, item_id: str) -> None:
-        if self.ids[self.start] == item_id:
-            self.start += 1
-        else:  # pragma: no cover - unreachable: every series shares one total order
-            pos = self.ids.index(item_id, self.start)
+    def remove(self, ts: float, item_id: str) -> None:
+        if self.start < len(self.ids) and self.ids[self.start] == item_id:
+            self.start += 1  # the oldest (eviction): no memmove
+        else:
+            lo = bisect_left(self.ts, ts, lo=self.start)
+            hi = bisect_right(self.ts, ts, lo=lo)
+            pos = bisect_left(self.ids, item_id, lo=lo, hi=hi)
             del self.ts[pos], self.ids[pos]
             if self.values is not None:
                 del self.values[pos]
@@ -423,6 +428,12 @@ class MemoryFeedbackStore(ClosingContext):
         The narrowest index holding every item ``where`` can match.
         """
         empty = _Series()
+        if where.item_id is not None:
+            item = self._items.get(where.item_id)
+            single = _Series()
+            if item is not None:
+                single.add(item.created_at.timestamp(), item.id)
+            return single
         if where.session_id is not None:
             return self._sessions.get(where.session_id, empty)
         if where.owner_id is not None:
@@ -455,26 +466,7 @@ class MemoryFeedbackStore(ClosingContext):
             self._evict_oldest()
 
     def _evict_oldest(self) -> None:
-        item = self._items.pop(self._timeline.ids[self._timeline.start])
-        self._raw.pop(item.id, None)
-        self._timeline.remove_oldest(item.id)
-        session = item.session_id
-        if session is not None:
-            series = self._sessions[session]
-            series.remove_oldest(item.id)
-            if not series:
-                del self._sessions[session]
-        owner = item.owner_id
-        if owner is not None:
-            owned = self._owners[owner]
-            owned.remove_oldest(item.id)
-            if not owned:
-                del self._owners[owner]
-        for key in _keys_of(item):
-            group = self._groups[key]
-            group.by_type[item.feedback_type].remove_oldest(item.id)
-            if key != (None, None) and not group:
-                del self._groups[key]
+        self._remove(self._items[self._timeline.ids[self._timeline.start]])
         self._evicted += 1
         if self._evicted == 1 or self._evicted % 10_000 == 0:
             _LOG.warning(
@@ -484,6 +476,60 @@ class MemoryFeedbackStore(ClosingContext):
                 self._evicted,
                 extra={"max_items": self._max_items, "evicted": self._evicted},
             )
+
+    def _remove(self, item: FeedbackItem) -> bool:
+        """
+        Remove ``item`` from the store and every index; return whether it had a raw payload.
+        """
+        del self._items[item.id]
+        had_raw = self._raw.pop(item.id, None) is not None
+        ts = item.created_at.timestamp()
+        self._timeline.remove(ts, item.id)
+        for index, name in ((self._sessions, item.session_id), (self._owners, item.owner_id)):
+            if name is not None:
+                series = index[name]
+                series.remove(ts, item.id)
+                if not series:
+                    del index[name]
+        for key in _keys_of(item):
+            group = self._groups[key]
+            group.by_type[item.feedback_type].remove(ts, item.id)
+            if key != (None, None) and not group:
+                del self._groups[key]
+        return had_raw
+
+    def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield every item matching ``where``, newest first, in constant memory (keyset pages).
+        """
+        return scan_pages(self.query, where, page_size)
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Remove the items matching ``where`` (and their raw payloads).
+
+        Args:
+            where: Which items; it must set at least one field.
+            limit: At most this many items, the oldest first (for bounded batches).
+
+        Raises:
+            FeedbackValidationError: ``where`` is empty or ``limit`` is not positive.
+        """
+        where = check_deletion(where)
+        if limit is not None:
+            check_limit(limit)
+        doomed = [
+            self._items[i]
+            for i in self._candidates(where).newest_before(None)
+            if where.matches(self._items[i])
+        ]
+        doomed.reverse()  # oldest first
+        if limit is not None:
+            doomed = doomed[:limit]
+        raw = sum(self._remove(item) for item in doomed)
+        return Deleted(items=len(doomed), raw_payloads=raw)
 
     def _copies(self, ids: list[str]) -> list[FeedbackItem]:
         return [_copy(self._items[i]) for i in ids]

@@ -36,6 +36,7 @@ import orjson
 from ai_feedback._models import (
     DISTRIBUTION_MAX_VALUES,
     Cursor,
+    Deleted,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -55,6 +56,7 @@ from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores import _pg_schema as sql
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_deletion,
     check_filter,
     check_filters,
     check_item,
@@ -63,6 +65,7 @@ from ai_feedback.stores._common import (
     cutoff,
     number,
     same_item,
+    scan_pages,
 )
 from ai_feedback.stores._pg_schema import (
     AGGREGATE_SQL,
@@ -459,31 +462,47 @@ class PostgresFeedbackStore(ClosingContext):
         where = check_filter(where)
         check_limit(limit)
         cursor = check_cursor(before)
-        clauses: list[str] = []
-        params: list[Any] = []
-
-        def add(clause: str, *values: object) -> None:
-            marks = [f"${len(params) + i}" for i in range(1, len(values) + 1)]
-            clauses.append(clause.format(*marks))
-            params.extend(values)
-
-        if where.feedback_type is not None:
-            add("feedback_type = {}", where.feedback_type.value)
-        for column, value in where.context_filters().items():
-            add(f"{column} = {{}}", value)
-        if where.since is not None:
-            add("created_at >= {}", where.since)
-        if where.until is not None:
-            add("created_at < {}", where.until)
+        conditions = _Conditions(where)
         if cursor is not None:
-            add("(created_at, id) < ({}, {})", *cursor)
-        condition = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        add("{}", min(limit, _MAX_BIGINT))
+            conditions.add("(created_at, id) < ({}, {})", *cursor)
+        limit_mark = conditions.parameter(min(limit, _MAX_BIGINT))
         sql_text = (
-            f"SELECT {sql.ITEM_COLUMNS} FROM feedback {condition}"  # noqa: S608 - our columns
-            f"ORDER BY created_at DESC, id DESC LIMIT {clauses.pop()}"
+            f"SELECT {sql.ITEM_COLUMNS} FROM feedback {conditions.where()}"  # noqa: S608
+            f"ORDER BY created_at DESC, id DESC LIMIT {limit_mark}"
         )
-        return [_decode(row) for row in await self._fetch(sql_text, *params)]
+        return [_decode(row) for row in await self._fetch(sql_text, *conditions.params)]
+
+    def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield every item matching ``where``, newest first, in constant memory (keyset pages).
+        """
+        return scan_pages(self.query, where, page_size)
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Remove the items matching ``where`` (and their raw payloads), in one transaction.
+
+        Args:
+            where: Which items; it must set at least one field.
+            limit: At most this many items, the oldest first (for bounded batches).
+
+        Raises:
+            FeedbackValidationError: ``where`` is empty or ``limit`` is not positive.
+            FeedbackStorageError: The database could not be changed.
+        """
+        conditions = _Conditions(check_deletion(where))
+        chosen = f"SELECT id FROM feedback {conditions.where()}"  # noqa: S608 - our columns
+        if limit is not None:
+            check_limit(limit)
+            mark = conditions.parameter(min(limit, _MAX_BIGINT))
+            chosen += f"ORDER BY created_at, id LIMIT {mark}"
+        async with self._connection("delete feedback") as conn, conn.transaction():
+            ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
+            raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
+            items = await conn.execute("DELETE FROM feedback WHERE id = ANY($1::text[])", ids)
+        return Deleted(items=_affected(items), raw_payloads=_affected(raw))
 
     @contextlib.asynccontextmanager
     async def _connection(self, action: str) -> AsyncIterator[Connection]:
@@ -607,6 +626,39 @@ def _encode_raw(
 def _inserted(status: str) -> int:
     # asyncpg returns the command tag, "INSERT 0 <rows>".
     return int(status.rpartition(" ")[2] or 0)
+
+
+_affected = _inserted  # "DELETE <rows>" ends with the count too
+
+
+class _Conditions:
+    """
+    SQL conditions and their numbered parameters, built from a `FeedbackFilter`.
+    """
+
+    def __init__(self, where: FeedbackFilter) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+        if where.item_id is not None:
+            self.add("id = {}", where.item_id)
+        if where.feedback_type is not None:
+            self.add("feedback_type = {}", where.feedback_type.value)
+        for column, value in where.context_filters().items():
+            self.add(f"{column} = {{}}", value)
+        if where.since is not None:
+            self.add("created_at >= {}", where.since)
+        if where.until is not None:
+            self.add("created_at < {}", where.until)
+
+    def parameter(self, value: object) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def add(self, clause: str, *values: object) -> None:
+        self.clauses.append(clause.format(*(self.parameter(v) for v in values)))
+
+    def where(self) -> str:
+        return f"WHERE {' AND '.join(self.clauses)} " if self.clauses else ""
 
 
 async def _check_stored(conn: Connection, item: FeedbackItem) -> None:

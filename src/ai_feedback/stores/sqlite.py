@@ -20,7 +20,7 @@ import os
 import sqlite3
 import sys
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, cast
 
@@ -29,6 +29,7 @@ import orjson
 
 from ai_feedback._models import (
     Cursor,
+    Deleted,
     FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
@@ -47,6 +48,7 @@ from ai_feedback.exceptions import (
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_deletion,
     check_filter,
     check_filters,
     check_item,
@@ -54,6 +56,7 @@ from ai_feedback.stores._common import (
     conflicts,
     cutoff,
     rating_stats_from_counts,
+    scan_pages,
 )
 from ai_feedback.stores._sqlite_schema import (
     AGGREGATE_SQL,
@@ -311,18 +314,7 @@ class SQLiteFeedbackStore(ClosingContext):
         where = check_filter(where)
         check_limit(limit)
         cursor = check_cursor(before)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if where.feedback_type is not None:
-            clauses.append("feedback_type = ?")
-            params.append(where.feedback_type.value)
-        for column, value in where.context_filters().items():
-            clauses.append(f"{column} = ?")
-            params.append(value)
-        for clause, moment in (("created_at >= ?", where.since), ("created_at < ?", where.until)):
-            if moment is not None:
-                clauses.append(clause)
-                params.append(_micros(moment))
+        clauses, params = _conditions(where)
         if cursor is not None:
             clauses.append("(created_at, id) < (?, ?)")
             params += [_micros(cursor[0]), cursor[1]]
@@ -333,6 +325,54 @@ class SQLiteFeedbackStore(ClosingContext):
         )
         rows = await self._fetch(sql, [*params, min(limit, _MAX_INTEGER)])
         return [_decode(row) for row in rows]
+
+    def scan(
+        self, where: FeedbackFilter | None = None, *, page_size: int = 1000
+    ) -> AsyncIterator[FeedbackItem]:
+        """
+        Yield every item matching ``where``, newest first, in constant memory (keyset pages).
+        """
+        return scan_pages(self.query, where, page_size)
+
+    async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
+        """
+        Remove the items matching ``where`` (and their raw payloads), in one transaction.
+
+        Args:
+            where: Which items; it must set at least one field.
+            limit: At most this many items, the oldest first (for bounded batches).
+
+        Raises:
+            FeedbackValidationError: ``where`` is empty or ``limit`` is not positive.
+            FeedbackStorageError: The database refused (locked, read-only).
+        """
+        where = check_deletion(where)
+        clauses, params = _conditions(where)
+        chosen = f"SELECT id FROM feedback WHERE {' AND '.join(clauses)}"  # noqa: S608
+        if limit is not None:
+            check_limit(limit)
+            chosen += f" ORDER BY created_at, id LIMIT {min(limit, _MAX_INTEGER)}"
+        async with self._lock:
+            db = self._connection()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+                await db.execute("DELETE FROM temp.doomed")
+                await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
+                raw = await db.execute(
+                    "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
+                )
+                items = await db.execute(
+                    "DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)"
+                )
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await rollback(db)
+                raise self._error("delete feedback", exc) from exc
+            except BaseException:
+                await rollback(db)
+                raise
+        return Deleted(items=items.rowcount, raw_payloads=raw.rowcount)
 
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
@@ -427,6 +467,28 @@ def _window_query(
     owner = None if owner_id is None else check_id("owner_id", owner_id)
     params = [since, *(f for f in (model, provider, owner) if f is not None)]
     return queries[model is not None, provider is not None, owner is not None], params
+
+
+def _conditions(where: FeedbackFilter) -> tuple[list[str], list[Any]]:
+    """
+    The SQL conditions and parameters of ``where`` (column names are ours, not the caller's).
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.item_id is not None:
+        clauses.append("id = ?")
+        params.append(where.item_id)
+    if where.feedback_type is not None:
+        clauses.append("feedback_type = ?")
+        params.append(where.feedback_type.value)
+    for column, value in where.context_filters().items():
+        clauses.append(f"{column} = ?")
+        params.append(value)
+    for clause, moment in (("created_at >= ?", where.since), ("created_at < ?", where.until)):
+        if moment is not None:
+            clauses.append(clause)
+            params.append(_micros(moment))
+    return clauses, params
 
 
 def _micros(moment: datetime) -> int:
