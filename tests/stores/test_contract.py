@@ -488,7 +488,7 @@ async def test_deleted_items_are_gone_from_every_read(
     await store.save_many(items, raw_payloads=payloads)  # type: ignore[attr-defined]
     target = items[5]
     value = target.id if key == "item_id" else target.context[key]
-    where = FeedbackFilter(**{key: value})
+    where = FeedbackFilter(**{key: value})  # type: ignore[arg-type]
     doomed = {i.id for i in items if where.matches(i)}
     before = await _reads(store, target)  # warms a cache, if there is one
     assert before["get"] == target
