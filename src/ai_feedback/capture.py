@@ -138,6 +138,12 @@ class CaptureStore:
             return None
         return entry[1]
 
+    def discard(self, context_id: str) -> bool:
+        """
+        Forget the capture recorded under ``context_id``; return whether there was one.
+        """
+        return self._entries.pop(context_id, None) is not None
+
     def bounded(self, value: object) -> Any:  # noqa: ANN401 - any JSON value
         """
         Return ``value`` as a JSON value of at most ``max_chars`` serialized characters.

@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from ai_feedback._models import (
+    DeletionReceipt,
     Entry,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackType,
@@ -54,8 +56,9 @@ from ai_feedback.exceptions import (
     FeedbackValidationError,
 )
 from ai_feedback.pipeline import Pipeline
-from ai_feedback.protocols import FeedbackStoreProtocol, SupportsStats
+from ai_feedback.protocols import FeedbackStoreProtocol, SupportsDelete, SupportsStats
 from ai_feedback.spool import open_spool
+from ai_feedback.stores._common import check_deletion
 
 __all__ = ["FeedbackCollector"]
 
@@ -452,6 +455,91 @@ class FeedbackCollector:
             raise FeedbackConfigurationError("store_raw_payloads", msg)
         await self.flush_for_read()
         return await self._store.get_raw_payload(item_id)  # type: ignore[attr-defined]
+
+    async def delete(
+        self,
+        where: FeedbackFilter | None = None,
+        *,
+        item_id: str | None = None,
+        trace_id: str | None = None,
+        session_id: str | None = None,
+        owner_id: str | None = None,
+    ) -> DeletionReceipt:
+        """
+        Delete feedback everywhere this collector keeps it, and return the receipt.
+
+        Give a `FeedbackFilter` or the fields to match (``item_id``, ``trace_id``,
+        ``session_id``, ``owner_id``). Items accepted before the call are written first,
+        so none of them lands after the deletion. Removed: the items and their raw
+        payloads from the store, the entries of a Redis cache, the captured operations
+        their traces refer to, and the items set aside (dead letters, ``failures``).
+
+        Raises:
+            FeedbackValidationError: No field is set, or a field is invalid.
+            FeedbackStorageError: The store cannot delete, or failed.
+        """
+        if where is None:
+            where = FeedbackFilter(
+                item_id=item_id, trace_id=trace_id, session_id=session_id, owner_id=owner_id
+            )
+        elif (item_id, trace_id, session_id, owner_id) != (None, None, None, None):
+            msg = "give either a FeedbackFilter or the fields to match, not both"
+            raise FeedbackValidationError("where", msg)
+        where = check_deletion(where)
+        store = self._store
+        if not isinstance(store, SupportsDelete):
+            msg = f"{type(store).__name__} cannot delete items; implement SupportsDelete.delete()"
+            raise FeedbackStorageError(msg)
+        await self.flush()
+        traces = await self._matching_traces(where)
+        removed = await store.delete(where)
+        captures = sum(self.captures.discard(trace) for trace in traces)
+        dead = await self._forget_failures(where)
+        receipt = DeletionReceipt(
+            criteria=where.to_dict(),
+            items=removed.items,
+            raw_payloads=removed.raw_payloads,
+            captures=captures,
+            cache_entries=removed.cache_entries,
+            dead_letters=dead,
+            deleted_at=datetime.now(UTC),
+        )
+        _LOG.info(
+            "Deleted feedback matching %s: %s",
+            receipt.criteria,
+            receipt.to_dict()["removed"],
+            extra={"deletion": receipt.to_dict()},
+        )
+        return receipt
+
+    async def _matching_traces(self, where: FeedbackFilter) -> set[str]:
+        """
+        Return the trace ids of matching items that have a capture (before they go).
+        """
+        if where.trace_id is not None:
+            return {where.trace_id}
+        if not len(self.captures):
+            return set()
+        scan = getattr(self._store, "scan", None)
+        if scan is None:
+            return set()
+        traces = set()
+        async for item in scan(where):
+            trace = item.trace_id
+            if trace is not None and self.captures.get(trace) is not None:
+                traces.add(trace)
+        return traces
+
+    async def _forget_failures(self, where: FeedbackFilter) -> int:
+        failures = self._writer.failures if self._writer is not None else self._sync_failures
+        kept = [event for event in failures if not where.matches(event.item)]
+        forgotten = len(failures) - len(kept)
+        failures.clear()
+        failures.extend(kept)
+        spool = None if self._writer is None else self._writer.spool
+        purge = getattr(spool, "delete_dead_letters", None)
+        # A durable spool keeps every set-aside item on disk: its count is the record.
+        return forgotten if purge is None else int(await purge(where))
 
     async def start(self) -> None:
         """

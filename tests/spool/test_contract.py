@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ai_feedback import FeedbackItem, FeedbackOverloadedError, FeedbackType, Spool
+from ai_feedback import FeedbackFilter, FeedbackItem, FeedbackOverloadedError, FeedbackType, Spool
 from ai_feedback._models import Entry
 from ai_feedback.spool.jetstream import JetStreamSpool
 from ai_feedback.spool.memory import MemorySpool
@@ -241,3 +241,27 @@ async def test_append_many_respects_the_capacity(opener: Opener) -> None:
         await spool.append_many([_entry() for _ in range(5)])
     if not isinstance(spool, JetStreamSpool):
         assert (await spool.status()).depth == 0
+
+
+async def test_dead_letters_of_deleted_items_are_removed(opener: Opener) -> None:
+    """delete_dead_letters(where) removes only the matching set-aside items (durable spools)."""
+    spool = opener()
+    await spool.start()
+    entries = [_entry(session_id="gone"), _entry(session_id="kept"), _entry(session_id="gone")]
+    await spool.append_many(entries)
+    taken = await _take_all(spool, 3)
+    for spooled in taken:
+        await spool.dead_letter(spooled, "storage", ValueError("refused"), 1)
+    await spool.complete(taken)
+    purge = getattr(spool, "delete_dead_letters", None)
+    if not spool.durable:
+        assert purge is None  # nothing is kept, nothing to delete
+        return
+    assert purge is not None
+    for _ in range(100):
+        if (await spool.status()).dead_letters == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert await purge(FeedbackFilter(session_id="gone")) == 2
+    assert await purge(FeedbackFilter(session_id="gone")) == 0
+    assert (await spool.status()).dead_letters == 1

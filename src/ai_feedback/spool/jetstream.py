@@ -40,7 +40,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
-from ai_feedback._models import Entry, Spooled, SpoolStatus
+from ai_feedback._models import Entry, FeedbackFilter, Spooled, SpoolStatus
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
     FeedbackOverloadedError,
@@ -393,6 +393,36 @@ class JetStreamSpool:
             await self._jetstream().publish(f"{self._subject}.dead", data, headers=headers)
         except _ERRORS:
             _LOG.exception("Could not publish a dead letter to %s", self.location)
+
+    async def delete_dead_letters(self, where: FeedbackFilter) -> int:
+        """
+        Remove the dead letters whose item matches ``where``; return how many.
+
+        Raises:
+            FeedbackStorageError: The server cannot be reached.
+        """
+        js = self._jetstream()
+        stream = f"{self._stream}_DEAD"
+        removed = 0
+        try:
+            state = (await js.stream_info(stream)).state
+            seq = state.first_seq
+            while state.messages and seq <= state.last_seq:
+                try:
+                    message = await js.get_msg(stream, seq=seq, next=True)
+                except nats.js.errors.NotFoundError:
+                    break
+                seq = (message.seq or seq) + 1
+                try:
+                    item = decode_entry(message.data or b"")[0].item
+                except ValueError:
+                    continue
+                if where.matches(item) and message.seq is not None:
+                    await js.delete_msg(stream, message.seq)
+                    removed += 1
+        except _ERRORS as exc:
+            raise self._error("delete dead letters", exc) from exc
+        return removed
 
     async def hurry(self, mark: int) -> None:
         """

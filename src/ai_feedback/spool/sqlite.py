@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from filelock import FileLock, Timeout
 
-from ai_feedback._models import Entry, FeedbackItem, Spooled, SpoolStatus
+from ai_feedback._models import Entry, FeedbackFilter, FeedbackItem, Spooled, SpoolStatus
 from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackStorageError
 from ai_feedback.spool._base import SequencedSpool, decode_entry, encode_entry
 
@@ -342,6 +342,12 @@ class SQLiteSpool(SequencedSpool):
             letters.append(DeadLetter(item, stage, error, attempts, failed_at))
         return letters
 
+    async def delete_dead_letters(self, where: FeedbackFilter) -> int:
+        """
+        Remove the dead letters whose item matches ``where``; return how many.
+        """
+        return int(await self._run(self._delete_dead, where))
+
     async def status(self) -> SpoolStatus:
         """
         Depth, the age of the oldest entry, capacity and the number of dead letters.
@@ -490,6 +496,20 @@ class SQLiteSpool(SequencedSpool):
             db.execute(_DEAD, (stage, error[:2000], attempts, time.time(), seq))
             if delete:
                 db.execute("DELETE FROM entries WHERE seq = ?", (seq,))
+
+    def _delete_dead(self, where: FeedbackFilter) -> int:
+        db = self._connection()
+        doomed = []
+        for row_id, blob in db.execute("SELECT id, entry FROM dead_letters"):
+            try:
+                item = decode_entry(blob)[0].item
+            except ValueError:
+                continue
+            if where.matches(item):
+                doomed.append((row_id,))
+        with db:
+            db.executemany("DELETE FROM dead_letters WHERE id = ?", doomed)
+        return len(doomed)
 
     def _query(self, limit: int) -> list[tuple[bytes, str, str, int, float]]:
         return (

@@ -1,0 +1,153 @@
+"""Deletion through the collector: every place an item lives, with a receipt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ai_feedback import (
+    FeedbackCollector,
+    FeedbackConfig,
+    FeedbackFilter,
+    FeedbackItem,
+    FeedbackStorageError,
+    FeedbackType,
+    FeedbackValidationError,
+    MemoryFeedbackStore,
+)
+from ai_feedback.spool.sqlite import SQLiteSpool
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
+
+
+async def _collect(collector: FeedbackCollector, session: str, trace: str, owner: str) -> str:
+    async with collector.context("answer", input={"q": session}, context_id=trace) as op:
+        op.output = {"a": "answer"}
+    return await collector.submit_payload(
+        {
+            "type": "rating",
+            "score": 4,
+            "trace_id": trace,
+            "context": {"session_id": session, "owner_id": owner},
+        }
+    )
+
+
+async def test_delete_by_session_removes_items_payloads_and_captures(tmp_path: Path) -> None:
+    """The receipt counts what went; no read returns the session afterwards."""
+    config = FeedbackConfig(async_processing=False, store_raw_payloads=True)
+    async with await SQLiteFeedbackStore.open(tmp_path / "f.db") as store:
+        collector = FeedbackCollector(store, config)
+        gone = [await _collect(collector, "s1", f"t{i}", "u1") for i in range(3)]
+        kept = await _collect(collector, "s2", "t9", "u1")
+
+        receipt = await collector.delete(session_id="s1")
+
+        assert receipt.criteria == {"session_id": "s1"}
+        assert (receipt.items, receipt.raw_payloads, receipt.captures) == (3, 3, 3)
+        assert (receipt.cache_entries, receipt.dead_letters) == (0, 0)
+        assert receipt.to_dict()["removed"]["items"] == 3
+        assert await store.find_by_session("s1") == []
+        for item_id in gone:
+            assert await store.get(item_id) is None
+            assert await collector.get_raw_payload(item_id) is None
+        assert collector.captures.get("t0") is None
+        assert collector.captures.get("t9") is not None
+        assert (await collector.get_feedback_stats())["total_count"] == 1
+        assert await store.get(kept) is not None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({}, "where"),
+        ({"where": FeedbackFilter()}, "where"),
+        ({"where": FeedbackFilter(session_id="s"), "owner_id": "u"}, "where"),
+        ({"session_id": ""}, "session_id"),
+        ({"item_id": 7}, "item_id"),
+        ({"where": {"session_id": "s"}}, "where"),
+    ],
+)
+async def test_bad_deletions_name_the_field_and_remove_nothing(
+    kwargs: dict[str, Any], field: str
+) -> None:
+    """Nothing set, both forms at once, or a bad value: a validation error, nothing removed."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+    await _collect(collector, "s", "t", "u")
+    with pytest.raises(FeedbackValidationError) as info:
+        await collector.delete(**kwargs)
+    assert info.value.field == field
+    assert len(await store.find_by_session("s")) == 1
+
+
+async def test_items_still_queued_are_deleted_too(tmp_path: Path) -> None:
+    """An item accepted just before the deletion is written first, then deleted."""
+    config = FeedbackConfig(spool_url=f"sqlite:///{tmp_path}/spool", batch_max_delay_ms=5000)
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, config)
+    await collector.start()
+    try:
+        await collector.submit_payload({"score": 5, "context": {"owner_id": "u"}})
+        receipt = await collector.delete(owner_id="u")
+        assert receipt.items == 1
+        await collector.flush()
+        assert await store.find_by_type(FeedbackType.RATING) == []
+    finally:
+        await collector.aclose()
+
+
+async def test_set_aside_items_are_deleted_from_the_dead_letters(tmp_path: Path) -> None:
+    """A refused item (here a conflict) is removed from failures and the spool's dead letters."""
+    store = await SQLiteFeedbackStore.open(tmp_path / "f.db")
+    stored = FeedbackItem(FeedbackType.RATING, 1, context={"owner_id": "u"})
+    await store.save(stored)
+    collector = FeedbackCollector(store, FeedbackConfig(spool_url=f"sqlite:///{tmp_path}/sp"))
+    await collector.start()
+    try:
+        payload = {"id": stored.id, "score": 5, "context": {"owner_id": "u"}}
+        await collector.submit_payload(payload)
+        await collector.flush()
+        assert len(collector.failures) == 1
+        spool = collector._writer.spool  # type: ignore[union-attr]
+        assert isinstance(spool, SQLiteSpool)
+        assert len(await spool.dead_letters()) == 1
+
+        receipt = await collector.delete(owner_id="u")
+
+        assert (receipt.items, receipt.dead_letters) == (1, 1)
+        assert collector.failures == []
+        assert await spool.dead_letters() == []
+    finally:
+        await collector.aclose()
+        await store.aclose()
+
+
+async def test_a_store_that_cannot_delete_is_a_storage_error() -> None:
+    """A custom store without delete() fails clearly instead of pretending."""
+
+    class Minimal:
+        def __init__(self) -> None:
+            self.inner = MemoryFeedbackStore()
+
+        def __getattr__(self, name: str) -> Any:
+            if name in {"delete", "scan"}:
+                raise AttributeError(name)
+            return getattr(self.inner, name)
+
+        async def save(self, feedback: FeedbackItem) -> Any:
+            return await self.inner.save(feedback)
+
+        async def find_by_session(self, session_id: str) -> list[FeedbackItem]:
+            return await self.inner.find_by_session(session_id)
+
+        async def find_by_type(self, feedback_type: FeedbackType, *, limit: int = 100) -> Any:
+            return await self.inner.find_by_type(feedback_type, limit=limit)
+
+        async def aggregate(self, *, window_hours: int = 24) -> Any:
+            return await self.inner.aggregate(window_hours=window_hours)
+
+    collector = FeedbackCollector(Minimal(), FeedbackConfig(async_processing=False))
+    with pytest.raises(FeedbackStorageError, match="cannot delete"):
+        await collector.delete(session_id="s")
