@@ -11,7 +11,8 @@ secret as the secret key (HTTP Basic). Routes:
   else 207 with ``accepted``, ``rejected`` and ``errors``.
 - ``GET /api/public/projects``: the key's project (the SDK's ``auth_check``).
 
-`score_payload` maps one score: NUMERIC -> rating, BOOLEAN -> rating (0 or 1),
+`score_payload` maps one score: NUMERIC -> rating, BOOLEAN -> rating (0 or 1, with
+``metadata.scale`` ``"thumbs"``),
 CATEGORICAL -> label, TEXT -> text, CORRECTION -> correction (Langfuse sends only the
 corrected text, so ``original`` is empty). The score's id becomes the item's id (a
 resent score is stored once); ``traceId``, ``sessionId``, ``observationId`` go to the
@@ -77,6 +78,8 @@ def score_payload(score: object, *, timestamp: object = None) -> dict[str, Any]:
     when = score.get("timestamp") or timestamp
     if when is not None:
         payload["created_at"] = when
+    if score.get("dataType") == "BOOLEAN":
+        metadata["scale"] = "thumbs"  # 1 is good and 0 bad, whatever the rating thresholds
     return payload | _kind(score.get("dataType"), score.get("value"))
 
 

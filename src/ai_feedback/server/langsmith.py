@@ -11,7 +11,7 @@ Point the client at the service (``api_url=``) with a key's secret as its API ke
   no key needed, for that run and feedback key only, until the token expires.
 
 `feedback_payload` maps a LangSmith feedback: a ``score`` makes a rating (``True`` is
-1), else a ``correction`` a correction (its ``output`` when it is an object with one, or
+1, with ``metadata.scale`` ``"thumbs"``), else a ``correction`` a correction (its ``output`` when it is an object with one, or
 its JSON), else a ``value`` a label (a number value: a rating), else a ``comment`` a text.
 ``key`` goes to ``metadata.key``, ``comment`` to ``context.comment``, ``session_id`` to
 the context, LangSmith's own ``trace_id`` and ``feedback_source`` to the metadata; the
@@ -78,6 +78,8 @@ def feedback_payload(body: object) -> dict[str, Any]:
     payload: dict[str, Any] = {"context": context, "metadata": metadata}
     payload |= {field: str(body[field]) for field in ("id", "created_at") if body.get(field)}
     kind = _kind(body, metadata.get("key"))
+    if isinstance(body.get("score", body.get("value")), bool):
+        metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
     if kind.get("type") != "text" and body.get("comment"):
         context["comment"] = body["comment"]
     return payload | kind
