@@ -15,8 +15,8 @@ from langfuse import Langfuse
 from langsmith import Client
 
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.server.langfuse import score_payload
-from ai_feedback.server.langsmith import feedback_payload
+from ai_feedback.peers import langfuse_score_payload as score_payload
+from ai_feedback.peers import langsmith_feedback_payload as feedback_payload
 from tests.server.conftest import SECRETS, key
 
 

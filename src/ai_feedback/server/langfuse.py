@@ -11,13 +11,7 @@ secret as the secret key (HTTP Basic). Routes:
   else 207 with ``accepted``, ``rejected`` and ``errors``.
 - ``GET /api/public/projects``: the key's project (the SDK's ``auth_check``).
 
-`score_payload` maps one score: NUMERIC -> rating, BOOLEAN -> rating (0 or 1, with
-``metadata.scale`` ``"thumbs"``),
-CATEGORICAL -> label, TEXT -> text, CORRECTION -> correction (Langfuse sends only the
-corrected text, so ``original`` is empty). The score's id becomes the item's id (a
-resent score is stored once); ``traceId``, ``sessionId``, ``observationId`` go to the
-context; ``name``, ``environment``, ``configId`` and the score's own metadata to the
-metadata; ``comment`` to ``context.comment``; ``timestamp`` to ``created_at``.
+Scores are mapped by `ai_feedback.peers.langfuse_score_payload`.
 """
 
 from __future__ import annotations
@@ -28,6 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.peers import langfuse_score_payload
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import JSONBody
@@ -40,74 +35,9 @@ from ai_feedback.server.schemas import (
 )
 from ai_feedback.server.service import bind_owner, service
 
-__all__ = ["router", "score_payload"]
+__all__ = ["router"]
 
 router = APIRouter(prefix="/api/public", tags=["langfuse"])
-_DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
-_CONTEXT_KEYS = (
-    ("trace_id", "traceId"),
-    ("session_id", "sessionId"),
-    ("observation_id", "observationId"),
-)
-_METADATA_KEYS = (
-    ("name", "name"),
-    ("environment", "environment"),
-    ("config_id", "configId"),
-    ("langfuse_metadata", "metadata"),
-)
-
-
-def score_payload(score: object, *, timestamp: object = None) -> dict[str, Any]:
-    """
-    Return the `submit_payload` body for one Langfuse score.
-
-    Raises:
-        FeedbackValidationError: The score is not an object, or its data type or value
-            cannot be mapped.
-    """
-    if not isinstance(score, Mapping):
-        raise FeedbackValidationError("score", "must be a JSON object", score)
-    context = {ours: score[theirs] for ours, theirs in _CONTEXT_KEYS if score.get(theirs)}
-    if score.get("comment"):
-        context["comment"] = score["comment"]
-    metadata: dict[str, Any] = {"source": "langfuse"}
-    metadata |= {ours: score[theirs] for ours, theirs in _METADATA_KEYS if score.get(theirs)}
-    payload: dict[str, Any] = {"context": context, "metadata": metadata}
-    if score.get("id") is not None:
-        payload["id"] = score["id"]
-    when = score.get("timestamp") or timestamp
-    if when is not None:
-        payload["created_at"] = when
-    if score.get("dataType") == "BOOLEAN":
-        metadata["scale"] = "thumbs"  # 1 is good and 0 bad, whatever the rating thresholds
-    return payload | _kind(score.get("dataType"), score.get("value"))
-
-
-def _kind(data_type: object, value: object) -> dict[str, Any]:
-    """
-    The type and value fields of a score, by its data type.
-    """
-    if data_type is None:
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        data_type = "NUMERIC" if numeric else "CATEGORICAL"
-    if data_type in ("NUMERIC", "BOOLEAN"):
-        return {"type": "rating", "score": int(value) if isinstance(value, bool) else value}
-    if data_type == "CATEGORICAL":
-        return {"type": "label", "label": _text("value", value), "input": None}
-    if data_type == "TEXT":
-        return {"type": "text", "text": value}
-    if data_type == "CORRECTION":
-        return {"type": "correction", "original": "", "corrected": value}
-    msg = f"must be one of {', '.join(_DATA_TYPES)}"
-    raise FeedbackValidationError("dataType", msg, data_type)
-
-
-def _text(field: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise FeedbackValidationError(field, "must be a string or a number", value)
 
 
 async def _record(
@@ -132,7 +62,7 @@ async def _record(
 
 def _mapped(score: object, **extra: Any) -> dict[str, Any] | Exception:  # noqa: ANN401
     try:
-        return score_payload(score, **extra)
+        return langfuse_score_payload(score, **extra)
     except FeedbackValidationError as exc:
         return exc
 

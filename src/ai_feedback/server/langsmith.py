@@ -10,12 +10,7 @@ Point the client at the service (``api_url=``) with a key's secret as its API ke
   ``ingest``); ``POST`` or ``GET /feedback/tokens/{id}``: ``create_feedback_from_token``,
   no key needed, for that run and feedback key only, until the token expires.
 
-`feedback_payload` maps a LangSmith feedback: a ``score`` makes a rating (``True`` is
-1, with ``metadata.scale`` ``"thumbs"``), else a ``correction`` a correction (its ``output`` when it is an object with one, or
-its JSON), else a ``value`` a label (a number value: a rating), else a ``comment`` a text.
-``key`` goes to ``metadata.key``, ``comment`` to ``context.comment``, ``session_id`` to
-the context, LangSmith's own ``trace_id`` and ``feedback_source`` to the metadata; the
-feedback's id becomes the item's id.
+Feedback is mapped by `ai_feedback.peers.langsmith_feedback_payload`.
 
 Presigned tokens are kept in the memory of the process that minted them (their ids must
 be UUIDs, so they cannot carry a signature): with several workers, use the native
@@ -30,10 +25,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 
 from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.peers import langsmith_feedback_payload
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import ApiError, JSONBody
@@ -47,71 +42,12 @@ from ai_feedback.server.schemas import (
 from ai_feedback.server.service import bind_owner, service
 from ai_feedback.server.tokens import TokenClaims
 
-__all__ = ["feedback_payload", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["langsmith"])
 _TOKENS = "langsmith_tokens"
 _BODY_ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _MAX_TOKENS = 100_000
-
-
-def feedback_payload(body: object) -> dict[str, Any]:
-    """
-    Return the `submit_payload` body for one LangSmith feedback.
-
-    Raises:
-        FeedbackValidationError: The body is not an object, or carries nothing to record.
-    """
-    if not isinstance(body, Mapping):
-        raise FeedbackValidationError("feedback", "must be a JSON object", body)
-    context = {
-        ours: str(body[theirs])
-        for ours, theirs in (("trace_id", "run_id"), ("session_id", "session_id"))
-        if body.get(theirs) is not None
-    }
-    metadata: dict[str, Any] = {"source": "langsmith"}
-    if body.get("key") is not None:
-        metadata["key"] = body["key"]
-    for field in ("trace_id", "feedback_source", "feedback_config", "metadata"):
-        if body.get(field) is not None:
-            metadata[f"langsmith_{field}"] = body[field]
-    payload: dict[str, Any] = {"context": context, "metadata": metadata}
-    payload |= {field: str(body[field]) for field in ("id", "created_at") if body.get(field)}
-    kind = _kind(body, metadata.get("key"))
-    if isinstance(body.get("score", body.get("value")), bool):
-        metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
-    if kind.get("type") != "text" and body.get("comment"):
-        context["comment"] = body["comment"]
-    return payload | kind
-
-
-def _kind(body: Mapping[str, Any], key: object) -> dict[str, Any]:
-    """
-    The type and value fields of a LangSmith feedback, by the rules in the module.
-    """
-    score, value, correction = body.get("score"), body.get("value"), body.get("correction")
-    if score is not None:
-        return {"type": "rating", "score": int(score) if isinstance(score, bool) else score}
-    if correction is not None:
-        return {"type": "correction", "original": "", "corrected": _corrected(correction)}
-    if isinstance(value, bool | int | float):
-        return {"type": "rating", "score": int(value) if isinstance(value, bool) else value}
-    if isinstance(value, str):
-        return {"type": "label", "label": value, "input": None}
-    if value is not None:
-        return {"type": "label", "label": str(key or "value"), "input": value}
-    if body.get("comment"):
-        return {"type": "text", "text": body["comment"]}
-    msg = "one of score, value, correction or comment is required"
-    raise FeedbackValidationError("score", msg)
-
-
-def _corrected(correction: object) -> str:
-    if isinstance(correction, str):
-        return correction
-    if isinstance(correction, Mapping) and isinstance(correction.get("output"), str):
-        return str(correction["output"])
-    return orjson.dumps(correction).decode()
 
 
 @router.get("/info", response_model=LangSmithInfoOut, summary="LangSmith server information")
@@ -135,7 +71,7 @@ async def create_feedback(
     """
     Record one LangSmith feedback; answer with its id.
     """
-    payload = bind_owner(feedback_payload(await read_json(request)), principal)
+    payload = bind_owner(langsmith_feedback_payload(await read_json(request)), principal)
     item_id = await service(request).collector.submit_payload(payload)
     return JSONBody({"id": item_id})
 
@@ -232,7 +168,7 @@ async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> JSON
     if claims.expires_at <= time.time():
         raise ApiError(401, "unauthorized", "Not authorized: the presigned token has expired.")
     feedback = {**body, "run_id": claims.trace_id, "key": claims.feedback_key}
-    payload = feedback_payload(feedback)
+    payload = langsmith_feedback_payload(feedback)
     principal = Principal(claims.project, frozenset(), token=claims)
     item_id = await service(request).collector.submit_payload(bind_owner(payload, principal))
     return JSONBody({"id": item_id})
