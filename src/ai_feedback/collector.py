@@ -341,6 +341,15 @@ class FeedbackCollector:
         kind, args = _parse_payload(payload)
         return await self._collect(kind, args, payload)
 
+    def build_item(self, payload: Mapping[str, Any]) -> FeedbackItem:
+        """
+        Return the item `submit_payload` would record for ``payload``, without recording it.
+
+        Raises:
+            FeedbackValidationError: As `submit_payload`.
+        """
+        return self._build(*_parse_payload(payload))[0]
+
     async def submit_payloads(
         self, payloads: Sequence[Mapping[str, Any]]
     ) -> list[str | FeedbackValidationError]:

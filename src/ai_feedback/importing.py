@@ -1,0 +1,266 @@
+"""
+Import feedback from files: the ``raw`` export, Langfuse scores and LangSmith feedback.
+
+``await import_file(store_or_collector, "feedback.jsonl")`` reads JSON Lines (or one JSON
+array, or a Langfuse API page ``{"data": [...]}``), recognizes each record by its shape,
+and stores the valid ones in batches. A record that is not valid JSON, has an unknown
+shape, breaks a rule, or conflicts with a stored item is reported with its line number
+and skipped; it is never partly stored. Stores are idempotent on ids, so importing a
+file twice stores each item once, and a ``raw`` export imports back to equal items.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import orjson
+
+from ai_feedback._models import FeedbackItem
+from ai_feedback.exceptions import (
+    FeedbackConflictError,
+    FeedbackStorageError,
+    FeedbackValidationError,
+)
+from ai_feedback.peers import langfuse_score_payload, langsmith_feedback_payload
+
+__all__ = ["SOURCES", "ImportSummary", "Problem", "Source", "import_file"]
+
+Source: TypeAlias = Literal["auto", "raw", "langfuse", "langsmith"]
+"""Which shape the records have; ``auto`` recognizes each record by its keys."""
+
+SOURCES: tuple[Source, ...] = ("auto", "raw", "langfuse", "langsmith")
+_KEPT_PROBLEMS = 100
+_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """
+    A record that was not imported.
+
+    Args:
+        line: Its line number (its position, from 1, in a JSON array).
+        field: The field at fault (``"record"`` when the record cannot be read at all).
+        message: What is wrong.
+    """
+
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}"
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """
+    What an import read, stored and skipped.
+
+    Args:
+        path: The file read.
+        read: Records read.
+        imported: Records stored (or already stored under the same id, unchanged).
+        invalid: Records skipped.
+        problems: The first 100 skipped records and why.
+        by_source: Records stored, by shape (``raw``, ``langfuse``, ``langsmith``).
+        seconds: How long it took.
+    """
+
+    path: str
+    read: int = 0
+    imported: int = 0
+    invalid: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    by_source: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict of the summary.
+        """
+        return {
+            "path": self.path,
+            "read": self.read,
+            "imported": self.imported,
+            "invalid": self.invalid,
+            "problems": [str(p) for p in self.problems],
+            "by_source": dict(self.by_source),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    line: int
+    source: str
+    item: FeedbackItem
+    raw_payload: Any
+
+
+async def import_file(
+    target: object,
+    path: str | os.PathLike[str],
+    *,
+    source: Source = "auto",
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportSummary:
+    """
+    Store the records of the file at ``path`` in ``target``.
+
+    Args:
+        target: A store with ``save_many``, or a `FeedbackCollector` (its store is used,
+            after the items it accepted are written). Imported items go straight to the
+            store: the pipeline's processors do not run on them.
+        path: A JSON Lines file, a JSON array, or a Langfuse API page.
+        source: ``raw`` (``ai-feedback export raw``), ``langfuse`` (scores),
+            ``langsmith`` (feedback), or ``auto`` to recognize each record.
+        progress: Called with (records read, records stored) after each batch.
+
+    Raises:
+        FeedbackValidationError: ``source`` is unknown or ``target`` cannot store items.
+        FeedbackStorageError: The store failed (the batches before were stored).
+        OSError: The file cannot be read.
+    """
+    if source not in SOURCES:
+        raise FeedbackValidationError("source", f"must be one of {', '.join(SOURCES)}", source)
+    started = time.perf_counter()
+    store, build = await _target(target)
+    summary = ImportSummary(os.fspath(path))
+    batch: list[_Record] = []
+    for line, record in _records(Path(path)):
+        summary.read += 1
+        try:
+            batch.append(_parse(line, record, source, build))
+        except FeedbackValidationError as exc:
+            _skip(summary, line, exc.field, str(exc))
+            continue
+        if len(batch) >= _BATCH:
+            await _save(store, batch, summary)
+            if progress is not None:
+                progress(summary.read, summary.imported)
+    await _save(store, batch, summary)
+    if progress is not None:
+        progress(summary.read, summary.imported)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+async def _target(target: object) -> tuple[Any, Callable[[Mapping[str, Any]], FeedbackItem]]:
+    from ai_feedback.collector import FeedbackCollector  # noqa: PLC0415 - import cycle
+    from ai_feedback.config import FeedbackConfig  # noqa: PLC0415
+
+    if isinstance(target, FeedbackCollector):
+        await target.flush()
+        return target.store, target.build_item
+    if not hasattr(target, "save_many"):
+        raise FeedbackValidationError("target", "must be a store with save_many or a collector")
+    builder = FeedbackCollector(target, FeedbackConfig(async_processing=False))  # type: ignore[arg-type]
+    return target, builder.build_item
+
+
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """
+    Yield (line number, decoded record); a record that is not JSON is a ValueError value.
+    """
+    with path.open("rb") as file:
+        head = file.read(1 << 16).lstrip()
+        file.seek(0)
+        if head.startswith(b"["):
+            yield from _document(file.read())
+            return
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield number, exc
+                continue
+            if number == 1 and isinstance(record, dict) and isinstance(record.get("data"), list):
+                yield from _document(line)  # a Langfuse API page on one line
+                continue
+            yield number, record
+
+
+def _document(data: bytes) -> Iterator[tuple[int, Any]]:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        yield 1, exc
+        return
+    records = doc.get("data") if isinstance(doc, dict) else doc
+    if not isinstance(records, list):
+        yield 1, ValueError('a JSON document must be an array or {"data": [...]}')
+        return
+    yield from enumerate(records, start=1)
+
+
+def _parse(
+    line: int, record: object, source: Source, build: Callable[[Mapping[str, Any]], FeedbackItem]
+) -> _Record:
+    if isinstance(record, Exception):
+        raise FeedbackValidationError("record", f"is not valid JSON ({record})")
+    if not isinstance(record, dict):
+        raise FeedbackValidationError("record", "must be a JSON object", record)
+    shape = source if source != "auto" else _shape(record)
+    if shape == "raw":
+        return _Record(line, shape, FeedbackItem.from_dict(record), None)
+    if shape == "langfuse":
+        if record.get("dataType") == "CATEGORICAL" and record.get("stringValue") is not None:
+            record = {**record, "value": record["stringValue"]}  # exports put it there
+        return _Record(line, shape, build(langfuse_score_payload(record)), record)
+    return _Record(line, shape, build(langsmith_feedback_payload(record)), record)
+
+
+def _shape(record: Mapping[str, Any]) -> str:
+    if "feedback_type" in record:
+        return "raw"
+    if "dataType" in record or "traceId" in record:
+        return "langfuse"
+    if "run_id" in record or "key" in record:
+        return "langsmith"
+    msg = "is not a raw item, a Langfuse score or a LangSmith feedback (no known keys)"
+    raise FeedbackValidationError("record", msg)
+
+
+async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> None:  # noqa: ANN401
+    """
+    Store ``batch``; records refused as conflicts are reported and the rest stored.
+    """
+    while batch:
+        items = [r.item for r in batch]
+        raws = {r.item.id: r.raw_payload for r in batch if r.raw_payload is not None}
+        if raws and hasattr(store, "get_raw_payload"):
+            result = await store.save_many(items, raw_payloads=raws)
+        else:
+            result = await store.save_many(items)
+        if result.is_ok():
+            summary.imported += len(batch)
+            for record in batch:
+                summary.by_source[record.source] = summary.by_source.get(record.source, 0) + 1
+            batch.clear()
+            return
+        error = result.unwrap_err()
+        if not isinstance(error, FeedbackConflictError):
+            if isinstance(error, FeedbackStorageError):
+                raise error
+            msg = f"Could not import into {type(store).__name__}: {error}"
+            raise FeedbackStorageError(msg) from error
+        conflicting = set(error.ids)
+        for record in batch:
+            if record.item.id in conflicting:
+                msg = f"A different item is already stored under id {record.item.id!r}."
+                _skip(summary, record.line, "id", msg)
+        batch[:] = [r for r in batch if r.item.id not in conflicting]
+
+
+def _skip(summary: ImportSummary, line: int, field: str, message: str) -> None:
+    summary.invalid += 1
+    if len(summary.problems) < _KEPT_PROBLEMS:
+        summary.problems.append(Problem(line, field, message))
