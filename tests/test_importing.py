@@ -85,7 +85,7 @@ async def test_invalid_records_are_reported_by_line_and_skipped(tmp_path: Path) 
 
 async def test_langfuse_scores_from_its_api_or_export(tmp_path: Path) -> None:
     """Langfuse scores (GET /api/public/scores rows, or a page of them) become items."""
-    scores = [
+    scores: list[dict[str, Any]] = [
         {
             "id": str(uuid.uuid4()),
             "traceId": "trace-1",
@@ -141,7 +141,7 @@ async def test_langfuse_scores_from_its_api_or_export(tmp_path: Path) -> None:
 
 async def test_langsmith_feedback_from_list_feedback(tmp_path: Path) -> None:
     """LangSmith feedback records (Client.list_feedback, as JSON) become items."""
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "id": str(uuid.uuid4()),
             "run_id": str(uuid.uuid4()),
