@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import os
 import secrets
 import signal
@@ -23,6 +22,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from ai_feedback._cli_base import EXIT_USAGE, ConfigOption, run, setup_logging
 from ai_feedback._server_settings import ApiKeyEntry
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
@@ -30,14 +30,10 @@ from ai_feedback.config import FeedbackConfig
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
     FeedbackError,
-    FeedbackValidationError,
 )
 from ai_feedback.module import FeedbackModule
 
 __all__ = ["app", "main"]
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 app = typer.Typer(
     name="ai-feedback",
@@ -52,17 +48,6 @@ CONFIG_FILE_VARIABLE = "AI_FEEDBACK_CONFIG_FILE"
 """Tells the service's workers which YAML file ``serve --config`` named."""
 INSECURE_VARIABLE = "AI_FEEDBACK_INSECURE_NO_AUTH"
 """Tells the service's workers that ``serve --insecure-no-auth`` was given."""
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML file with an ai_feedback: section (default: ./application.yaml).",
-        exists=True,
-        dir_okay=False,
-    ),
-]
 
 
 def _version(value: bool) -> None:
@@ -93,7 +78,7 @@ def writer(config: ConfigOption = None) -> None:
     the store committed. On SIGTERM it finishes within shutdown_timeout_seconds; what it
     had not written is delivered to another writer.
     """
-    _run(_writer(config))
+    run(_writer(config))
 
 
 async def _writer(config_path: Path | None) -> None:
@@ -142,7 +127,7 @@ def serve(
             "error: the service needs its extra: pip install 'ai-feedback[server]'", err=True
         )
         raise SystemExit(EXIT_USAGE) from None
-    _setup_logging()
+    setup_logging()
     os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve()) if config else ""
     os.environ[INSECURE_VARIABLE] = "1" if insecure_no_auth else ""
     try:
@@ -211,28 +196,6 @@ def create_from_environment() -> Any:  # noqa: ANN401 - a FastAPI app
 def _stopped(signum: int, frame: object) -> None:
     del signum, frame
     raise SystemExit(0)
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
-def _run(coroutine: object) -> None:
-    _setup_logging()
-    try:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
-    except SystemExit as stop:
-        if stop.code in (143, 130):  # stopped by SIGTERM/SIGINT after a graceful shutdown
-            raise SystemExit(0) from None
-        raise
-    except (FeedbackConfigurationError, FeedbackValidationError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
-    except FeedbackError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise SystemExit(EXIT_FAILED) from None
-    except KeyboardInterrupt:
-        raise SystemExit(0) from None
 
 
 def main() -> None:

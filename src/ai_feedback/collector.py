@@ -57,6 +57,7 @@ from ai_feedback.exceptions import (
 )
 from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, SupportsDelete, SupportsStats
+from ai_feedback.retention import Retention
 from ai_feedback.spool import open_spool
 from ai_feedback.stores._common import check_deletion
 
@@ -148,6 +149,17 @@ class FeedbackCollector:
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
+        self.retention: Retention | None = None
+        if config.retention_days is not None:
+            if not isinstance(store, SupportsDelete):
+                msg = f"is set but {type(store).__name__} cannot delete items"
+                raise FeedbackConfigurationError("retention_days", msg)
+            self.retention = Retention(
+                store,
+                days=config.retention_days,
+                interval=config.retention_interval_seconds,
+                batch_size=config.retention_batch_size,
+            )
 
     def __repr__(self) -> str:
         mode = "sync" if self._writer is None else "durable" if self.is_durable else "queued"
@@ -552,9 +564,10 @@ class FeedbackCollector:
 
     async def start(self) -> None:
         """
-        Open the spool and start the background writer; a no-op without async processing.
+        Start the background writer and retention, when they are configured.
 
-        The writer first stores what an earlier run left in a durable spool.
+        The writer (async processing) first stores what an earlier run left in a durable
+        spool. Retention (``retention_days``) runs where ``run_writer`` is on.
 
         Raises:
             FeedbackStorageError: The spool cannot be opened.
@@ -562,6 +575,8 @@ class FeedbackCollector:
         """
         if self._writer is not None and self._config.enabled:
             await self._writer.start()
+        if self.retention is not None and self._config.run_writer:
+            self.retention.start()
 
     async def status(self) -> WriterStatus:
         """
@@ -595,6 +610,8 @@ class FeedbackCollector:
         The writer gets ``deadline`` seconds (``shutdown_timeout_seconds`` by default);
         what it has not stored by then stays in a durable spool for the next start.
         """
+        if self.retention is not None:
+            await self.retention.aclose()
         if self._writer is not None:
             await self._writer.aclose(deadline)
 

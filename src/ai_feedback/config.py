@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
@@ -36,8 +36,11 @@ __all__ = [
     "ENV_PREFIXES",
     "MAX_WINDOW_HOURS",
     "AckMode",
+    "ConfigValue",
     "FeedbackConfig",
     "StoreKind",
+    "config_report",
+    "ignored_variables",
 ]
 
 ENV_PREFIXES = ("AI_FEEDBACK__", "LEX_AI_FEEDBACK__")
@@ -102,6 +105,12 @@ class FeedbackConfig(BaseSettings):
         capture_max_entries: Most captured operations kept for joining to feedback.
         capture_max_age_seconds: How long a captured operation stays joinable.
         capture_max_chars: Longest captured input or output kept, serialized.
+        retention_days: Delete items older than this many days (None keeps them all);
+            the process that runs the writer removes them every
+            ``retention_interval_seconds``, ``retention_batch_size`` at a time.
+        retention_interval_seconds: How often retention runs.
+        retention_batch_size: Most items one retention batch deletes (batches yield to
+            ingest in between).
         server: The HTTP service's keys, tokens, CORS and limits (`ServerSettings`);
             environment variables reach it as ``AI_FEEDBACK__SERVER__<KEY>``.
     """
@@ -144,6 +153,9 @@ class FeedbackConfig(BaseSettings):
     capture_max_entries: int = Field(default=10_000, ge=1)
     capture_max_age_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
     capture_max_chars: int = Field(default=8_000, ge=100)
+    retention_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    retention_interval_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
+    retention_batch_size: int = Field(default=1_000, ge=1)
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     _explicit: frozenset[str] = PrivateAttr(default=frozenset())
@@ -367,3 +379,108 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
     return FeedbackConfigurationError(
         _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
     )
+
+
+class ConfigValue(NamedTuple):
+    """
+    One effective setting and where its value came from.
+    """
+
+    key: str
+    value: Any
+    source: str
+
+
+_SECRET_WORDS = ("secret", "password", "token")
+_INTERNAL_VARIABLES = frozenset({"AI_FEEDBACK_CONFIG_FILE", "AI_FEEDBACK_INSECURE_NO_AUTH"})
+
+
+def config_report(path: str | os.PathLike[str] | None = None, **values: Any) -> list[ConfigValue]:  # noqa: ANN401
+    """
+    Return every effective setting, secrets masked, with the source that set it.
+
+    Sources: ``argument``, the environment variable's name, ``<file>`` for the YAML
+    section, or ``default``.
+
+    Raises:
+        FeedbackConfigurationError: As `FeedbackConfig.load`.
+    """
+    config = FeedbackConfig.load(path, **values)
+    yaml_path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    section = read_yaml_section(yaml_path, required=path is not None)
+    report = []
+    for key in FeedbackConfig.model_fields:
+        if key == "server":
+            nested_yaml = section.get("server")
+            server_yaml: dict[str, Any] = nested_yaml if isinstance(nested_yaml, dict) else {}
+            for nested in ServerSettings.model_fields:
+                value = getattr(config.server, nested)
+                source = _origin(
+                    f"server__{nested}", nested in (values.get("server") or {}), server_yaml, nested
+                )
+                report.append(ConfigValue(f"server.{nested}", _shown(nested, value), source))
+            continue
+        source = _origin(key, key in values, section, key)
+        report.append(ConfigValue(key, _shown(key, getattr(config, key)), source))
+    return [
+        ConfigValue(v.key, v.value, str(yaml_path) if v.source == "yaml" else v.source)
+        for v in report
+    ]
+
+
+def ignored_variables() -> list[tuple[str, str]]:
+    """
+    Return environment variables that look like settings but are not read, and why.
+
+    ``AI_FEEDBACK_STORE`` (one underscore) is the common mistake: settings are read from
+    ``AI_FEEDBACK__STORE``.
+    """
+    ignored = []
+    for name in sorted(os.environ):
+        upper = name.upper()
+        if upper in _INTERNAL_VARIABLES or upper.startswith(ENV_PREFIXES):
+            continue
+        for prefix in ENV_PREFIXES:
+            single = prefix[:-1]
+            if upper.startswith(single):
+                key = upper.removeprefix(single).lower()
+                meant = f"{prefix}{key.upper()}"
+                hint = (
+                    f"is ignored: settings use two underscores ({meant})"
+                    if key in FeedbackConfig.model_fields
+                    else f"is ignored: not a setting ({prefix}<KEY> sets a setting)"
+                )
+                ignored.append((name, hint))
+                break
+    return ignored
+
+
+def _origin(env_key: str, explicit: bool, section: dict[str, Any], key: str) -> str:
+    if explicit:
+        return "argument"
+    for prefix in ENV_PREFIXES:
+        for name in os.environ:
+            if name.upper() == prefix + env_key.upper():
+                return name
+    return "yaml" if key in section else "default"
+
+
+def _shown(key: str, value: Any) -> Any:  # noqa: ANN401 - any setting's value
+    if value is None:
+        return None
+    if any(word in key for word in _SECRET_WORDS):
+        return "****"
+    if key in ("database_url", "cache_url", "spool_url") and isinstance(value, str):
+        return _without_password(value)
+    if key == "api_keys":
+        return [f"{entry.id} ({entry.project}: {', '.join(entry.scopes)})" for entry in value]
+    return value
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:****@{host}"
