@@ -23,6 +23,15 @@ import yaml
 from pydantic import ValidationError
 
 from ai_feedback._cli_base import EXIT_USAGE, ConfigOption, run, setup_logging
+from ai_feedback._cli_data import (
+    config_command,
+    delete_command,
+    demo_command,
+    export_command,
+    import_command,
+    migrate_command,
+    stats_command,
+)
 from ai_feedback._server_settings import ApiKeyEntry
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
@@ -44,6 +53,13 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.command("stats")(stats_command)
+app.command("export")(export_command)
+app.command("import")(import_command)
+app.command("delete")(delete_command)
+app.command("migrate")(migrate_command)
+app.command("demo")(demo_command)
+app.command("config")(config_command)
 CONFIG_FILE_VARIABLE = "AI_FEEDBACK_CONFIG_FILE"
 """Tells the service's workers which YAML file ``serve --config`` named."""
 INSECURE_VARIABLE = "AI_FEEDBACK_INSECURE_NO_AUTH"

@@ -27,6 +27,12 @@ __all__ = ["DEMO_DATABASE_URL", "main", "run"]
 DEMO_DATABASE_URL = "sqlite:///./ai_feedback_demo.db"
 
 GOOD_SCORE = 4
+_CALLS = (
+    ("What is the capital of France?", "Paris."),
+    ("Summarize: the cat sat on the mat.", "A cat sat on a mat."),
+    ("What is 2 + 2?", "4"),
+    ("Translate 'bonjour' to English.", "Goodbye."),
+)
 
 
 async def run(config_path: str | None = None) -> dict[str, Any]:
@@ -50,6 +56,13 @@ async def run(config_path: str | None = None) -> dict[str, Any]:
         session = {"session_id": "demo-session", "model": "gpt-4o", "provider": "openai"}
         for i, score in enumerate((5, 4, 4.5, 2)):
             model = "gpt-4o" if i % 2 == 0 else "claude-3-5-sonnet"
+            question, answer = _CALLS[i]
+            # Capture the model call: feedback on its trace is joined to its input and
+            # output, which is what `ai-feedback export sft|dpo|kto` turns into rows.
+            async with collector.context(
+                "answer", input=question, context_id=f"demo-trace-{i}"
+            ) as op:
+                op.output = answer
             await feedback.submit_feedback(
                 trace_id=f"demo-trace-{i}",
                 score=score,
@@ -57,10 +70,12 @@ async def run(config_path: str | None = None) -> dict[str, Any]:
                 metadata={"model": model, "session_id": "demo-session", "source": "demo"},
             )
         await collector.collect_text("Please cite your sources.", context=session)
+        async with collector.context("answer", input="What is the capital of Australia?") as op:
+            op.output = "The capital of Australia is Sydney."
         await collector.collect_correction(
             "The capital of Australia is Sydney.",
             "The capital of Australia is Canberra.",
-            context=session,
+            context={**session, "trace_id": op.context_id},
         )
         await collector.collect_label("positive", {"text": "I love this!"}, context=session)
 

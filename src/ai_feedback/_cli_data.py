@@ -1,0 +1,421 @@
+"""
+The data commands of ``ai-feedback``: stats, export, import, delete, migrate, demo, config.
+
+They open the configured store directly (no background writer, no spool). When the
+configuration does not choose a store, they use the demo's SQLite file
+(``./ai_feedback_demo.db``), so ``ai-feedback demo`` followed by ``ai-feedback stats``
+shows what the demo recorded; ``--database-url`` picks any other store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ai_feedback._cli_base import EXIT_FAILED, EXIT_USAGE, ConfigOption, run
+from ai_feedback._models import FeedbackFilter
+from ai_feedback.app import Application
+from ai_feedback.collector import FeedbackCollector
+from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.module import FeedbackModule
+
+__all__ = [
+    "config_command",
+    "delete_command",
+    "demo_command",
+    "export_command",
+    "import_command",
+    "migrate_command",
+    "stats_command",
+]
+
+_DEMO_DATABASE_URL = "sqlite:///./ai_feedback_demo.db"
+_QUIET = logging.WARNING
+_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="sqlite:///file.db or postgresql://... (default: the configuration's store).",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _store_config(config_path: Path | None, database_url: str | None) -> FeedbackConfig:
+    """
+    The configuration with writes in the caller's task (no spool) and the store chosen.
+    """
+    values: dict[str, Any] = {"async_processing": False, "retention_days": None}
+    if database_url is not None:
+        kind = "postgresql" if database_url.startswith(("postgres://", "postgresql")) else "sqlite"
+        values |= {"store": kind, "database_url": database_url}
+    elif "store" not in FeedbackConfig.load(config_path).model_fields_set:
+        values |= {"store": "sqlite", "database_url": _DEMO_DATABASE_URL}
+    return FeedbackConfig.load(config_path, **values)
+
+
+@asynccontextmanager
+async def _collector(
+    config_path: Path | None, database_url: str | None
+) -> AsyncIterator[FeedbackCollector]:
+    config = _store_config(config_path, database_url)
+    if config.store == "memory":
+        msg = "is memory, which a command cannot read: set database_url or --database-url"
+        raise FeedbackValidationError("store", msg)
+    application = Application(modules=[FeedbackModule.configure(config)], config_path=config_path)
+    async with application:
+        yield await application.container.resolve(FeedbackCollector)
+
+
+def _filter(**fields: Any) -> FeedbackFilter | None:  # noqa: ANN401 - filter field values
+    where = FeedbackFilter(**{k: v for k, v in fields.items() if v is not None})
+    return None if where.is_empty() else where
+
+
+def _progress(label: str) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(f"{label} [progress.description]{{task.description}}"),
+        TextColumn("{task.completed:,.0f} items"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=_stderr,
+        transient=True,
+    )
+
+
+def _updater(progress: Progress, task: Any) -> Callable[[int, int], None]:  # noqa: ANN401
+    def update(read: int, written: int) -> None:
+        elapsed = progress.tasks[0].elapsed or 0.0
+        rate = f"{read / elapsed:,.0f} items/s" if elapsed > 0 else ""
+        progress.update(task, completed=read, description=f"({written:,} written)", rate=rate)
+
+    return update
+
+
+def stats_command(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    window_hours: Annotated[float, typer.Option(help="Hours back from now.", min=0.001)] = 24,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """
+    Show statistics of the last window: totals, ratings, types and models.
+    """
+    run(_stats(config, database_url, window_hours, model, provider, as_json), level=_QUIET)
+
+
+async def _stats(
+    config_path: Path | None,
+    database_url: str | None,
+    window_hours: float,
+    model: str | None,
+    provider: str | None,
+    as_json: bool,
+) -> None:
+    async with _collector(config_path, database_url) as collector:
+        stats = (
+            await collector.store.stats(  # type: ignore[attr-defined]
+                window_hours=window_hours, model=model, provider=provider
+            )
+        ).to_dict()
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    console = Console(highlight=False)
+    summary = Table(title=f"Feedback, last {window_hours:g} hours", show_header=False)
+    average = stats["average_rating"]
+    rating = stats["rating"]
+    summary.add_row("items", f"{stats['total_count']:,}")
+    summary.add_row("average rating", "-" if average is None else f"{average:.3f}")
+    for name, count in stats["by_type"].items():
+        summary.add_row(f"  {name}", f"{count:,}")
+    if rating["count"]:
+        summary.add_row("rating min / max", f"{rating['min']:g} / {rating['max']:g}")
+        for name, value in rating["percentiles"].items():
+            summary.add_row(f"rating {name}", f"{value:g}")
+    console.print(summary)
+    if stats["by_model"]:
+        models = Table("model", "items", "average rating", title="By model")
+        for name, row in stats["by_model"].items():
+            avg = row["average_rating"]
+            models.add_row(name, f"{row['count']:,}", "-" if avg is None else f"{avg:.3f}")
+        console.print(models)
+
+
+def export_command(
+    kind: Annotated[str, typer.Argument(help="sft, dpo, kto, labels or raw.")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or - for stdout.")
+    ] = "-",
+    file_format: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl, csv or parquet (default: from the file name)."),
+    ] = None,
+    flavor: Annotated[
+        str | None, typer.Option(help="openai or trl field names (sft, dpo; kto is trl).")
+    ] = None,
+    style: Annotated[
+        str, typer.Option(help="TRL rows: conversational (messages) or standard (strings).")
+    ] = "conversational",
+    min_rating: Annotated[float, typer.Option(help="Ratings at or above are good.")] = 4,
+    max_rating: Annotated[float, typer.Option(help="Ratings at or below are bad.")] = 2,
+    session_id: Annotated[str | None, typer.Option(help="Only this session.")] = None,
+    owner_id: Annotated[str | None, typer.Option(help="Only this owner.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    since: Annotated[
+        datetime | None, typer.Option(help="Only items created at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="Only items created before.")] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """
+    Export feedback as training data (sft, dpo, kto), labels or raw items.
+
+    Writes JSON Lines by default (CSV for labels, Parquet for any, by --format or the
+    file name). The summary (written, skipped and why) goes to stderr.
+    """
+    where = _filter(
+        session_id=session_id,
+        owner_id=owner_id,
+        model=model,
+        since=_aware(since, "--since"),
+        until=_aware(until, "--until"),
+    )
+    options = {
+        "file_format": file_format,
+        "flavor": flavor,
+        "style": style,
+        "min_rating": min_rating,
+        "max_rating": max_rating,
+        "where": where,
+    }
+    run(_export(config, database_url, kind, output, options), level=_QUIET)
+
+
+async def _export(
+    config_path: Path | None,
+    database_url: str | None,
+    kind: str,
+    output: str,
+    options: dict[str, Any],
+) -> None:
+    from ai_feedback.export import export  # noqa: PLC0415 - loaded by this command only
+
+    to: Any = sys.stdout.buffer if output == "-" else Path(output)
+    async with _collector(config_path, database_url) as collector:
+        with _progress("exporting") as progress:
+            task = progress.add_task("", total=None, rate="")
+            summary = await export(
+                collector,
+                kind,  # type: ignore[arg-type]
+                to,
+                progress=_updater(progress, task),
+                **options,
+            )
+    where = summary.path or "stdout"
+    _stderr.print(
+        f"{summary.written:,} {summary.kind} rows ({summary.file_format}) to {where} "
+        f"from {summary.scanned:,} items in {summary.seconds:.2f} s"
+    )
+    for reason, count in summary.skipped.items():
+        _stderr.print(f"  skipped {count:,}: {reason}")
+
+
+def import_command(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON Lines, a JSON array or a Langfuse page.", exists=True, dir_okay=False
+        ),
+    ],
+    source: Annotated[
+        str, typer.Option(help="auto, raw, langfuse or langsmith (auto: by each record's keys).")
+    ] = "auto",
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """
+    Import feedback: a raw export, Langfuse scores or LangSmith feedback.
+
+    Invalid records are reported with their line number and skipped. Exit status 0 when
+    every record was imported, 1 when some were skipped.
+    """
+    run(_import(config, database_url, file, source), level=_QUIET)
+
+
+async def _import(
+    config_path: Path | None, database_url: str | None, file: Path, source: str
+) -> int:
+    from ai_feedback.importing import import_file  # noqa: PLC0415 - loaded by this command only
+
+    async with _collector(config_path, database_url) as collector:
+        with _progress("importing") as progress:
+            task = progress.add_task("", total=None, rate="")
+            summary = await import_file(
+                collector,
+                file,
+                source=source,  # type: ignore[arg-type]
+                progress=_updater(progress, task),
+            )
+    _stderr.print(
+        f"imported {summary.imported:,} of {summary.read:,} records from {file} "
+        f"in {summary.seconds:.2f} s ({summary.invalid:,} skipped)"
+    )
+    for problem in summary.problems:
+        _stderr.print(f"  {problem}", markup=False)
+    if summary.invalid > len(summary.problems):
+        _stderr.print(f"  ... and {summary.invalid - len(summary.problems):,} more")
+    return EXIT_FAILED if summary.invalid else 0
+
+
+def delete_command(
+    item_id: Annotated[str | None, typer.Option("--id", help="The item with this id.")] = None,
+    trace_id: Annotated[str | None, typer.Option(help="Every item of this trace.")] = None,
+    session_id: Annotated[str | None, typer.Option(help="Every item of this session.")] = None,
+    owner_id: Annotated[str | None, typer.Option(help="Every item of this owner.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """
+    Delete feedback by id, trace, session or owner, and print the receipt (JSON).
+
+    Asks for confirmation, showing how many items match, unless --yes is given; without
+    a terminal to ask on, --yes is required.
+    """
+    where = _filter(item_id=item_id, trace_id=trace_id, session_id=session_id, owner_id=owner_id)
+    if where is None:
+        typer.echo("error: give --id, --trace-id, --session-id or --owner-id", err=True)
+        raise SystemExit(EXIT_USAGE)
+    run(_delete(config, database_url, where, yes), level=_QUIET)
+
+
+async def _delete(
+    config_path: Path | None,
+    database_url: str | None,
+    where: FeedbackFilter,
+    yes: bool,
+) -> int:
+    async with _collector(config_path, database_url) as collector:
+        if not yes:
+            if not _can_ask():
+                typer.echo("error: not a terminal, cannot ask: add --yes to delete", err=True)
+                return EXIT_USAGE
+            matched = 0
+            async for _ in collector.store.scan(where):  # type: ignore[attr-defined]
+                matched += 1
+            shown = ", ".join(f"{k}={v}" for k, v in where.to_dict().items())
+            if not typer.confirm(f"Delete {matched:,} item(s) matching {shown}?"):
+                typer.echo("Nothing deleted.", err=True)
+                return EXIT_FAILED
+        receipt = await collector.delete(where)
+    typer.echo(json.dumps(receipt.to_dict(), indent=2))
+    return 0
+
+
+def migrate_command(
+    target: Annotated[
+        int | None, typer.Option(help="Schema version to reach (default: the latest).", min=1)
+    ] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """
+    Bring the store's schema up to date (or to --target) and print its version.
+    """
+    run(_migrate(config, database_url, target), level=_QUIET)
+
+
+async def _migrate(config_path: Path | None, database_url: str | None, target: int | None) -> None:
+    config = _store_config(config_path, database_url)
+    url = config.resolved_database_url
+    if config.store == "postgresql" and url is not None:
+        from ai_feedback.stores import postgres  # noqa: PLC0415 - the postgresql extra
+
+        version = await postgres.migrate(url, schema=config.database_schema, target=target)
+    elif config.store == "sqlite" and url is not None:
+        from ai_feedback.stores import sqlite  # noqa: PLC0415
+
+        version = await sqlite.migrate(url, target=target)
+    else:
+        msg = "is memory, which has no schema: set database_url or --database-url"
+        raise FeedbackValidationError("store", msg)
+    typer.echo(f"{config.store} store at {url}: schema version {version}")
+
+
+def demo_command(config: ConfigOption = None) -> None:
+    """
+    Record feedback of every type into the demo store and print the statistics.
+    """
+    from ai_feedback import demo  # noqa: PLC0415 - loaded by this command only
+
+    async def _demo() -> None:
+        await demo.run(str(config) if config else None)
+
+    run(_demo(), level=_QUIET)
+
+
+def config_command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """
+    Show the effective configuration and where each value came from.
+
+    Warns about environment variables that look like settings but are ignored, such as
+    AI_FEEDBACK_STORE (settings use two underscores: AI_FEEDBACK__STORE).
+    """
+    run(_config(config, as_json), level=_QUIET)
+
+
+async def _config(config_path: Path | None, as_json: bool) -> None:
+    report = config_report(config_path)
+    ignored = ignored_variables()
+    if as_json:
+        document = {
+            "settings": {v.key: {"value": v.value, "source": v.source} for v in report},
+            "ignored_variables": dict(ignored),
+        }
+        typer.echo(json.dumps(document, indent=2, default=str))
+    else:
+        table = Table(title="ai-feedback configuration")
+        table.add_column("setting", no_wrap=True)
+        table.add_column("value")
+        table.add_column("source", no_wrap=True)
+        for value in report:
+            table.add_row(value.key, _cell(value.value), value.source)
+        Console(highlight=False).print(table)
+    for name, hint in ignored:
+        _stderr.print(f"warning: {name} {hint}", markup=False)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "-"
+    return "-" if value is None else str(value)
+
+
+def _aware(value: datetime | None, option: str) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        msg = "must include a UTC offset, e.g. 2026-01-31T00:00:00+00:00"
+        raise typer.BadParameter(msg, param_hint=option)
+    return value
+
+
+def _can_ask() -> bool:
+    return sys.stdin.isatty()

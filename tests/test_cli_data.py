@@ -1,0 +1,226 @@
+"""The data commands: stats, export, import, delete, migrate, demo and config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from ai_feedback import FeedbackItem, FeedbackType
+from ai_feedback.cli import app
+from tests.stores.backend_postgresql import POSTGRES_URL, drop_schema, new_schema_name
+
+runner = CliRunner()
+COMMANDS = ["stats", "export", "import", "delete", "migrate", "demo", "config", "serve", "writer"]
+
+
+def _db(tmp_path: Path) -> list[str]:
+    return ["--database-url", f"sqlite:///{tmp_path}/cli.db"]
+
+
+def _raw(tmp_path: Path, items: list[FeedbackItem]) -> Path:
+    path = tmp_path / "items.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(i.to_dict()) + b"\n" for i in items))
+    return path
+
+
+def _session(tmp_path: Path, n: int = 3, session: str = "s1") -> list[FeedbackItem]:
+    items = [
+        FeedbackItem(
+            FeedbackType.RATING,
+            5,
+            context={
+                "session_id": session,
+                "model": "m",
+                "captured": {"input": f"question {i}", "output": f"answer {i}"},
+            },
+        )
+        for i in range(n)
+    ]
+    result = runner.invoke(app, ["import", str(_raw(tmp_path, items)), *_db(tmp_path)])
+    assert result.exit_code == 0, result.output
+    return items
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    """Each command answers --help with its usage and exit status 0."""
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+
+
+def test_stats_shows_a_table_or_json(tmp_path: Path) -> None:
+    """Stats prints the window's totals as a table, or as JSON with --json."""
+    _session(tmp_path)
+    table = runner.invoke(app, ["stats", *_db(tmp_path)])
+    assert table.exit_code == 0
+    assert "items" in table.stdout
+    assert "average rating" in table.stdout
+    data = json.loads(runner.invoke(app, ["stats", "--json", *_db(tmp_path)]).stdout)
+    assert (data["total_count"], data["average_rating"], data["by_model"]["m"]["count"]) == (
+        3,
+        5.0,
+        3,
+    )
+
+
+def test_export_writes_a_file_or_stdout_and_reports_skips(tmp_path: Path) -> None:
+    """Export writes rows to -o or stdout; the summary with skip reasons goes to stderr."""
+    _session(tmp_path)
+    out = tmp_path / "sft.jsonl"
+    result = runner.invoke(app, ["export", "sft", "-o", str(out), *_db(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert sorted(r["messages"][0]["content"] for r in rows) == [
+        "question 0",
+        "question 1",
+        "question 2",
+    ]
+    assert "3 sft rows (jsonl)" in result.stderr
+    streamed = runner.invoke(app, ["export", "kto", "--style", "standard", *_db(tmp_path)])
+    assert streamed.exit_code == 0
+    assert len(streamed.stdout.splitlines()) == 3
+    assert json.loads(streamed.stdout.splitlines()[0])["label"] is True
+    labels = runner.invoke(app, ["export", "labels", "-o", str(tmp_path / "l.csv"), *_db(tmp_path)])
+    assert "skipped 3: rating feedback is not a label" in labels.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["export", "chat"], "'kind'"),
+        (["export", "sft", "--format", "csv"], "only labels export to csv"),
+        (["export", "kto", "--flavor", "openai"], "'flavor'"),
+        (["export", "raw", "--since", "2026-01-01T00:00:00"], "UTC offset"),
+        (["export", "kto", "--min-rating", "2", "--max-rating", "3"], "'max_rating'"),
+    ],
+)
+def test_bad_export_options_exit_2_with_one_line(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    """A bad option exits 2 with a message naming it, and writes no file."""
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "x.jsonl"), *_db(tmp_path)])
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_import_reports_bad_lines_and_exits_1(tmp_path: Path) -> None:
+    """Import skips invalid records, names their lines, and exits 1; valid ones are stored."""
+    good = FeedbackItem(FeedbackType.TEXT, "ok", context={"session_id": "s"})
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        orjson.dumps(good.to_dict()) + b"\nnot json\n" + b'{"feedback_type": 1, "value": 2}\n'
+    )
+    result = runner.invoke(app, ["import", str(path), *_db(tmp_path)])
+    assert result.exit_code == 1
+    assert "imported 1 of 3 records" in result.stderr
+    assert "line 2: Invalid 'record'" in result.stderr
+    assert "line 3: Invalid 'feedback_type'" in result.stderr
+    missing = runner.invoke(app, ["import", str(tmp_path / "nope.jsonl"), *_db(tmp_path)])
+    assert missing.exit_code == 2
+
+
+def test_delete_asks_unless_yes_and_prints_a_receipt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delete asks first (no terminal: --yes required); the receipt lists what went."""
+    _session(tmp_path, 2, "gone")
+    _session(tmp_path, 1, "kept")
+    assert runner.invoke(app, ["delete", *_db(tmp_path)]).exit_code == 2  # nothing to match
+    refused = runner.invoke(app, ["delete", "--session-id", "gone", *_db(tmp_path)])
+    assert refused.exit_code == 2
+    assert "add --yes" in refused.stderr
+    monkeypatch.setattr("ai_feedback._cli_data._can_ask", lambda: True)
+    declined = runner.invoke(app, ["delete", "--session-id", "gone", *_db(tmp_path)], input="n\n")
+    assert declined.exit_code == 1
+    assert "Delete 2 item(s) matching session_id=gone?" in declined.output
+    stats = json.loads(runner.invoke(app, ["stats", "--json", *_db(tmp_path)]).stdout)
+    assert stats["total_count"] == 3
+    done = runner.invoke(app, ["delete", "--session-id", "gone", *_db(tmp_path)], input="y\n")
+    assert done.exit_code == 0
+    receipt = json.loads(done.stdout[done.stdout.index("{") :])
+    assert receipt["criteria"] == {"session_id": "gone"}
+    assert receipt["removed"]["items"] == 2
+    assert runner.invoke(app, ["delete", "--id", "x", "--yes", *_db(tmp_path)]).exit_code == 0
+    stats = json.loads(runner.invoke(app, ["stats", "--json", *_db(tmp_path)]).stdout)
+    assert stats["total_count"] == 1
+    raw = runner.invoke(app, ["export", "raw", *_db(tmp_path)])
+    assert "gone" not in raw.stdout
+
+
+def test_migrate_sqlite_reports_the_version(tmp_path: Path) -> None:
+    """Migrate creates or upgrades the schema and prints its version; --target is checked."""
+    result = runner.invoke(app, ["migrate", *_db(tmp_path)])
+    assert result.exit_code == 0
+    assert "schema version 3" in result.stdout
+    assert runner.invoke(app, ["migrate", "--target", "99", *_db(tmp_path)]).exit_code == 2
+
+
+@pytest.mark.postgres
+def test_migrate_postgresql_uses_the_configured_schema(tmp_path: Path) -> None:
+    """With store postgresql, migrate brings the configured schema to the latest version."""
+    schema = new_schema_name()
+    config = tmp_path / "app.yaml"
+    config.write_text(
+        f"ai_feedback:\n  store: postgresql\n  database_url: {POSTGRES_URL}\n"
+        f"  database_schema: {schema}\n"
+    )
+    try:
+        result = runner.invoke(app, ["migrate", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        assert "schema version 4" in result.stdout
+    finally:
+        asyncio.run(drop_schema(schema))
+
+
+def test_an_unreachable_database_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """A store that cannot be opened fails in one line with status 1, not a traceback."""
+    result = runner.invoke(
+        app, ["stats", "--database-url", "postgresql://postgres@127.0.0.1:1/none"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
+
+
+def test_config_shows_sources_and_warns_about_one_underscore(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Config names the source of each value and warns about AI_FEEDBACK_STORE."""
+    yaml_file = tmp_path / "app.yaml"
+    yaml_file.write_text(
+        "ai_feedback:\n  batch_size: 64\n  database_url: postgresql://u:hunter2@db/x\n"
+        "  store: postgresql\n"
+    )
+    monkeypatch.setenv("AI_FEEDBACK__WINDOW_HOURS", "12")
+    monkeypatch.setenv("AI_FEEDBACK_STORE", "sqlite")
+    result = runner.invoke(app, ["config", "--json", "--config", str(yaml_file)])
+    assert result.exit_code == 0, result.output
+    settings: dict[str, Any] = json.loads(result.stdout)["settings"]
+    assert settings["batch_size"] == {"value": 64, "source": str(yaml_file)}
+    assert settings["window_hours"] == {"value": 12.0, "source": "AI_FEEDBACK__WINDOW_HOURS"}
+    assert settings["ack"] == {"value": "durable", "source": "default"}
+    assert settings["database_url"]["value"] == "postgresql://u:****@db/x"
+    assert "hunter2" not in result.output
+    assert "AI_FEEDBACK_STORE is ignored: settings use two underscores" in result.stderr
+    table = runner.invoke(app, ["config", "--config", str(yaml_file)])
+    assert "AI_FEEDBACK__WINDOW_HOURS" in table.stdout
+
+
+def test_demo_then_export_gives_training_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Demo records captured calls, so export sft right after it writes rows."""
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["demo"]).exit_code == 0
+    result = runner.invoke(app, ["export", "sft"])
+    assert result.exit_code == 0
+    assert len(result.stdout.splitlines()) == 4
