@@ -21,7 +21,7 @@ from ai_feedback.config import FeedbackConfig
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackStoreProtocol
-from ai_feedback.server import health, langfuse, langsmith, native
+from ai_feedback.server import data, health, langfuse, langsmith, native
 from ai_feedback.server.auth import Authenticator
 from ai_feedback.server.errors import install_handlers
 from ai_feedback.server.health import Metrics
@@ -40,7 +40,7 @@ def feedback_router() -> APIRouter:
     Mount it with `install`, which also starts the feedback module with the app.
     """
     router = APIRouter()
-    for module in (native, health, langfuse, langsmith):
+    for module in (native, data, health, langfuse, langsmith):
         router.include_router(module.router)
     return router
 

@@ -22,6 +22,8 @@ __all__ = [
     "ItemOut",
     "PageOut",
     "ReadyOut",
+    "ReceiptOut",
+    "RemovedOut",
     "StatsOut",
     "TokenIn",
     "TokenOut",
@@ -144,6 +146,24 @@ class ItemOut(BaseModel):
     context: dict[str, Any]
     metadata: dict[str, Any]
     created_at: datetime
+
+
+class RemovedOut(BaseModel):
+    """How many were removed, per place."""
+
+    items: int
+    raw_payloads: int
+    captures: int
+    cache_entries: int
+    dead_letters: int
+
+
+class ReceiptOut(BaseModel):
+    """The record of a deletion: what was matched, what was removed, and when."""
+
+    criteria: dict[str, Any]
+    removed: RemovedOut
+    deleted_at: datetime
 
 
 class PageOut(BaseModel):
