@@ -6,6 +6,7 @@ import csv
 import io
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -321,3 +322,53 @@ async def _numbered(items: AsyncIterator[FeedbackItem]) -> AsyncIterator[tuple[i
     async for item in items:
         yield n, item
         n += 1
+
+
+def _tricky_items() -> list[FeedbackItem]:
+    whole = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
+    return [
+        FeedbackItem(
+            FeedbackType.TEXT,
+            'back\\slash "quoted"\nnew line\ttab \x01 /slash héllo ✓ 😀',
+            context={"session_id": "s", "captured": {"input": "a\\b", "output": "ü"}},
+            metadata={"n": 1e16, "z": -0.0, "f": 0.1, "i": 3, "deep": [{"x": None}]},
+            id='id "with" \\ quotes ✓',
+            created_at=whole,
+        ),
+        FeedbackItem(
+            FeedbackType.RATING,
+            4.5,
+            context={"session_id": "s"},
+            created_at=whole.replace(microsecond=5),
+        ),
+        FeedbackItem(
+            FeedbackType.CORRECTION,
+            {"original": "", "corrected": "b"},
+            created_at=datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),
+        ),
+        FeedbackItem(
+            FeedbackType.LABEL, {"label": "l", "input": {"k": [1, 2.5]}}, created_at=whole
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def test_database_built_raw_lines_equal_the_items(tmp_path: Path, backend: str) -> None:
+    """The raw lines SQLite and PostgreSQL build are the bytes of each item's to_dict()."""
+    from tests.stores import backend_postgresql, backend_sqlite  # noqa: PLC0415
+
+    module = backend_sqlite if backend == "sqlite" else backend_postgresql
+    async with module.open_store(tmp_path) as store:
+        items = _tricky_items()
+        assert (await store.save_many(items)).is_ok()
+        out = tmp_path / "raw.jsonl"
+        summary = await export(store, "raw", out)
+        expected = b"".join([orjson.dumps(i.to_dict()) + b"\n" async for i in store.scan()])
+        assert out.read_bytes() == expected
+        assert summary.written == summary.scanned == 4
+        assert [FeedbackItem.from_dict(r) for r in _lines(out)] == [i async for i in store.scan()]
+        narrowed = io.BytesIO()
+        await export(store, "raw", narrowed, where=FeedbackFilter(session_id="s"))
+        assert len(narrowed.getvalue().splitlines()) == 2

@@ -113,7 +113,21 @@ async def export_chunks(
     if summary is None:
         summary = ExportSummary(options.kind, file_format)
     sink = encoder(options, file_format)
-    items = await _scan(source, options.where)
+    store = await _store(source)
+    if options.kind == "raw" and file_format == "jsonl":
+        lines = getattr(store, "raw_lines", None)
+        chunks = None if lines is None else lines(options.where)
+        if chunks is not None:  # the database builds the lines (PostgreSQL's COPY)
+            async for chunk in chunks:
+                count = chunk.count(b"\n")
+                summary.scanned += count
+                summary.written += count
+                if progress is not None:
+                    progress(summary.scanned, summary.written)
+                yield chunk
+            summary.seconds = time.perf_counter() - started
+            return
+    items = _scan(store, options.where)
     builder = RowBuilder(options)
     rows: list[dict[str, Any]] = []
     scanned = 0
@@ -213,15 +227,19 @@ def _flush(
     return chunk
 
 
-async def _scan(source: object, where: FeedbackFilter | None) -> AsyncIterator[FeedbackItem]:
+async def _store(source: object) -> object:
     store = getattr(source, "store", None)
     flush = getattr(source, "flush", None)
     if store is not None and flush is not None:  # a FeedbackCollector
         await flush()
-        source = store
-    scan = getattr(source, "scan", None)
+        return store
+    return source
+
+
+def _scan(store: object, where: FeedbackFilter | None) -> AsyncIterator[FeedbackItem]:
+    scan = getattr(store, "scan", None)
     if scan is None:
-        msg = f"{type(source).__name__} cannot stream its items: give a store with scan()"
+        msg = f"{type(store).__name__} cannot stream its items: give a store with scan()"
         raise FeedbackStorageError(msg)
     items: AsyncIterator[FeedbackItem] = scan(where)
     return items

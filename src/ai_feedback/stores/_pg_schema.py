@@ -210,6 +210,19 @@ STAGED_CONFLICTS_SQL = (
 ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
 GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = $1"
+# One JSON line per item, built by the server for COPY: the same bytes as
+# FeedbackItem.to_dict() through orjson (json columns hold orjson's text verbatim;
+# created_at as Python's isoformat in UTC, without a fraction at a whole second).
+RAW_LINE_SQL = (
+    """SELECT '{"id":' || to_json(id)::text || ',"feedback_type":"' || feedback_type """
+    """|| '","value":' || value::text || ',"context":' || context::text """
+    """|| ',"metadata":' || metadata::text || ',"created_at":"' """
+    """|| to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') """
+    """|| CASE WHEN extract(microseconds FROM created_at)::int % 1000000 = 0 THEN '' """
+    """ELSE to_char(created_at AT TIME ZONE 'UTC', '.US') END || '+00:00"}' """
+    "FROM feedback {where}ORDER BY created_at DESC, id DESC"
+)
+"""The raw export's lines; ``{where}`` takes the conditions of `_Conditions`."""
 FIND_BY_SESSION_SQL = (
     f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = $1 "  # noqa: S608
     "ORDER BY created_at DESC, id DESC"

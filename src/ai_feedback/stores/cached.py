@@ -409,6 +409,13 @@ class CachedFeedbackStore(ClosingContext):
         """
         return scan_pages(self.query, where, page_size)
 
+    def raw_lines(self, where: FeedbackFilter | None = None) -> AsyncIterator[bytes] | None:
+        """
+        The wrapped store's server-built raw export (not cached), or None.
+        """
+        lines = getattr(self._store, "raw_lines", None)
+        return None if lines is None else lines(where)
+
     async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
         """
         Delete from the wrapped store, then drop every cached entry under the prefix.

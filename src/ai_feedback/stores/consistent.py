@@ -136,6 +136,20 @@ class ReadYourWritesStore:
         async for item in scan_pages(self._method("query"), where, page_size):
             yield item
 
+    def raw_lines(self, where: FeedbackFilter | None = None) -> AsyncIterator[bytes] | None:
+        """
+        The inner store's server-built raw export (after pending writes), or None.
+        """
+        lines = getattr(self._store, "raw_lines", None)
+        return None if lines is None else self._flushed(lines, where)
+
+    async def _flushed(
+        self, lines: Callable[..., AsyncIterator[bytes]], where: FeedbackFilter | None
+    ) -> AsyncIterator[bytes]:
+        await self._flush()
+        async for chunk in lines(where):
+            yield chunk
+
     async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
         """
         Delete the matching items once pending writes are done (so none lands afterwards).

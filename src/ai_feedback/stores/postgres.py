@@ -480,6 +480,52 @@ class PostgresFeedbackStore(ClosingContext):
         """
         return scan_pages(self.query, where, page_size)
 
+    async def raw_lines(self, where: FeedbackFilter | None = None) -> AsyncIterator[bytes]:
+        """
+        Yield the raw export of the matching items as JSON Lines, built by the server.
+
+        One ``COPY ... TO STDOUT`` streams the lines, newest first, with backpressure:
+        the bytes equal ``FeedbackItem.to_dict()`` of each item through orjson. Chunks
+        end at a line end.
+
+        Raises:
+            FeedbackStorageError: The server failed or the connection was lost.
+        """
+        conditions = _Conditions(check_filter(where))
+        query = sql.RAW_LINE_SQL.replace("{where}", conditions.where())
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_COPY_CHUNKS)
+        failure: list[BaseException] = []
+
+        async def copy() -> None:
+            try:
+                async with self._connection("export feedback") as conn:
+                    await conn.copy_from_query(
+                        query, *conditions.params, output=queue.put, timeout=_COPY_TIMEOUT_S
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to the reader below
+                failure.append(exc)
+            await queue.put(None)
+
+        task = asyncio.create_task(copy())
+        pending = b""
+        try:
+            while (data := await queue.get()) is not None:
+                # COPY's text format doubles backslashes; the JSON has no raw tabs,
+                # newlines or carriage returns, so that is the only escape to undo.
+                pending += data
+                end = pending.rfind(b"\n") + 1
+                if end:
+                    yield pending[:end].replace(b"\\\\", b"\\")
+                    pending = pending[end:]
+            if failure:
+                raise failure[0]
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:
         """
         Remove the items matching ``where`` (and their raw payloads), in one transaction.
@@ -541,6 +587,10 @@ class PostgresFeedbackStore(ClosingContext):
         return FeedbackStorageError(
             f"Could not {action} in PostgreSQL at {self._target}{schema}: {why}."
         )
+
+
+_COPY_CHUNKS = 16
+_COPY_TIMEOUT_S = 24 * 3600.0  # an export as long as its reader takes, within a day
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
