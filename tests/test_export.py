@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +23,6 @@ from ai_feedback import (
 )
 from ai_feedback.export import ExportOptions, export, export_chunks
 from tests.training_session import SYSTEM, training_session
-
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def _user(text: str) -> dict[str, str]:
