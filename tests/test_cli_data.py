@@ -112,6 +112,18 @@ def test_bad_export_options_exit_2_with_one_line(
     assert not (tmp_path / "x.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["delete", "--id", " ", "--yes"], ["export", "raw", "--session-id", "x" * 1000]],
+)
+def test_a_bad_filter_value_is_one_line_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    """An invalid id or session id is a usage error naming the field, not a traceback."""
+    result = runner.invoke(app, [*args, *_db(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: Invalid '")
+    assert "Traceback" not in result.output
+
+
 def test_import_reports_bad_lines_and_exits_1(tmp_path: Path) -> None:
     """Import skips invalid records, names their lines, and exits 1; valid ones are stored."""
     good = FeedbackItem(FeedbackType.TEXT, "ok", context={"session_id": "s"})

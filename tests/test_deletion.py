@@ -151,3 +151,23 @@ async def test_a_store_that_cannot_delete_is_a_storage_error() -> None:
     collector = FeedbackCollector(Minimal(), FeedbackConfig(async_processing=False))
     with pytest.raises(FeedbackStorageError, match="cannot delete"):
         await collector.delete(session_id="s")
+
+
+async def test_a_trace_deletion_for_one_owner_spares_another_owners_capture() -> None:
+    """Deleting (trace, owner) removes only captures of items that matched."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(async_processing=False))
+    await _collect(collector, "s", "shared-trace", "bob")
+    receipt = await collector.delete(FeedbackFilter(trace_id="shared-trace", owner_id="alice"))
+    assert (receipt.items, receipt.captures) == (0, 0)
+    assert collector.captures.get("shared-trace") is not None
+    receipt = await collector.delete(FeedbackFilter(trace_id="shared-trace", owner_id="bob"))
+    assert (receipt.items, receipt.captures) == (1, 1)
+    assert collector.captures.get("shared-trace") is None
+    await _answer_only(collector, "lonely-trace")
+    receipt = await collector.delete(trace_id="lonely-trace")  # the trace alone: its capture
+    assert (receipt.items, receipt.captures) == (0, 1)
+
+
+async def _answer_only(collector: FeedbackCollector, trace: str) -> None:
+    async with collector.context("answer", input="q", context_id=trace) as op:
+        op.output = "a"

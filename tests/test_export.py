@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -369,3 +370,51 @@ async def test_database_built_raw_lines_equal_the_items(tmp_path: Path, backend:
         narrowed = io.BytesIO()
         await export(store, "raw", narrowed, where=FeedbackFilter(session_id="s"))
         assert len(narrowed.getvalue().splitlines()) == 2
+
+
+@pytest.mark.redis
+async def test_raw_export_through_a_cache_over_memory_uses_the_generic_path() -> None:
+    """A cached in-memory store behind the read-your-writes view exports raw items too."""
+    from ai_feedback.stores.cached import CachedFeedbackStore  # noqa: PLC0415
+    from ai_feedback.stores.consistent import ReadYourWritesStore  # noqa: PLC0415
+    from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix  # noqa: PLC0415
+
+    prefix = unique_prefix()
+    flushed: list[bool] = []
+
+    async def flush() -> None:
+        flushed.append(True)
+
+    try:
+        async with CachedFeedbackStore(MemoryFeedbackStore(), REDIS_URL, prefix=prefix) as cached:
+            await cached.save_many(_tricky_items())
+            stream = io.BytesIO()
+            summary = await export(ReadYourWritesStore(cached, flush), "raw", stream)
+            assert summary.written == 4
+            assert flushed
+    finally:
+        await delete_keys(prefix)
+
+
+@pytest.mark.postgres
+async def test_a_stalled_postgres_export_gives_its_connection_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that stops reading ends the COPY after the stall limit; the pool recovers."""
+    from ai_feedback.stores import postgres  # noqa: PLC0415
+    from tests.stores import backend_postgresql  # noqa: PLC0415
+
+    monkeypatch.setattr(postgres, "_COPY_STALL_S", 0.2)
+    monkeypatch.setattr(postgres, "_COPY_CHUNKS", 1)
+    async with backend_postgresql.open_store(tmp_path) as store:
+        await store.save_many([FeedbackItem(FeedbackType.TEXT, "x" * 200) for _ in range(20_000)])
+        lines = store.raw_lines()
+        await anext(lines)
+        await asyncio.sleep(1.0)  # the reader stalls; the COPY gives up and releases
+        pool = store._pool
+        assert pool is not None
+        assert pool.get_idle_size() == pool.get_size()  # the COPY's connection is back
+        assert len(await store.query(limit=5)) == 5
+        with pytest.raises(FeedbackStorageError, match="export feedback"):
+            async for _ in lines:
+                pass

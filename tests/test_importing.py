@@ -214,3 +214,12 @@ async def test_a_json_array_reports_positions(tmp_path: Path) -> None:
     broken.write_bytes(b"[{")
     summary = await import_file(MemoryFeedbackStore(), broken)
     assert (summary.imported, summary.invalid) == (0, 1)
+
+
+async def test_a_pretty_printed_page_is_one_document(tmp_path: Path) -> None:
+    """A Langfuse page saved with indentation is read whole, not line by line."""
+    score = {"id": str(uuid.uuid4()), "traceId": "t", "value": 1, "dataType": "NUMERIC"}
+    path = tmp_path / "page.json"
+    path.write_bytes(orjson.dumps({"data": [score], "meta": {}}, option=orjson.OPT_INDENT_2))
+    summary = await import_file(MemoryFeedbackStore(), path)
+    assert (summary.imported, summary.invalid) == (1, 0)

@@ -82,7 +82,11 @@ async def _collector(
 
 
 def _filter(**fields: Any) -> FeedbackFilter | None:  # noqa: ANN401 - filter field values
-    where = FeedbackFilter(**{k: v for k, v in fields.items() if v is not None})
+    try:
+        where = FeedbackFilter(**{k: v for k, v in fields.items() if v is not None})
+    except FeedbackValidationError as exc:  # built before run(): report it the same way
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_USAGE) from None
     return None if where.is_empty() else where
 
 

@@ -511,7 +511,7 @@ class FeedbackCollector:
         if not isinstance(store, SupportsDelete):
             msg = f"{type(store).__name__} cannot delete items; implement SupportsDelete.delete()"
             raise FeedbackStorageError(msg)
-        await self.flush()
+        await self.flush(through_outage=False)  # a store that is down fails the delete
         traces = await self._matching_traces(where)
         removed = await store.delete(where)
         captures = sum(self.captures.discard(trace) for trace in traces)
@@ -536,9 +536,12 @@ class FeedbackCollector:
     async def _matching_traces(self, where: FeedbackFilter) -> set[str]:
         """
         Return the trace ids of matching items that have a capture (before they go).
+
+        A filter with more than the trace (an owner, a session) only reaches the captures
+        of items it matches, so that one owner's deletion never touches another's.
         """
-        if where.trace_id is not None:
-            return {where.trace_id}
+        if where == FeedbackFilter(trace_id=where.trace_id):  # the trace alone: its capture
+            return {where.trace_id} if where.trace_id is not None else set()
         if not len(self.captures):
             return set()
         scan = getattr(self._store, "scan", None)

@@ -153,7 +153,7 @@ class FeedbackConfig(BaseSettings):
     capture_max_entries: int = Field(default=10_000, ge=1)
     capture_max_age_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
     capture_max_chars: int = Field(default=8_000, ge=100)
-    retention_days: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    retention_days: float | None = Field(default=None, gt=0, le=36_500, allow_inf_nan=False)
     retention_interval_seconds: float = Field(default=3_600.0, gt=0, allow_inf_nan=False)
     retention_batch_size: int = Field(default=1_000, ge=1)
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -171,9 +171,11 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
     with path.open("rb") as file:
         head = file.read(1 << 16).lstrip()
         file.seek(0)
-        if head.startswith(b"["):
+        if head.startswith(b"[") or (head.startswith(b"{") and not _parses(file.readline())):
+            file.seek(0)  # one JSON document (an array, or a page written over many lines)
             yield from _document(file.read())
             return
+        file.seek(0)
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
@@ -186,6 +188,14 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
                 yield from _document(line)  # a Langfuse API page on one line
                 continue
             yield number, record
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _document(data: bytes) -> Iterator[tuple[int, Any]]:

@@ -20,6 +20,7 @@ from ai_feedback.protocols import SupportsDelete
 __all__ = ["Retention"]
 
 _LOG = logging.getLogger("ai_feedback")
+_MAX_DAYS = 36_500
 
 
 class Retention:
@@ -45,6 +46,8 @@ class Retention:
         for name, value in (("days", days), ("interval", interval), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise FeedbackValidationError(name, "must be a positive number", value)
+        if days > _MAX_DAYS:
+            raise FeedbackValidationError("days", f"must be at most {_MAX_DAYS} (100 years)", days)
         self._store = store
         self.days = float(days)
         self.interval = float(interval)
@@ -102,4 +105,6 @@ class Retention:
                 await self.run_once()
             except FeedbackError as exc:  # the store is down: try again next time
                 _LOG.warning("Retention pass failed: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug or a driver error: keep the schedule, loudly
+                _LOG.exception("Retention pass failed unexpectedly")
             await asyncio.sleep(self.interval)

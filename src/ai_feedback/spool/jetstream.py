@@ -409,7 +409,11 @@ class JetStreamSpool:
             seq = state.first_seq
             while state.messages and seq <= state.last_seq:
                 try:
-                    message = await js.get_msg(stream, seq=seq, next=True)
+                    # With a subject, the server answers the next message at or after
+                    # seq; without one, only seq itself (a deleted one ends the walk).
+                    message = await js.get_msg(
+                        stream, seq=seq, next=True, subject=f"{self._subject}.dead"
+                    )
                 except nats.js.errors.NotFoundError:
                     break
                 seq = (message.seq or seq) + 1

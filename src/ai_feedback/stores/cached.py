@@ -433,6 +433,8 @@ class CachedFeedbackStore(ClosingContext):
             msg = f"{type(self._store).__name__} cannot delete items"
             raise FeedbackStorageError(msg)
         removed: Deleted = await delete(where, limit=limit)
+        if not removed.items:
+            return removed  # nothing changed, nothing cached is stale
         self._dirty += 1
         dropped = 0
         if not self._closed:

@@ -141,13 +141,12 @@ class ReadYourWritesStore:
         The inner store's server-built raw export (after pending writes), or None.
         """
         lines = getattr(self._store, "raw_lines", None)
-        return None if lines is None else self._flushed(lines, where)
+        chunks: AsyncIterator[bytes] | None = None if lines is None else lines(where)
+        return None if chunks is None else self._flushed(chunks)
 
-    async def _flushed(
-        self, lines: Callable[..., AsyncIterator[bytes]], where: FeedbackFilter | None
-    ) -> AsyncIterator[bytes]:
+    async def _flushed(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         await self._flush()
-        async for chunk in lines(where):
+        async for chunk in chunks:
             yield chunk
 
     async def delete(self, where: FeedbackFilter, *, limit: int | None = None) -> Deleted:

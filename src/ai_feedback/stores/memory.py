@@ -520,14 +520,17 @@ class MemoryFeedbackStore(ClosingContext):
         where = check_deletion(where)
         if limit is not None:
             check_limit(limit)
-        doomed = [
-            self._items[i]
-            for i in self._candidates(where).newest_before(None)
-            if where.matches(self._items[i])
-        ]
-        doomed.reverse()  # oldest first
-        if limit is not None:
-            doomed = doomed[:limit]
+        series = self._candidates(where)
+        end = len(series.ids)
+        if where.until is not None:  # the float bound may admit ties; matches() is exact
+            end = bisect_right(series.ts, where.until.timestamp(), lo=series.start)
+        doomed: list[FeedbackItem] = []
+        for i in range(series.start, end):  # oldest first, stopping at the limit
+            item = self._items[series.ids[i]]
+            if where.matches(item):
+                doomed.append(item)
+                if limit is not None and len(doomed) >= limit:
+                    break
         raw = sum(self._remove(item) for item in doomed)
         return Deleted(items=len(doomed), raw_payloads=raw)
 

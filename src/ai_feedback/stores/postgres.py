@@ -486,7 +486,8 @@ class PostgresFeedbackStore(ClosingContext):
 
         One ``COPY ... TO STDOUT`` streams the lines, newest first, with backpressure:
         the bytes equal ``FeedbackItem.to_dict()`` of each item through orjson. Chunks
-        end at a line end.
+        end at a line end. A reader that takes nothing for 60 s ends the export with
+        `FeedbackStorageError` (the connection goes back to the pool).
 
         Raises:
             FeedbackStorageError: The server failed or the connection was lost.
@@ -496,11 +497,16 @@ class PostgresFeedbackStore(ClosingContext):
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_COPY_CHUNKS)
         failure: list[BaseException] = []
 
+        async def put(data: bytes) -> None:
+            # A reader that stops reading must not hold a pooled connection (and a
+            # snapshot) for long: a minute without progress ends the export.
+            await asyncio.wait_for(queue.put(data), _COPY_STALL_S)
+
         async def copy() -> None:
             try:
                 async with self._connection("export feedback") as conn:
                     await conn.copy_from_query(
-                        query, *conditions.params, output=queue.put, timeout=_COPY_TIMEOUT_S
+                        query, *conditions.params, output=put, timeout=_COPY_TIMEOUT_S
                     )
             except asyncio.CancelledError:
                 raise
@@ -520,7 +526,10 @@ class PostgresFeedbackStore(ClosingContext):
                     yield pending[:end].replace(b"\\\\", b"\\")
                     pending = pending[end:]
             if failure:
-                raise failure[0]
+                error = failure[0]
+                if isinstance(error, FeedbackStorageError):
+                    raise error
+                raise self._error("export feedback", error) from error
         finally:
             if not task.done():
                 task.cancel()
@@ -591,6 +600,7 @@ class PostgresFeedbackStore(ClosingContext):
 
 _COPY_CHUNKS = 16
 _COPY_TIMEOUT_S = 24 * 3600.0  # an export as long as its reader takes, within a day
+_COPY_STALL_S = 60.0
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
