@@ -94,3 +94,22 @@ def test_serve_without_keys_refuses_to_start() -> None:
     assert result.exit_code == 2
     assert "server.api_keys" in result.output
     assert "--insecure-no-auth" in result.output
+
+
+@pytest.mark.parametrize(("args", "logged"), [([], False), (["--access-log"], True)])
+def test_serve_logs_each_request_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], logged: bool
+) -> None:
+    """Uvicorn's per-request access log is off unless --access-log is given."""
+    import uvicorn  # noqa: PLC0415
+
+    from ai_feedback import cli  # noqa: PLC0415
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr("ai_feedback.cli.signal.signal", lambda *a: None)
+    monkeypatch.setenv(cli.CONFIG_FILE_VARIABLE, "")
+    monkeypatch.setenv(cli.INSECURE_VARIABLE, "")
+    result = runner.invoke(app, ["serve", "--insecure-no-auth", *args])
+    assert result.exit_code == 0, result.output
+    assert seen["access_log"] is logged

@@ -117,7 +117,7 @@ async def _writer(config_path: Path | None) -> None:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
     config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8000,
@@ -127,6 +127,13 @@ def serve(
         typer.Option(
             "--insecure-no-auth",
             help="Serve without API keys (project 'default'): for a local trial only.",
+        ),
+    ] = False,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Log a line per request (off by default: /metrics counts requests).",
         ),
     ] = False,
 ) -> None:
@@ -162,6 +169,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         timeout_graceful_shutdown=int(FeedbackConfig.load(config).shutdown_timeout_seconds) + 5,
     )
 
