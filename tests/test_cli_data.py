@@ -172,7 +172,7 @@ def test_migrate_sqlite_reports_the_version(tmp_path: Path) -> None:
     """Migrate creates or upgrades the schema and prints its version; --target is checked."""
     result = runner.invoke(app, ["migrate", *_db(tmp_path)])
     assert result.exit_code == 0
-    assert "schema version 3" in result.stdout
+    assert "schema version 4" in result.stdout
     assert runner.invoke(app, ["migrate", "--target", "99", *_db(tmp_path)]).exit_code == 2
 
 

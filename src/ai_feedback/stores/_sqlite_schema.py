@@ -61,6 +61,19 @@ class Migration:
     statements: tuple[str, ...]
 
 
+HOUR_US = 3_600_000_000
+"""The rollup's bucket: one hour, in microseconds."""
+_BUCKET = f"created_at - ((created_at % {HOUR_US}) + {HOUR_US}) % {HOUR_US}"  # floor, also < 0
+_ROLLUP_KEY = (
+    f"{_BUCKET} AS bucket, coalesce(model, '') AS model, coalesce(provider, '') AS provider, "
+    "coalesce(owner_id, '') AS owner_id, feedback_type, coalesce(rating, 0) AS rating"
+)
+ROLLUP_OF_ITEMS_SQL = (
+    f"SELECT {_ROLLUP_KEY}, count(*) AS n "  # noqa: S608 - constant text
+    "FROM feedback {where}GROUP BY 1, 2, 3, 4, 5, 6"
+)
+"""The rollup rows of the items ``{where}`` selects (``WHERE ... `` with a trailing space)."""
+
 MIGRATIONS = (
     Migration(
         1,
@@ -127,6 +140,27 @@ MIGRATIONS = (
             "CREATE INDEX feedback_trace ON feedback (trace_id) WHERE trace_id IS NOT NULL",
         ),
     ),
+    Migration(
+        4,
+        "hourly rollup of counts per model, provider, owner, type and rating value",
+        (
+            # One row per hour bucket and (model, provider, owner, type, rating value): the
+            # statistics read whole buckets here and only the window's first partial hour
+            # from the items. '' stands for a missing model, provider or owner and 0 for
+            # the rating of other types, so that the key has no NULLs (upserts match).
+            """CREATE TABLE feedback_rollup (
+                bucket INTEGER NOT NULL,
+                model TEXT NOT NULL,
+                provider TEXT NOT NULL,
+                owner_id TEXT NOT NULL,
+                feedback_type TEXT NOT NULL,
+                rating REAL NOT NULL,
+                items INTEGER NOT NULL,
+                PRIMARY KEY (bucket, model, provider, owner_id, feedback_type, rating)
+            ) WITHOUT ROWID""",
+            f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(where='')}",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -177,6 +211,53 @@ STATS_SQL = {
 }
 """Like `AGGREGATE_SQL`, one row per (model, rating value): enough for the counts, the
 rating histogram (hence percentiles) and the per-model breakdown in one round trip."""
+_FILTERS = {
+    (model, provider, owner): (" AND model = ?" if model else "")
+    + (" AND provider = ?" if provider else "")
+    + (" AND owner_id = ?" if owner else "")
+    for model, provider, owner in itertools.product((False, True), repeat=3)
+}
+_WINDOW_ROWS = {
+    key: (
+        "SELECT nullif(model, '') AS model, "  # noqa: S608 - constant text
+        "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
+        f"feedback_type FROM feedback_rollup WHERE bucket >= ?{filters} "
+        "UNION ALL SELECT model, rating, 1, feedback_type FROM feedback "
+        f"WHERE created_at >= ? AND created_at < ?{filters}"
+    )
+    for key, filters in _FILTERS.items()
+}
+_ROLLUP_TYPE_TOTALS = ", ".join(
+    f"total(CASE WHEN feedback_type = '{t}' THEN n END)" for t in OTHER_TYPES
+)
+ROLLUP_AGGREGATE_SQL = {
+    key: "SELECT coalesce(sum(CASE WHEN rating IS NOT NULL THEN n END), 0), "  # noqa: S608
+    "total(rating * n) / sum(CASE WHEN rating IS NOT NULL THEN n END), "
+    f"{_ROLLUP_TYPE_TOTALS} FROM ({rows})"
+    for key, rows in _WINDOW_ROWS.items()
+}
+"""`AGGREGATE_SQL`'s row from the rollup's whole hours plus the items of the window's first,
+partial hour. Parameters: the first whole hour, the filters, the window's start, the first
+whole hour again, the filters again."""
+ROLLUP_STATS_SQL = {
+    key: f"SELECT model, rating, sum(n), total(rating * n), {_ROLLUP_TYPE_TOTALS} "  # noqa: S608
+    f"FROM ({rows}) GROUP BY model, rating"
+    for key, rows in _WINDOW_ROWS.items()
+}
+"""`STATS_SQL`'s rows from the rollup and the first partial hour (parameters as
+`ROLLUP_AGGREGATE_SQL`)."""
+ROLLUP_ADD_SQL = (
+    "INSERT INTO feedback_rollup VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT DO UPDATE SET items = items + excluded.items"
+)
+ROLLUP_REMOVE_SQL = (
+    "UPDATE feedback_rollup AS r SET items = r.items - d.n FROM ("  # noqa: S608
+    + ROLLUP_OF_ITEMS_SQL.format(where="WHERE id IN (SELECT id FROM temp.doomed) ")
+    + ") AS d WHERE r.bucket = d.bucket AND r.model = d.model AND r.provider = d.provider "
+    "AND r.owner_id = d.owner_id AND r.feedback_type = d.feedback_type AND r.rating = d.rating"
+)
+"""Take the items listed in ``temp.doomed`` out of the rollup (before they are deleted)."""
+
 _URI_PARAMETERS = frozenset(("mode", "cache", "immutable", "nolock", "vfs"))
 
 

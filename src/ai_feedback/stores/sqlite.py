@@ -65,6 +65,7 @@ from ai_feedback.stores._sqlite_schema import (
     FIND_BY_TYPE_SQL,
     GET_RAW_SQL,
     GET_SQL,
+    HOUR_US,
     INSERT_RAW_SQL,
     INSERT_SQL,
     ITEM_COLUMNS,
@@ -72,6 +73,10 @@ from ai_feedback.stores._sqlite_schema import (
     MIGRATIONS,
     OTHER_TYPES,
     PRAGMAS,
+    ROLLUP_ADD_SQL,
+    ROLLUP_AGGREGATE_SQL,
+    ROLLUP_REMOVE_SQL,
+    ROLLUP_STATS_SQL,
     STATS_SQL,
     Migration,
     apply_migrations,
@@ -287,7 +292,7 @@ class SQLiteFeedbackStore(ClosingContext):
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
-        sql, params = _window_query(AGGREGATE_SQL, window_hours, model, provider, owner_id)
+        sql, params = _window_query(ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id)
         [(ratings, average, *others)] = await self._fetch(sql, params)
         counts = {_RATING.value: ratings} | {
             t: int(n) for t, n in zip(OTHER_TYPES, others, strict=True)
@@ -305,7 +310,7 @@ class SQLiteFeedbackStore(ClosingContext):
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
         """
-        sql, params = _window_query(STATS_SQL, window_hours, model, provider, owner_id)
+        sql, params = _window_query(ROLLUP_STATS_SQL, window_hours, model, provider, owner_id)
         return _stats(
             await self._fetch(sql, params),
             window_hours=window_hours,
@@ -400,6 +405,8 @@ class SQLiteFeedbackStore(ClosingContext):
                 await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
                 await db.execute("DELETE FROM temp.doomed")
                 await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
+                await db.execute(ROLLUP_REMOVE_SQL)
+                await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
                 raw = await db.execute(
                     "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
                 )
@@ -440,18 +447,18 @@ class SQLiteFeedbackStore(ClosingContext):
             except FeedbackStorageError as exc:
                 return exc
             try:
-                if len(rows) == 1 and not raw_rows:  # one statement is its own transaction
-                    cursor = await db.execute(INSERT_SQL, rows[0])
-                    if cursor.rowcount < 1:
-                        return await _conflict(db, batch)
-                    return None
                 await db.execute("BEGIN IMMEDIATE")
                 cursor = await db.executemany(INSERT_SQL, rows)
                 if cursor.rowcount < len(rows):  # known ids: the same items, or conflicts
                     conflict = await _conflict(db, batch)
+                    await rollback(db)
                     if conflict is not None:
-                        await rollback(db)
                         return conflict
+                    # Only the rows not stored yet may enter the rollup: insert those alone.
+                    await db.execute("BEGIN IMMEDIATE")
+                    rows = await _new_rows(db, rows)
+                    await db.executemany(INSERT_SQL, rows)
+                await db.executemany(ROLLUP_ADD_SQL, _rollup(rows))
                 if raw_rows:
                     await db.executemany(INSERT_RAW_SQL, raw_rows)
                 await db.execute("COMMIT")
@@ -476,6 +483,39 @@ class SQLiteFeedbackStore(ClosingContext):
         }.get(code, "see the chained SQLite error")
         msg = f"Could not {action} in SQLite database {self._path!r}: {exc} ({hint})."
         return FeedbackStorageError(msg)
+
+
+async def _new_rows(db: aiosqlite.Connection, rows: list[_Row]) -> list[_Row]:
+    """
+    Return the rows whose id is not stored yet, the first of each repeated id.
+    """
+    unique = list({row[0]: row for row in reversed(rows)}.values())[::-1]
+    stored: set[str] = set()
+    for start in range(0, len(unique), _IDS_PER_QUERY):
+        chunk = [row[0] for row in unique[start : start + _IDS_PER_QUERY]]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT id FROM feedback WHERE id IN ({marks})"  # noqa: S608
+        stored.update(row[0] for row in await db.execute_fetchall(query, chunk))
+    return [row for row in unique if row[0] not in stored]
+
+
+def _rollup(rows: Sequence[_Row]) -> list[tuple[Any, ...]]:
+    """
+    Return the rollup increments of newly stored rows (`ROLLUP_ADD_SQL` parameters).
+    """
+    counts: dict[tuple[Any, ...], int] = {}
+    for row in rows:
+        created = row[11]
+        key = (
+            created - created % HOUR_US,  # floor, like the SQL's bucket
+            row[8] or "",
+            row[9] or "",
+            row[10] or "",
+            row[1],
+            row[3] if row[3] is not None else 0.0,
+        )
+        counts[key] = counts.get(key, 0) + 1
+    return [(*key, n) for key, n in counts.items()]
 
 
 async def _conflict(
@@ -506,7 +546,9 @@ def _window_query(
     since = math.ceil(cutoff(window_hours) * 1_000_000)
     model, provider = check_filters(model, provider)
     owner = None if owner_id is None else check_id("owner_id", owner_id)
-    params = [since, *(f for f in (model, provider, owner) if f is not None)]
+    filters = [f for f in (model, provider, owner) if f is not None]
+    whole = since - since % HOUR_US + (HOUR_US if since % HOUR_US else 0)  # first whole hour
+    params = [whole, *filters, since, whole, *filters]
     return queries[model is not None, provider is not None, owner is not None], params
 
 
