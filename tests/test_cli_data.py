@@ -188,7 +188,7 @@ def test_migrate_postgresql_uses_the_configured_schema(tmp_path: Path) -> None:
     try:
         result = runner.invoke(app, ["migrate", "--config", str(config)])
         assert result.exit_code == 0, result.output
-        assert "schema version 4" in result.stdout
+        assert "schema version 5" in result.stdout
     finally:
         asyncio.run(drop_schema(schema))
 

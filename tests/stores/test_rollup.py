@@ -12,17 +12,23 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from ai_feedback import FeedbackFilter, FeedbackItem, FeedbackStats, FeedbackType
+from ai_feedback.stores import _pg_schema as pg_sql
+from ai_feedback.stores import _sqlite_schema as sqlite_sql
+from ai_feedback.stores import postgres as pg_store
 from ai_feedback.stores import sqlite as sqlite_store
-from ai_feedback.stores._sqlite_schema import AGGREGATE_SQL, INSERT_SQL, STATS_SQL
-from ai_feedback.stores.sqlite import SQLiteFeedbackStore, migrate
+from ai_feedback.stores.postgres import PostgresFeedbackStore
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
+from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
 
 NOW = datetime(2026, 11, 30, 12, 34, 56, 789_012, tzinfo=UTC)
 WINDOWS = [0.01, 0.5, 1, 7.25, 24, 24 * 7, 24 * 30, 24 * 365]
@@ -57,9 +63,10 @@ def _items(n: int, seed: int = 7) -> list[FeedbackItem]:
 @pytest.fixture
 def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows end at NOW, for the store and for the reference alike."""
-    monkeypatch.setattr(
-        sqlite_store, "cutoff", lambda hours: (NOW - timedelta(hours=hours)).timestamp()
-    )
+    for module in (sqlite_store, pg_store):
+        monkeypatch.setattr(
+            module, "cutoff", lambda hours: (NOW - timedelta(hours=hours)).timestamp()
+        )
 
 
 def _filters() -> Iterator[dict[str, str]]:
@@ -73,18 +80,34 @@ def _filters() -> Iterator[dict[str, str]]:
                 }
 
 
-async def _reference(
-    store: SQLiteFeedbackStore, hours: float, **filters: str
-) -> tuple[FeedbackStats, Any]:
-    since = math.ceil((NOW - timedelta(hours=hours)).timestamp() * 1_000_000)
+async def _reference(store: Any, hours: float, **filters: str) -> tuple[FeedbackStats, Any]:
+    """The window's statistics and summary by the hand-written queries over the raw rows."""
+    start = NOW - timedelta(hours=hours)
     key = ("model" in filters, "provider" in filters, "owner_id" in filters)
-    params = [since, *(filters[k] for k in ("model", "provider", "owner_id") if k in filters)]
-    rows = await store._fetch(STATS_SQL[key], params)
-    stats = sqlite_store._stats(
-        rows, window_hours=hours, model=filters.get("model"), provider=filters.get("provider")
+    given = [filters[k] for k in ("model", "provider", "owner_id") if k in filters]
+    model, provider = filters.get("model"), filters.get("provider")
+    if isinstance(store, SQLiteFeedbackStore):
+        params = [math.ceil(start.timestamp() * 1_000_000), *given]
+        stats = sqlite_store._stats(
+            await store._fetch(sqlite_sql.STATS_SQL[key], params),
+            window_hours=hours,
+            model=model,
+            provider=provider,
+        )
+        [(ratings, average, *others)] = await store._fetch(sqlite_sql.AGGREGATE_SQL[key], params)
+        counts = {"rating": ratings} | {
+            t: int(n) for t, n in zip(sqlite_sql.OTHER_TYPES, others, strict=True)
+        }
+        return stats, (counts, average)
+    params = [datetime.fromtimestamp(start.timestamp(), UTC), *given]
+    stats = pg_store._stats(
+        await store._fetch(pg_sql.STATS_SQL[key], *params),
+        window_hours=hours,
+        model=model,
+        provider=provider,
     )
-    [aggregate] = await store._fetch(AGGREGATE_SQL[key], params)
-    return stats, aggregate
+    summary = pg_store._summary(await store._fetch(pg_sql.AGGREGATE_SQL[key], *params))
+    return stats, (summary.count_by_type, summary.average_rating)
 
 
 def _same(a: FeedbackStats, b: FeedbackStats) -> None:
@@ -110,25 +133,55 @@ def _same(a: FeedbackStats, b: FeedbackStats) -> None:
             assert math.isclose(row["average_rating"], other["average_rating"], rel_tol=1e-12)
 
 
-async def _check(store: SQLiteFeedbackStore) -> int:
+async def _check(store: Any) -> int:
     checked = 0
     for hours in WINDOWS:
         for filters in _filters():
-            expected, (ratings, average, *_) = await _reference(store, hours, **filters)
+            expected, (counts, average) = await _reference(store, hours, **filters)
             _same(await store.stats(window_hours=hours, **filters), expected)
             summary = await store.aggregate(window_hours=hours, **filters)
-            assert summary.count_by_type == expected.summary.count_by_type
-            assert summary.count_by_type["rating"] == ratings
+            assert summary.count_by_type == expected.summary.count_by_type == counts
+            assert (summary.average_rating is None) == (average is None)
             if average is not None:
                 assert math.isclose(summary.average_rating or 0, average, rel_tol=1e-12)
             checked += 1
     return checked
 
 
+@asynccontextmanager
+async def _store(backend: str, tmp_path: Path, *, version: int | None = None) -> AsyncIterator[Any]:
+    """A fresh store; with ``version``, first an older schema holding items saved raw."""
+    old_items = _items(800, seed=3)
+    if backend == "sqlite":
+        path = tmp_path / "r.db"
+        if version is not None:
+            assert await sqlite_store.migrate(path, target=version) == version
+            with sqlite3.connect(path) as db:
+                db.executemany(sqlite_sql.INSERT_SQL, sqlite_store._encode(old_items))
+        async with await SQLiteFeedbackStore.open(path) as store:
+            yield store
+        return
+    async with fresh_schema() as schema:
+        if version is not None:
+            assert await pg_store.migrate(POSTGRES_URL, schema=schema, target=version) == version
+            conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+            try:
+                await pg_store._init_connection(conn)
+                await conn.executemany(pg_sql.INSERT_SQL, pg_store._encode(old_items))
+            finally:
+                await conn.close()
+        async with await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema) as store:
+            yield store
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
 @pytest.mark.usefixtures("fixed_now")
-async def test_rollup_statistics_equal_the_raw_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_rollup_statistics_equal_the_raw_rows(backend: str, tmp_path: Path) -> None:
     """Every window and filter agrees with the raw query, through replays and deletions."""
-    async with await SQLiteFeedbackStore.open(tmp_path / "r.db") as store:
+    async with _store(backend, tmp_path) as store:
         items = _items(3000)
         for start in range(0, len(items), 250):
             assert (await store.save_many(items[start : start + 250])).is_ok()
@@ -139,6 +192,7 @@ async def test_rollup_statistics_equal_the_raw_rows(tmp_path: Path) -> None:
         assert (await store.save(items[5])).is_ok()
         fresh = _items(50, seed=99)
         assert (await store.save_many(fresh + fresh[:5] + items[:20])).is_ok()
+        assert (await store.save(_items(1, seed=5)[0])).is_ok()
         await _check(store)
 
         # Deletions by session, by owner and in retention batches keep the rollup exact.
@@ -146,17 +200,22 @@ async def test_rollup_statistics_equal_the_raw_rows(tmp_path: Path) -> None:
         await store.delete(FeedbackFilter(owner_id="o1", model="m2"))
         await store.delete(FeedbackFilter(until=NOW - timedelta(days=20)), limit=400)
         await _check(store)
-        rollup = await store._fetch("SELECT count(*) FROM feedback_rollup WHERE items <= 0", [])
-        assert rollup == [(0,)]
+        empty = await store._fetch(
+            "SELECT count(*) FROM feedback_rollup WHERE items <= 0",
+            *([[]] if backend == "sqlite" else []),
+        )
+        assert empty[0][0] == 0
 
 
 @pytest.mark.usefixtures("fixed_now")
-async def test_migrating_an_older_database_fills_the_rollup(tmp_path: Path) -> None:
-    """A version-3 database with items gets its rollup built by the migration."""
-    path = tmp_path / "old.db"
-    assert await migrate(path, target=3) == 3
-    rows = sqlite_store._encode(_items(800, seed=3))
-    with sqlite3.connect(path) as db:
-        db.executemany(INSERT_SQL, rows)
-    async with await SQLiteFeedbackStore.open(path) as store:  # migrates to the latest
+@pytest.mark.parametrize(
+    ("backend", "version"),
+    [("sqlite", 3), pytest.param("postgresql", 4, marks=pytest.mark.postgres)],
+)
+async def test_migrating_an_older_database_fills_the_rollup(
+    backend: str, version: int, tmp_path: Path
+) -> None:
+    """A database from before the rollup, with items, gets its rollup built by the migration."""
+    async with _store(backend, tmp_path, version=version) as store:
         await _check(store)
+        assert (await store.stats(window_hours=24 * 365)).summary.total_count == 800

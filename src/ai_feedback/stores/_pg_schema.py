@@ -69,6 +69,15 @@ class Migration:
     statements: tuple[str, ...]
 
 
+_BUCKET = "date_bin('1 hour', created_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+ROLLUP_OF_ITEMS_SQL = (
+    f"SELECT {_BUCKET} AS bucket, coalesce(model, '') AS model, "
+    "coalesce(provider, '') AS provider, coalesce(owner_id, '') AS owner_id, feedback_type, "
+    "coalesce(rating, 0) AS rating, count(*) AS n FROM {items} GROUP BY 1, 2, 3, 4, 5, 6"
+)
+"""The rollup rows of the rows of ``{items}`` (a table or a CTE with the item columns)."""
+_ROLLUP_KEY = "bucket, model, provider, owner_id, feedback_type, rating"
+
 MIGRATIONS = (
     Migration(
         1,
@@ -150,6 +159,27 @@ MIGRATIONS = (
             ),
         ),
     ),
+    Migration(
+        5,
+        "hourly rollup of counts per model, provider, owner, type and rating value",
+        (
+            # One row per hour and (model, provider, owner, type, rating value): statistics
+            # read whole hours here and only the window's first partial hour from the
+            # items. '' stands for a missing model, provider or owner and 0 for the rating
+            # of other types, so that the key has no NULLs (upserts match).
+            """CREATE TABLE feedback_rollup (
+                bucket timestamptz NOT NULL,
+                model text NOT NULL,
+                provider text NOT NULL,
+                owner_id text NOT NULL,
+                feedback_type text NOT NULL,
+                rating double precision NOT NULL,
+                items bigint NOT NULL,
+                PRIMARY KEY (bucket, model, provider, owner_id, feedback_type, rating)
+            )""",
+            f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(items='feedback')}",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 
@@ -181,8 +211,7 @@ _WRITE_LIST = ", ".join(WRITE_COLUMNS)
 _PLACEHOLDERS = ", ".join(f"${i}" for i in range(1, len(WRITE_COLUMNS) + 1))
 
 INSERT_SQL = (
-    f"INSERT INTO feedback ({_WRITE_LIST}) VALUES ({_PLACEHOLDERS}) "  # noqa: S608 - constant
-    "ON CONFLICT (id) DO NOTHING"
+    f"INSERT INTO feedback ({_WRITE_LIST}) VALUES ({_PLACEHOLDERS}) ON CONFLICT (id) DO NOTHING"
 )
 STAGING_TABLE = "feedback_staging"
 # One staging table per connection, created when the connection opens; ON COMMIT DELETE
@@ -192,23 +221,48 @@ CREATE_STAGING_SQL = f"""CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING_TABLE} (
     trace_id text, session_id text, model text, provider text, owner_id text,
     value json, context json, metadata json
 ) ON COMMIT DELETE ROWS"""
-MERGE_STAGED_SQL = (
-    f"INSERT INTO feedback ({_WRITE_LIST}) "  # noqa: S608 - constant text
-    f"SELECT {_WRITE_LIST} FROM pg_temp.{STAGING_TABLE} ON CONFLICT (id) DO NOTHING"
+_ROLL_UP_INSERTED = (
+    " RETURNING created_at, model, provider, owner_id, feedback_type, rating), "
+    f"rolled AS (INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(items='inserted')} "
+    f"ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET items = feedback_rollup.items + excluded.items) "
+    "SELECT count(*) FROM inserted"
 )
+MERGE_STAGED_SQL = (
+    f"WITH inserted AS (INSERT INTO feedback ({_WRITE_LIST}) "
+    f"SELECT {_WRITE_LIST} FROM pg_temp.{STAGING_TABLE} ON CONFLICT (id) DO NOTHING"
+    + _ROLL_UP_INSERTED
+)
+"""Move the staged rows into ``feedback`` and count the new ones into the rollup; returns
+how many were new (known ids are left alone, in the table and in the rollup)."""
+INSERT_ONE_SQL = (
+    f"WITH inserted AS (INSERT INTO feedback ({_WRITE_LIST}) VALUES ({_PLACEHOLDERS}) "
+    "ON CONFLICT (id) DO NOTHING" + _ROLL_UP_INSERTED
+)
+"""`INSERT_SQL` with the rollup, in one statement; returns 1 when the row was new."""
+DELETE_ITEMS_SQL = (
+    "WITH gone AS (DELETE FROM feedback WHERE id = ANY($1::text[]) "
+    "RETURNING created_at, model, provider, owner_id, feedback_type, rating), "
+    f"counted AS ({ROLLUP_OF_ITEMS_SQL.format(items='gone')}), "
+    "taken AS (UPDATE feedback_rollup AS r SET items = r.items - c.n FROM counted AS c "
+    "WHERE (r.bucket, r.model, r.provider, r.owner_id, r.feedback_type, r.rating) = "
+    "(c.bucket, c.model, c.provider, c.owner_id, c.feedback_type, c.rating)) "
+    "SELECT count(*) FROM gone"
+)
+"""Delete the items with the ids in $1 and take them out of the rollup; returns how many."""
+DROP_EMPTY_ROLLUP_SQL = "DELETE FROM feedback_rollup WHERE items <= 0"
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "
     "SELECT * FROM unnest($1::text[], $2::json[]) ON CONFLICT (item_id) DO NOTHING"
 )
 
 STAGED_CONFLICTS_SQL = (
-    f"SELECT s.id FROM pg_temp.{STAGING_TABLE} s JOIN feedback f ON f.id = s.id "  # noqa: S608
+    f"SELECT s.id FROM pg_temp.{STAGING_TABLE} s JOIN feedback f ON f.id = s.id "
     "WHERE f.feedback_type <> s.feedback_type OR f.value::jsonb <> s.value::jsonb "
     "OR f.context::jsonb <> s.context::jsonb OR f.metadata::jsonb <> s.metadata::jsonb"
 )
 """Staged rows whose id holds a different item (compared as JSON values)."""
 ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
-GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = $1"  # noqa: S608 - constant text
+GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = $1"
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = $1"
 # One JSON line per item, built by the server for COPY: the same bytes as
 # FeedbackItem.to_dict() through orjson (json columns hold orjson's text verbatim;
@@ -224,12 +278,11 @@ RAW_LINE_SQL = (
 )
 """The raw export's lines; ``{where}`` takes the conditions of `_Conditions`."""
 FIND_BY_SESSION_SQL = (
-    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = $1 "  # noqa: S608
-    "ORDER BY created_at DESC, id DESC"
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = $1 ORDER BY created_at DESC, id DESC"
 )
 """Parameters: session id. Uses ``feedback_session_created``."""
 FIND_BY_TYPE_SQL = (
-    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = $1 "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = $1 "
     "ORDER BY created_at DESC, id DESC LIMIT $2"
 )
 """Parameters: type value, limit. Uses ``feedback_type_created``."""
@@ -245,7 +298,7 @@ _FILTERS = {
     for model, provider, owner in itertools.product((False, True), repeat=3)
 }
 AGGREGATE_SQL: Mapping[tuple[bool, bool, bool], str] = {
-    key: "SELECT feedback_type, count(*), avg(rating) FROM feedback "  # noqa: S608
+    key: "SELECT feedback_type, count(*), avg(rating) FROM feedback "
     f"WHERE created_at >= $1{where} GROUP BY feedback_type"
     for key, where in _FILTERS.items()
 }
@@ -276,7 +329,7 @@ UNION ALL
 SELECT 'p' || p, NULL, NULL, min(rating)
 FROM ratings, unnest(ARRAY[0, 50, 90, 99, 100]) AS p
 WHERE upto >= greatest(ceil(p::float8 / 100 * total::float8), 1)
-GROUP BY p"""  # noqa: S608 - constant text
+GROUP BY p"""
     for key, where in _FILTERS.items()
 }
 """
@@ -289,6 +342,42 @@ at most one more than the distribution shows) and ``p0``, ``p50``, ``p90``, ``p9
 computed in float8 like ``_common.rating_stats`` does, so both agree to the last value.
 Parameters as for `AGGREGATE_SQL`.
 """
+
+
+def _window(key: tuple[bool, bool, bool]) -> str:
+    """
+    The window's rows as (type, model, rating, n), for the rollup queries.
+
+    Whole hours come from the rollup and the first partial hour from the items. $1 is
+    the window's start, then the filters, then the first whole hour.
+    """
+    where = _FILTERS[key]
+    whole = f"${2 + sum(key)}"
+    return (
+        "SELECT feedback_type, nullif(model, '') AS model, "
+        "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n "
+        f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
+        "UNION ALL SELECT feedback_type, model, rating, 1 FROM feedback "
+        f"WHERE created_at >= $1 AND created_at < {whole}{where}"
+    )
+
+
+_WEIGHTED_AVERAGE = "sum(rating * n) / nullif(sum(n) FILTER (WHERE rating IS NOT NULL), 0)"
+ROLLUP_AGGREGATE_SQL: Mapping[tuple[bool, bool, bool], str] = {
+    key: f"SELECT feedback_type, sum(n)::bigint, {_WEIGHTED_AVERAGE} "
+    f"FROM ({_window(key)}) AS w GROUP BY feedback_type"
+    for key in _FILTERS
+}
+"""`AGGREGATE_SQL`'s rows from the rollup (parameters as `_window`)."""
+ROLLUP_STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
+    key: STATS_SQL[key].replace(
+        "count(*) AS n, avg(rating) AS average\n    FROM feedback\n    WHERE created_at >= $1"
+        + where,
+        f"sum(n)::bigint AS n, {_WEIGHTED_AVERAGE} AS average\n    FROM ({_window(key)}) AS w",
+    )
+    for key, where in _FILTERS.items()
+}
+"""`STATS_SQL` over the rollup's window rows (parameters as `_window`)."""
 
 
 async def migrate(

@@ -69,8 +69,7 @@ _ROLLUP_KEY = (
     "coalesce(owner_id, '') AS owner_id, feedback_type, coalesce(rating, 0) AS rating"
 )
 ROLLUP_OF_ITEMS_SQL = (
-    f"SELECT {_ROLLUP_KEY}, count(*) AS n "  # noqa: S608 - constant text
-    "FROM feedback {where}GROUP BY 1, 2, 3, 4, 5, 6"
+    f"SELECT {_ROLLUP_KEY}, count(*) AS n FROM feedback {{where}}GROUP BY 1, 2, 3, 4, 5, 6"
 )
 """The rollup rows of the items ``{where}`` selects (``WHERE ... `` with a trailing space)."""
 
@@ -179,14 +178,13 @@ INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) VALUES (?, ?) ON CONFLICT (item_id) DO NOTHING"
 )
 ITEM_COLUMNS = "id, feedback_type, value, context, metadata, created_at"
-GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = ?"  # noqa: S608 - constant text
+GET_SQL = f"SELECT {ITEM_COLUMNS} FROM feedback WHERE id = ?"
 GET_RAW_SQL = "SELECT payload FROM raw_payload WHERE item_id = ?"
 FIND_BY_SESSION_SQL = (
-    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = ? "  # noqa: S608
-    "ORDER BY created_at DESC, id DESC"
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE session_id = ? ORDER BY created_at DESC, id DESC"
 )
 FIND_BY_TYPE_SQL = (
-    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = ? "  # noqa: S608
+    f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = ? "
     "ORDER BY created_at DESC, id DESC LIMIT ?"
 )
 _WHERE = {
@@ -198,14 +196,14 @@ _WHERE = {
 }
 _TYPE_TOTALS = ", ".join(f"total(feedback_type = '{t}')" for t in OTHER_TYPES)
 AGGREGATE_SQL = {
-    key: f"SELECT count(rating), avg(rating), {_TYPE_TOTALS} FROM feedback {where}"  # noqa: S608
+    key: f"SELECT count(rating), avg(rating), {_TYPE_TOTALS} FROM feedback {where}"
     for key, where in _WHERE.items()
 }
 """By (model given, provider given, owner given): one row, the rating count and mean, then
 a count per other type (in `OTHER_TYPES` order). Parameters: the window's start in
 microseconds, then the filters given."""
 STATS_SQL = {
-    key: f"SELECT model, rating, count(*), total(rating), {_TYPE_TOTALS} "  # noqa: S608
+    key: f"SELECT model, rating, count(*), total(rating), {_TYPE_TOTALS} "
     f"FROM feedback {where} GROUP BY model, rating"
     for key, where in _WHERE.items()
 }
@@ -219,7 +217,7 @@ _FILTERS = {
 }
 _WINDOW_ROWS = {
     key: (
-        "SELECT nullif(model, '') AS model, "  # noqa: S608 - constant text
+        "SELECT nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
         f"feedback_type FROM feedback_rollup WHERE bucket >= ?{filters} "
         "UNION ALL SELECT model, rating, 1, feedback_type FROM feedback "
@@ -231,7 +229,7 @@ _ROLLUP_TYPE_TOTALS = ", ".join(
     f"total(CASE WHEN feedback_type = '{t}' THEN n END)" for t in OTHER_TYPES
 )
 ROLLUP_AGGREGATE_SQL = {
-    key: "SELECT coalesce(sum(CASE WHEN rating IS NOT NULL THEN n END), 0), "  # noqa: S608
+    key: "SELECT coalesce(sum(CASE WHEN rating IS NOT NULL THEN n END), 0), "
     "total(rating * n) / sum(CASE WHEN rating IS NOT NULL THEN n END), "
     f"{_ROLLUP_TYPE_TOTALS} FROM ({rows})"
     for key, rows in _WINDOW_ROWS.items()
@@ -240,7 +238,7 @@ ROLLUP_AGGREGATE_SQL = {
 partial hour. Parameters: the first whole hour, the filters, the window's start, the first
 whole hour again, the filters again."""
 ROLLUP_STATS_SQL = {
-    key: f"SELECT model, rating, sum(n), total(rating * n), {_ROLLUP_TYPE_TOTALS} "  # noqa: S608
+    key: f"SELECT model, rating, sum(n), total(rating * n), {_ROLLUP_TYPE_TOTALS} "
     f"FROM ({rows}) GROUP BY model, rating"
     for key, rows in _WINDOW_ROWS.items()
 }
@@ -251,7 +249,7 @@ ROLLUP_ADD_SQL = (
     "ON CONFLICT DO UPDATE SET items = items + excluded.items"
 )
 ROLLUP_REMOVE_SQL = (
-    "UPDATE feedback_rollup AS r SET items = r.items - d.n FROM ("  # noqa: S608
+    "UPDATE feedback_rollup AS r SET items = r.items - d.n FROM ("
     + ROLLUP_OF_ITEMS_SQL.format(where="WHERE id IN (SELECT id FROM temp.doomed) ")
     + ") AS d WHERE r.bucket = d.bucket AND r.model = d.model AND r.provider = d.provider "
     "AND r.owner_id = d.owner_id AND r.feedback_type = d.feedback_type AND r.rating = d.rating"

@@ -26,7 +26,7 @@ import logging
 import sys
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -75,6 +75,8 @@ from ai_feedback.stores._pg_schema import (
     FIND_BY_TYPE_SQL,
     LATEST_VERSION,
     MIGRATIONS,
+    ROLLUP_AGGREGATE_SQL,
+    ROLLUP_STATS_SQL,
     STATS_SQL,
     Connection,
     Migration,
@@ -307,8 +309,7 @@ class PostgresFeedbackStore(ClosingContext):
         try:
             async with self._connection("save a batch of feedback") as conn:
                 if len(rows) == 1 and not raw:  # one statement is its own transaction
-                    status = await conn.execute(sql.INSERT_SQL, *rows[0])
-                    if _inserted(status) < 1:
+                    if await conn.fetchval(sql.INSERT_ONE_SQL, *rows[0]) < 1:
                         await _check_stored(conn, batch[0])
                 else:
                     async with conn.transaction():
@@ -318,8 +319,8 @@ class PostgresFeedbackStore(ClosingContext):
                             columns=sql.WRITE_COLUMNS,
                             records=rows,
                         )
-                        status = await conn.execute(sql.MERGE_STAGED_SQL)
-                        if _inserted(status) < len(rows):  # known ids: same items or not
+                        inserted = await conn.fetchval(sql.MERGE_STAGED_SQL)
+                        if inserted < len(rows):  # known ids: same items or not
                             clash = [r[0] for r in await conn.fetch(sql.STAGED_CONFLICTS_SQL)]
                             if clash:  # raised inside the transaction: it rolls back
                                 raise FeedbackConflictError(clash)
@@ -387,14 +388,8 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(AGGREGATE_SQL, window_hours, model, provider, owner_id)
-        counts = dict.fromkeys(_TYPE_OF, 0)
-        average = None
-        for kind, count, avg in await self._fetch(query, *params):
-            counts[kind] = count
-            if kind == _RATING.value:
-                average = avg
-        return FeedbackSummary(sum(counts.values()), average, counts)
+        query, params = _window_query(ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id)
+        return _summary(await self._fetch(query, *params))
 
     async def stats(
         self,
@@ -410,39 +405,9 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(STATS_SQL, window_hours, model, provider, owner_id)
-        counts = dict.fromkeys(_TYPE_OF, 0)
-        average = None
-        by_model: dict[str, dict[str, Any]] = {}
-        distribution: dict[str, int] = {}
-        ranks: dict[str, float] = {}
-        for part, key, count, value in await self._fetch(query, *params):
-            if part == "type":
-                counts[key] = count
-                average = value if key == _RATING.value else average
-            elif part == "model":
-                by_model[key] = {"count": count, "average_rating": value}
-            elif part == "rating":
-                distribution[str(number(value))] = count
-            else:
-                ranks[part] = number(value)
-        summary = FeedbackSummary(sum(counts.values()), average, counts)
-        if not ranks:
-            return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
-        return FeedbackStats(
-            summary,
-            window_hours,
-            model,
-            provider,
-            rating_count=counts[_RATING.value],
-            rating_min=ranks["p0"],
-            rating_max=ranks["p100"],
-            rating_percentiles={name: ranks[name] for name in _PERCENTILES},
-            rating_distribution=(
-                distribution if len(distribution) <= DISTRIBUTION_MAX_VALUES else None
-            ),
-            by_model=by_model,
-        )
+        query, params = _window_query(ROLLUP_STATS_SQL, window_hours, model, provider, owner_id)
+        rows = await self._fetch(query, *params)
+        return _stats(rows, window_hours=window_hours, model=model, provider=provider)
 
     async def query(
         self,
@@ -556,8 +521,9 @@ class PostgresFeedbackStore(ClosingContext):
         async with self._connection("delete feedback") as conn, conn.transaction():
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
             raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
-            items = await conn.execute("DELETE FROM feedback WHERE id = ANY($1::text[])", ids)
-        return Deleted(items=_affected(items), raw_payloads=_affected(raw))
+            items = await conn.fetchval(sql.DELETE_ITEMS_SQL, ids)
+            await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
+        return Deleted(items=int(items), raw_payloads=_affected(raw))
 
     @contextlib.asynccontextmanager
     async def _connection(self, action: str) -> AsyncIterator[Connection]:
@@ -735,6 +701,63 @@ def _decode(row: asyncpg.Record) -> FeedbackItem:
     return trusted_item(_TYPE_OF[kind], value, context, metadata, item_id, created_at)
 
 
+def _summary(rows: Iterable[asyncpg.Record]) -> FeedbackSummary:
+    """
+    Build the `FeedbackSummary` of `AGGREGATE_SQL` (or `ROLLUP_AGGREGATE_SQL`) rows.
+    """
+    counts = dict.fromkeys(_TYPE_OF, 0)
+    average = None
+    for kind, count, avg in rows:
+        counts[kind] = count
+        if kind == _RATING.value:
+            average = avg
+    return FeedbackSummary(sum(counts.values()), average, counts)
+
+
+def _stats(
+    rows: Iterable[asyncpg.Record],
+    *,
+    window_hours: float,
+    model: str | None,
+    provider: str | None,
+) -> FeedbackStats:
+    """
+    Build `FeedbackStats` from `STATS_SQL` (or `ROLLUP_STATS_SQL`) rows.
+    """
+    counts = dict.fromkeys(_TYPE_OF, 0)
+    average = None
+    by_model: dict[str, dict[str, Any]] = {}
+    distribution: dict[str, int] = {}
+    ranks: dict[str, float] = {}
+    for part, key, count, value in rows:
+        if part == "type":
+            counts[key] = count
+            average = value if key == _RATING.value else average
+        elif part == "model":
+            by_model[key] = {"count": count, "average_rating": value}
+        elif part == "rating":
+            distribution[str(number(value))] = count
+        else:
+            ranks[part] = number(value)
+    summary = FeedbackSummary(sum(counts.values()), average, counts)
+    if not ranks:
+        return FeedbackStats(summary, window_hours, model, provider, by_model=by_model)
+    return FeedbackStats(
+        summary,
+        window_hours,
+        model,
+        provider,
+        rating_count=counts[_RATING.value],
+        rating_min=ranks["p0"],
+        rating_max=ranks["p100"],
+        rating_percentiles={name: ranks[name] for name in _PERCENTILES},
+        rating_distribution=(
+            distribution if len(distribution) <= DISTRIBUTION_MAX_VALUES else None
+        ),
+        by_model=by_model,
+    )
+
+
 def _window_query(
     queries: Mapping[tuple[bool, bool, bool], str],
     window_hours: float,
@@ -745,7 +768,9 @@ def _window_query(
     since = datetime.fromtimestamp(cutoff(window_hours), UTC)
     model, provider = check_filters(model, provider)
     owner = None if owner_id is None else check_id("owner_id", owner_id)
-    params = [since, *(f for f in (model, provider, owner) if f is not None)]
+    start = since.replace(minute=0, second=0, microsecond=0)
+    whole = start if start == since else start + timedelta(hours=1)  # the first whole hour
+    params = [since, *(f for f in (model, provider, owner) if f is not None), whole]
     return queries[model is not None, provider is not None, owner is not None], params
 
 
