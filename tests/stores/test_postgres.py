@@ -26,6 +26,7 @@ from ai_feedback import (
     Ok,
 )
 from ai_feedback.stores import _pg_schema, postgres
+from ai_feedback.stores._pg_schema import ROLLUP_AGGREGATE_SQL
 from ai_feedback.stores.postgres import (
     AGGREGATE_SQL,
     FIND_BY_SESSION_SQL,
@@ -432,6 +433,12 @@ async def test_queries_use_their_indexes(
         plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {sql}", *params))
         assert re.search(rf"Scan (Backward )?(using|on) {index}\b", plan), plan
         assert "Seq Scan" not in plan, plan
+    # What the store runs: the rollup plus the window's first partial hour, by index.
+    whole = since.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    query = ROLLUP_AGGREGATE_SQL[True, False, False]
+    plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {query}", since, "model-3", whole))
+    assert re.search(r"Index Only Scan using feedback_model_created on feedback\b", plan), plan
+    assert not re.search(r"Seq Scan on feedback\b(?!_rollup)", plan), plan
     assert len(await pg.find_by_session("session-42")) == 10
 
 

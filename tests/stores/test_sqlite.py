@@ -25,6 +25,7 @@ from ai_feedback import (
     Ok,
 )
 from ai_feedback.stores import sqlite as sqlite_store
+from ai_feedback.stores._sqlite_schema import ROLLUP_AGGREGATE_SQL, ROLLUP_STATS_SQL
 from ai_feedback.stores.sqlite import (
     AGGREGATE_SQL,
     FIND_BY_SESSION_SQL,
@@ -576,3 +577,14 @@ async def test_queries_use_their_indexes(store: SQLiteFeedbackStore) -> None:
         )
         everything = _plan(path, queries[False, False, False], (since,))
         assert "COVERING INDEX feedback_created (created_at>?)" in everything
+    # What the store runs: the rollup by its key (bucket first), the first hour by index.
+    for queries in (ROLLUP_AGGREGATE_SQL, ROLLUP_STATS_SQL):
+        by_model = _plan(path, queries[True, False, False], (since, "m", since, since, "m"))
+        assert "SEARCH feedback_rollup USING PRIMARY KEY (bucket>?)" in by_model
+        assert (
+            "COVERING INDEX feedback_model_created (model=? AND created_at>? AND created_at<?)"
+            in by_model
+        )
+        everything = _plan(path, queries[False, False, False], (since, since, since))
+        assert "COVERING INDEX feedback_created (created_at>? AND created_at<?)" in everything
+        assert "SCAN feedback " not in everything + " "
