@@ -273,6 +273,7 @@ async def overview(request: Request) -> Response:
         distribution=distribution,
         models=models,
         windows=WINDOWS,
+        bucket_param=request.query_params.get("bucket", ""),
         sorts=SORTS,
         # "<" escaped: the JSON sits in a <script> element.
         chart_json=orjson.dumps(chart).decode().replace("<", "\\u003c"),

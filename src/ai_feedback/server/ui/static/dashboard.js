@@ -47,6 +47,11 @@
         },
       },
     });
+    // The chart now shows the numbers: fold their table away (it opens with a click).
+    var numbers = document.getElementById("series-numbers");
+    if (numbers) {
+      numbers.open = false;
+    }
   }
 
   var distribution = document.getElementById("distribution-chart");
