@@ -12,6 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ai_feedback import FeedbackConfig
+from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app
 from tests.server.conftest import SECRETS, key, server_config
 from tests.server.dashboard_data import flatten, payloads, seed
@@ -281,3 +282,17 @@ def test_the_key_is_checked_on_every_request(tmp_path: Path) -> None:
     with TestClient(create_app(server_config(tmp_path))) as client:
         client.cookies.set("ai_feedback_key", "old-secret")
         assert client.get("/ui", follow_redirects=False).status_code == 303
+
+
+async def test_the_demo_data_shows_in_a_service_without_keys() -> None:
+    """After ai-feedback demo, a service on its file without keys shows its items at /ui."""
+    stats = await run_demo()
+    config = FeedbackConfig(store="sqlite", database_url="sqlite:///./ai_feedback_demo.db")
+    with TestClient(create_app(config, insecure_no_auth=True)) as client:
+        page = client.get("/ui")
+        listing = client.get("/ui/feedback?type=correction")
+    assert page.status_code == 200
+    shown = _stats_on_page(page.text)
+    assert shown["total_count"] == str(stats["total_count"]) == "7"
+    assert shown["average_rating"] == str(stats["average_rating"])
+    assert "Canberra" in listing.text
