@@ -131,7 +131,8 @@ def test_overview_filters_list_detail_and_logout(watched: _Watched, site: str) -
     assert page.evaluate("Chart.getChart('series-chart') !== undefined")
     assert page.evaluate("Chart.getChart('distribution-chart') !== undefined")
     _assert_matches_api(page, site, {})
-    page.screenshot(path=SHOTS / "overview.png", full_page=True)
+    page.screenshot(path=SHOTS / "overview.png")  # docs/dashboard-overview.png is one
+    page.screenshot(path=SHOTS / "overview-full.png", full_page=True)
 
     page.get_by_label("Time range").select_option("168")
     page.get_by_label("Model", exact=True).fill("gpt-4o")
