@@ -241,6 +241,7 @@ def test_static_files_are_cached_and_pages_are_not(seeded: TestClient) -> None:
     assert page.headers["cache-control"] == "no-store"
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "http" not in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
 
 
 def test_pages_load_nothing_from_other_hosts(seeded: TestClient) -> None:

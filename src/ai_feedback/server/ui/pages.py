@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ai_feedback._models import FeedbackItem, FeedbackType
 from ai_feedback.export._mapping import captured_input, captured_output
 from ai_feedback.server.auth import Principal
+from ai_feedback.server.errors import ApiError
 from ai_feedback.server.native import encode_cursor
 from ai_feedback.server.service import service
 from ai_feedback.server.ui.login import forget, from_other_origin, remember, viewer, visitor
@@ -50,7 +51,7 @@ _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".md": "text/plai
 _SECURITY_HEADERS = {
     # Everything comes from this service: no outside host, no inline script.
     "content-security-policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
     ),
     "x-content-type-options": "nosniff",
@@ -192,7 +193,7 @@ async def login(request: Request) -> Response:
     if principal is None:
         try:
             known = auth.principal({"x-api-key": secret})
-        except Exception:  # noqa: BLE001 - any refusal means a wrong key here
+        except ApiError:
             known = None
         why = (
             "This key lacks the read scope."
