@@ -744,7 +744,8 @@ class FeedbackCollector:
         except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
             await self._fail_sync(FeedbackFailed(item, "processing", exc, 0))
             raise
-        await self.events.publish(FeedbackProcessed(item, processor))
+        if self.events.has_subscribers(FeedbackProcessed):
+            await self.events.publish(FeedbackProcessed(item, processor))
         raws = {item.id: raw_copy} if self._config.store_raw_payloads else None
         error = await write_items(self._store, [item], raws, self._checked)
         if error is not None:
@@ -753,7 +754,8 @@ class FeedbackCollector:
                 raise error
             msg = f"The store refused feedback {item.id!r}: {error}"
             raise FeedbackStorageError(msg) from error
-        await self.events.publish(FeedbackStored(item))
+        if self.events.has_subscribers(FeedbackStored):
+            await self.events.publish(FeedbackStored(item))
 
     async def _fail_sync(self, event: FeedbackFailed) -> None:
         self._sync_failures.append(event)
