@@ -54,7 +54,7 @@ def _request(path: str, body: bytes) -> bytes:
 
 async def _start(args: list[str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_FEEDBACK")}
-    process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own commands
+    process = subprocess.Popen(  # noqa: ASYNC220 - our own commands
         [sys.executable, "-m", *args],
         cwd=cwd,
         env=env,

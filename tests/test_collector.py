@@ -394,3 +394,49 @@ async def test_submit_payloads_reports_each_payload(async_processing: bool) -> N
     with pytest.raises(FeedbackValidationError, match="'payloads'"):
         await collector.submit_payloads("not a list")  # type: ignore[arg-type]
     await collector.aclose()
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_the_callers_dicts_never_reach_the_stored_item(async_processing: bool) -> None:
+    """Items are copied once, when built: changing the caller's dicts later changes nothing."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=async_processing))
+    context: dict[str, Any] = {"model": "m", "tags": ["a"]}
+    metadata: dict[str, Any] = {"source": "ui", "nested": {"k": 1}}
+    item_id = await collector.collect_rating(3, context=context, metadata=metadata)
+    await collector.flush()
+    context["tags"].append("b")
+    context["model"] = "other"
+    metadata["nested"]["k"] = 2
+    stored = await store.get(item_id)
+    assert stored is not None
+    assert stored.context == {"model": "m", "tags": ["a"]}
+    assert stored.metadata == {"source": "ui", "nested": {"k": 1}}
+    await collector.aclose()
+
+
+async def test_a_store_with_stricter_limits_still_checks_what_the_collector_built() -> None:
+    """The store skips its own check only for items checked against its very limits."""
+    store = MemoryFeedbackStore(limits=FeedbackConfig(max_payload_chars=40).limits)
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+    with pytest.raises(FeedbackTooLargeError) as raised:
+        await collector.collect_rating(3, metadata={"note": "x" * 60})
+    assert raised.value.field == "metadata"
+    assert await store.aggregate(window_hours=24) == FeedbackSummary(
+        0, None, {t.value: 0 for t in FeedbackType}
+    )
+    await collector.collect_rating(3, metadata={"note": "short"})
+    assert (await store.aggregate(window_hours=24)).total_count == 1
+
+
+async def test_items_a_step_replaced_are_checked_against_the_limits_again() -> None:
+    """A step that enlarges an item past the limits fails it; nothing over the limit is stored."""
+    store = MemoryFeedbackStore()
+    config = FeedbackConfig(async_processing=False, max_payload_chars=100)
+    collector = FeedbackCollector(store, config)
+    collector.pipeline.add_step(
+        lambda item: item.replace(metadata={"blob": "y" * 200}), name="enlarge"
+    )
+    with pytest.raises(FeedbackTooLargeError):
+        await collector.collect_rating(4)
+    assert (await store.aggregate(window_hours=24)).total_count == 0

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeAlias
 
 from ai_feedback._validation import (
     DEFAULT_LIMITS,
+    MAX_ID_LENGTH,
     JSONValue,
     Limits,
     check_id,
@@ -247,11 +248,20 @@ class FeedbackItem:
         elif self.feedback_type is FeedbackType.LABEL:
             check_text("value.label", self.value["label"], limits=limits)
             check_payload_size("value.input", self.value.get("input"), limits=limits)
-        comment = self.context.get("comment")
-        if isinstance(comment, str):
-            check_text("comment", comment, limits=limits, allow_blank=True)
-        check_payload_size("context", self.context, limits=limits)
-        check_payload_size("metadata", self.metadata, limits=limits)
+        check_payload_limits(self.context, self.metadata, limits)
+
+
+def check_payload_limits(
+    context: Mapping[str, Any], metadata: Mapping[str, Any], limits: Limits
+) -> None:
+    """
+    Raise `FeedbackTooLargeError` when the comment, context or metadata exceeds ``limits``.
+    """
+    comment = context.get("comment")
+    if isinstance(comment, str):
+        check_text("comment", comment, limits=limits, allow_blank=True)
+    check_payload_size("context", context, limits=limits)
+    check_payload_size("metadata", metadata, limits=limits)
 
 
 def trusted_item(  # noqa: PLR0917 - mirrors the field order
@@ -686,25 +696,33 @@ def checked_item(  # noqa: PLR0917 - mirrors the field order, like trusted_item
     metadata: Mapping[str, Any],
     item_id: str | None = None,
     created_at: datetime | None = None,
+    *,
+    copied: bool = False,
 ) -> FeedbackItem:
     """
     Build an item whose ``value``, ``item_id`` and ``created_at`` the caller validated.
 
     ``context`` and ``metadata`` are validated and copied here, once (the constructor
-    would check everything again).
+    would check everything again); with ``copied``, they are copies `json_copy` made
+    and only the indexed context keys are checked.
 
     Raises:
         FeedbackValidationError: ``context`` or ``metadata`` breaks a rule.
     """
-    context = _check_dict("context", context)
+    if not copied:
+        context = _check_dict("context", context)
+        metadata = _check_dict("metadata", metadata)
     for key in INDEXED_CONTEXT_KEYS:
         if key in context:
-            check_id(f"context.{key}", context[key])
+            found = context[key]
+            # json_copy refused bad characters already; the rest of check_id, inline.
+            if type(found) is not str or len(found) > MAX_ID_LENGTH or not found.strip():
+                check_id(f"context.{key}", found)
     return trusted_item(
         kind,
         value,
-        context,
-        _check_dict("metadata", metadata),
+        context,  # type: ignore[arg-type]
+        metadata,  # type: ignore[arg-type]
         item_id if item_id is not None else new_id(),
         created_at if created_at is not None else _now(),
     )

@@ -149,7 +149,7 @@ def string_problem(value: str) -> str:
     return ""
 
 
-def _fast_copy(value: object, depth: int) -> Any:  # noqa: ANN401, C901 - one flat type dispatch
+def _fast_copy(value: object, depth: int) -> Any:  # noqa: ANN401, C901, PLR0912 - one type dispatch
     kind = type(value)
     if kind is str:
         if string_problem(value):  # type: ignore[arg-type]
@@ -172,7 +172,10 @@ def _fast_copy(value: object, depth: int) -> Any:  # noqa: ANN401, C901 - one fl
         for key, item in value.items():  # type: ignore[attr-defined]
             if type(key) is not str or string_problem(key):
                 raise _NotPlainJSON
-            out[key] = _fast_copy(item, depth + 1)
+            if type(item) is str and "\x00" not in item and item.isascii():
+                out[key] = item  # the usual flat string value, without a call
+            else:
+                out[key] = _fast_copy(item, depth + 1)
         return out
     if kind is list or kind is tuple:
         return [_fast_copy(item, depth + 1) for item in value]  # type: ignore[attr-defined]

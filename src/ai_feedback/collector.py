@@ -27,6 +27,7 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackType,
     WriterStatus,
+    check_payload_limits,
     check_timestamp,
     checked_item,
     coerce_type,
@@ -129,6 +130,9 @@ class FeedbackCollector:
                 max_chars=config.capture_max_chars,
             )
         )
+        # Items are checked against these limits when built (and after the steps, against
+        # the pipeline's): the library's stores need not check them again.
+        self._checked = self._limits if self.pipeline.limits == self._limits else None
         self._writer: BatchWriter | None = None
         if config.async_processing:
             self._writer = BatchWriter(
@@ -146,6 +150,7 @@ class FeedbackCollector:
                     store_raw_payloads=config.store_raw_payloads,
                     shutdown_timeout=config.shutdown_timeout_seconds,
                     run_writer=config.run_writer,
+                    checked=self._checked,
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
@@ -246,8 +251,12 @@ class FeedbackCollector:
         """
         if not isinstance(trace_id, str):
             check_id("trace_id", trace_id)  # a missing trace id is an error here
-        raw = {"trace_id": trace_id, "score": score, "comment": comment, "metadata": metadata}
-        await self._collect(FeedbackType.RATING, raw, raw)
+        item = self._rating(score, trace_id, comment, None, metadata)
+        key = self.pipeline.resolve_processor(None, item)
+        raw = None
+        if self._config.store_raw_payloads:
+            raw = {"trace_id": trace_id, "score": score, "comment": comment, "metadata": metadata}
+        await self._accept(item, key, raw)
 
     async def collect_rating(
         self,
@@ -264,15 +273,22 @@ class FeedbackCollector:
 
         ``trace_id`` and ``comment`` go into the context as with `submit_feedback`.
         """
-        args = {
-            "score": score,
-            "trace_id": trace_id,
-            "comment": comment,
-            "context": context,
-            "metadata": metadata,
-            "processor": processor,
-        }
-        return await self._collect(FeedbackType.RATING, args, args)
+        item = self._rating(score, trace_id, comment, context, metadata)
+        key = self.pipeline.resolve_processor(
+            None if processor is None else check_id("processor", processor), item
+        )
+        raw = None
+        if self._config.store_raw_payloads:
+            raw = {
+                "score": score,
+                "trace_id": trace_id,
+                "comment": comment,
+                "context": context,
+                "metadata": metadata,
+                "processor": processor,
+            }
+        await self._accept(item, key, raw)
+        return item.id
 
     async def collect_text(
         self,
@@ -627,22 +643,66 @@ class FeedbackCollector:
         """
         Validate the arguments of one submission; return the item and its processor key.
         """
+        if kind is FeedbackType.RATING:
+            item = self._rating(
+                args.get("score"),
+                args.get("trace_id"),
+                args.get("comment"),
+                args.get("context"),
+                args.get("metadata"),
+                **_identity(args),
+            )
+        else:
+            item = self._other(kind, args)
+        processor = args.get("processor")
+        key = self.pipeline.resolve_processor(
+            None if processor is None else check_id("processor", processor), item
+        )
+        return item, key
+
+    def _rating(  # noqa: PLR0917 - the arguments of collect_rating
+        self,
+        score: object,
+        trace_id: object,
+        comment: object,
+        context: object,
+        metadata: object,
+        item_id: str | None = None,
+        created_at: datetime | None = None,
+    ) -> FeedbackItem:
+        """
+        Validate and copy the arguments of a rating, once; return the item.
+        """
+        context_copy = self._payload("context", context)
+        metadata_copy = self._payload("metadata", metadata)
+        limits = self._limits
+        value = check_score("score", score)
+        if trace_id is not None:
+            context_copy["trace_id"] = check_id("trace_id", trace_id)
+        if comment is not None:
+            text = check_text("comment", comment, limits=limits, allow_blank=True)
+            if text.strip():
+                context_copy["comment"] = text
+        if metadata_copy:
+            for key in _CONTEXT_FROM_METADATA:
+                if key in metadata_copy and key not in context_copy:
+                    context_copy[key] = check_id(f"metadata.{key}", metadata_copy[key])
+        kind = FeedbackType.RATING
+        item = checked_item(
+            kind, value, context_copy, metadata_copy, item_id, created_at, copied=True
+        )
+        check_payload_limits(item.context, item.metadata, limits)
+        return item
+
+    def _other(self, kind: FeedbackType, args: Mapping[str, Any]) -> FeedbackItem:
+        """
+        Validate and copy the arguments of text, correction or label feedback, once.
+        """
         context = self._payload("context", args.get("context"))
         metadata = self._payload("metadata", args.get("metadata"))
         limits = self._limits
-        if kind is FeedbackType.RATING:
-            value: object = check_score("score", args.get("score"))
-            if args.get("trace_id") is not None:
-                context["trace_id"] = check_id("trace_id", args["trace_id"])
-            comment = args.get("comment")
-            if comment is not None:
-                check_text("comment", comment, limits=limits, allow_blank=True)
-                if comment.strip():
-                    context["comment"] = comment
-            for key in _CONTEXT_FROM_METADATA:
-                if key in metadata and key not in context:
-                    context[key] = check_id(f"metadata.{key}", metadata[key])
-        elif kind is FeedbackType.TEXT:
+        value: object
+        if kind is FeedbackType.TEXT:
             value = check_text("text", args.get("text"), limits=limits)
         elif kind is FeedbackType.CORRECTION:
             value = {
@@ -653,27 +713,29 @@ class FeedbackCollector:
             data = json_copy("input_data", args.get("input"))
             check_payload_size("input_data", data, limits=limits)
             value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
-        item = checked_item(kind, value, context, metadata, **_identity(args))
-        item.check_limits(limits)
-        processor = args.get("processor")
-        key = self.pipeline.resolve_processor(
-            None if processor is None else check_id("processor", processor), item
-        )
-        return item, key
+        item = checked_item(kind, value, context, metadata, **_identity(args), copied=True)
+        # The value's texts were checked against the limits above; the payloads now.
+        check_payload_limits(item.context, item.metadata, limits)
+        return item
 
     def _payload(self, field: str, value: object) -> dict[str, Any]:
+        """
+        Return a checked deep copy of the dict ``value`` (None is an empty dict).
+        """
         if value is None:
             return {}
         if not isinstance(value, Mapping):
             raise FeedbackValidationError(field, "must be a dict", value)
-        return dict(value)
+        copied: dict[str, Any] = json_copy(field, value)
+        return copied
 
     async def _accept(self, item: FeedbackItem, processor: str, raw: Any) -> None:  # noqa: ANN401
         if not self._config.enabled:
             return
         item = self._join_capture(item)
         raw_copy = json_copy("raw_payload", raw) if self._config.store_raw_payloads else None
-        await self.events.publish(FeedbackSubmitted(item, raw_copy))
+        if self.events.has_subscribers(FeedbackSubmitted):
+            await self.events.publish(FeedbackSubmitted(item, raw_copy))
         if self._writer is not None:
             await self._writer.put(Entry(item, processor, raw_copy))
             return
@@ -682,16 +744,18 @@ class FeedbackCollector:
         except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
             await self._fail_sync(FeedbackFailed(item, "processing", exc, 0))
             raise
-        await self.events.publish(FeedbackProcessed(item, processor))
+        if self.events.has_subscribers(FeedbackProcessed):
+            await self.events.publish(FeedbackProcessed(item, processor))
         raws = {item.id: raw_copy} if self._config.store_raw_payloads else None
-        error = await write_items(self._store, [item], raws)
+        error = await write_items(self._store, [item], raws, self._checked)
         if error is not None:
             await self._fail_sync(FeedbackFailed(item, "storage", error, 1))
             if isinstance(error, FeedbackError):
                 raise error
             msg = f"The store refused feedback {item.id!r}: {error}"
             raise FeedbackStorageError(msg) from error
-        await self.events.publish(FeedbackStored(item))
+        if self.events.has_subscribers(FeedbackStored):
+            await self.events.publish(FeedbackStored(item))
 
     async def _fail_sync(self, event: FeedbackFailed) -> None:
         self._sync_failures.append(event)

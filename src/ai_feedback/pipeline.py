@@ -53,6 +53,10 @@ def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+# The built-in processors of these types return every item of their type unchanged.
+_UNCHANGED_KINDS = frozenset({FeedbackType.RATING, FeedbackType.CORRECTION})
+
+
 class _BuiltinProcessor:
     """
     The default processor of one type: checks the type and normalizes text.
@@ -63,6 +67,12 @@ class _BuiltinProcessor:
 
     def __repr__(self) -> str:
         return f"<builtin {self.kind.value} processor>"
+
+    def keeps(self, item: FeedbackItem) -> bool:
+        """
+        Return whether this processor would return ``item`` itself, unchanged.
+        """
+        return item.feedback_type is self.kind and self.kind in _UNCHANGED_KINDS
 
     def __call__(self, item: FeedbackItem) -> FeedbackItem:
         if item.feedback_type is not self.kind:
@@ -147,6 +157,13 @@ class Pipeline:
         self._steps: list[tuple[str, Step]] = []
         self._limits = limits
 
+    @property
+    def limits(self) -> Limits:
+        """
+        The size limits re-checked after the steps.
+        """
+        return self._limits
+
     def __repr__(self) -> str:
         return f"<Pipeline steps={[name for name, _ in self._steps]} {self.processors!r}>"
 
@@ -211,8 +228,11 @@ class Pipeline:
             FeedbackProcessingError: The processor or a step raised, or returned
                 something other than the same item.
         """
+        chosen = self.processors.get(processor)
+        if not self._steps and type(chosen) is _BuiltinProcessor and chosen.keeps(item):
+            return item  # the common case: nothing would change the item
         original = item
-        item = await _call(f"processor {processor!r}", self.processors.get(processor), item)
+        item = await _call(f"processor {processor!r}", chosen, item)
         for name, step in self._steps:
             item = await _call(name, step, item)
         if item is not original:  # the caller already checked the item it submitted
