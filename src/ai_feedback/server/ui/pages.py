@@ -31,7 +31,14 @@ from ai_feedback.server.auth import Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.native import encode_cursor
 from ai_feedback.server.service import service
-from ai_feedback.server.ui.login import forget, from_other_origin, remember, viewer, visitor
+from ai_feedback.server.ui.login import (
+    COOKIE,
+    forget,
+    from_other_origin,
+    remember,
+    viewer,
+    visitor,
+)
 from ai_feedback.server.ui.params import (
     SORTS,
     TYPES,
@@ -118,7 +125,7 @@ def _page(
         .get_template(template)
         .render(
             principal=principal,
-            signed_in=request.cookies.get("ai_feedback_key") is not None,
+            signed_in=request.cookies.get(COOKIE) is not None,
             path=request.url.path,
             version=version("ai-feedback"),
             **values,
@@ -170,7 +177,7 @@ async def login_form(request: Request) -> Response:
     """
     The login form (or the overview, when the cookie is already good).
     """
-    if viewer(request) is not None and request.cookies.get("ai_feedback_key"):
+    if viewer(request) is not None and request.cookies.get(COOKIE):
         return RedirectResponse("/ui", status_code=303)
     return _login_page(request)
 
