@@ -164,6 +164,8 @@ def test_projects_are_kept_apart(seeded: TestClient) -> None:
     other = seeded.get(f"/ui/feedback/{b_id}")
     assert other.status_code == 404
     assert "secret-model-b" not in other.text
+    for bad in ("%00", "x" * 300):  # ids no item can have: not found either
+        assert seeded.get(f"/ui/feedback/{bad}").status_code == 404
 
 
 def test_the_list_pages_with_the_cursor_and_filters(seeded: TestClient) -> None:
@@ -215,6 +217,10 @@ def test_the_detail_shows_the_captured_call_the_diff_and_the_raw_payload(
         ("/ui/feedback?type=vote", "type"),
         ("/ui/feedback?since=yesterday", "since"),
         ("/ui/feedback?since=2026-11-02T00:00&until=2026-11-01T00:00", "until"),
+        ("/ui/feedback?since=0001-01-01T00:00", "since"),
+        ("/ui/feedback?until=9999-12-31T23:59:59", "until"),
+        ("/ui/feedback?since=2026-01-01T00:00%2B25:00", "since"),
+        ("/ui?order=up", "order"),
         ("/ui/feedback?cursor=not-a-cursor", "cursor"),
         ("/ui/feedback?cursor=WyJ4IiwxXQ", "cursor"),
     ],

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ai_feedback._models import FeedbackItem, FeedbackType
+from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.export._mapping import captured_input, captured_output
 from ai_feedback.server.auth import Principal
 from ai_feedback.server.errors import ApiError
@@ -367,7 +368,7 @@ def _summary(item: FeedbackItem, width: int = 80) -> str:
 
 
 @router.get("/feedback/{item_id}")
-async def detail(request: Request, item_id: Annotated[str, Path(max_length=256)]) -> Response:
+async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
     """
     One item: its value, context, metadata, captured call, correction diff and raw payload.
     """
@@ -375,7 +376,10 @@ async def detail(request: Request, item_id: Annotated[str, Path(max_length=256)]
     if principal is None:
         return _to_login()
     store: Any = service(request).store
-    item: FeedbackItem | None = await store.get(item_id)
+    try:
+        item: FeedbackItem | None = await store.get(item_id)
+    except FeedbackValidationError:  # not an id any item can have
+        item = None
     if item is None or item.owner_id != principal.project:
         return _page(
             request,

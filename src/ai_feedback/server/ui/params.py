@@ -204,6 +204,8 @@ class ListQuery:
             provider=found.provider,
             session_id=found.session_id,
             trace_id=found.trace_id,
+            since=found.since,
+            until=found.until,
         )
         return found
 
@@ -247,8 +249,8 @@ class ListQuery:
         return shown
 
 
-def _check_ids(**values: str | None) -> None:
-    """Apply the store's id rules (no control characters, ...) to the text filters."""
+def _check_ids(**values: str | datetime | None) -> None:
+    """Apply the store's rules (ids without control characters, dates in range) to filters."""
     try:
         FeedbackFilter(**values)  # type: ignore[arg-type]
     except FeedbackValidationError as exc:
