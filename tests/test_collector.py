@@ -23,6 +23,7 @@ from ai_feedback import (
     Ok,
     Result,
 )
+from ai_feedback.events import FeedbackStored
 
 
 @pytest.fixture
@@ -440,3 +441,54 @@ async def test_items_a_step_replaced_are_checked_against_the_limits_again() -> N
     with pytest.raises(FeedbackTooLargeError):
         await collector.collect_rating(4)
     assert (await store.aggregate(window_hours=24)).total_count == 0
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_no_reference_held_elsewhere_reaches_the_stored_item(async_processing: bool) -> None:
+    """The submitted item, event subscribers' and steps' items are not what the store holds."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=async_processing))
+    seen: list[FeedbackItem] = []
+    collector.events.subscribe(FeedbackStored, lambda event: seen.append(event.item))
+    kept: list[FeedbackItem] = []
+
+    def step(item: FeedbackItem) -> FeedbackItem:
+        kept.append(item.replace(metadata={"k": "v"}))
+        return kept[-1]
+
+    collector.pipeline.add_step(step, name="keeps")
+    item = FeedbackItem(FeedbackType.RATING, 4, context={"session_id": "s1"})
+    await collector.submit(item)
+    await collector.flush()
+    item.context["session_id"] = "s2"
+    seen[0].context["tag"] = "changed"
+    kept[0].metadata["k"] = "changed"
+    [stored] = await store.find_by_session("s1")
+    assert stored.context == {"session_id": "s1"}
+    assert stored.metadata == {"k": "v"}
+    await collector.aclose()
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_a_joined_capture_that_overflows_the_context_is_refused(
+    async_processing: bool,
+) -> None:
+    """The capture's outline can push a context past the limit: the store still refuses it."""
+    config = FeedbackConfig(async_processing=async_processing, max_payload_chars=1000)
+    store = MemoryFeedbackStore(limits=config.limits)
+    collector = FeedbackCollector(store, config)
+    async with collector.context("op", input="x" * 5000) as captured:
+        captured.output = "y"
+    if async_processing:
+        await collector.collect_rating(3, trace_id=captured.context_id, context={"pad": "p" * 940})
+        await collector.flush()
+        [failure] = collector.failures
+        assert isinstance(failure.error, FeedbackTooLargeError)
+    else:
+        with pytest.raises(FeedbackTooLargeError) as raised:
+            await collector.collect_rating(
+                3, trace_id=captured.context_id, context={"pad": "p" * 940}
+            )
+        assert raised.value.field == "context"
+    assert (await store.aggregate(window_hours=24)).total_count == 0
+    await collector.aclose()

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ai_feedback._models import Entry, FeedbackItem, Spooled, WriterStatus
-from ai_feedback._validation import Limits
 from ai_feedback.events import EventBus, FeedbackFailed, FeedbackProcessed, FeedbackStored
 from ai_feedback.exceptions import (
     FeedbackConflictError,
@@ -66,31 +65,22 @@ class WriterSettings:
     store_raw_payloads: bool = False
     shutdown_timeout: float = 20.0
     run_writer: bool = True
-    checked: Limits | None = None
-    """The limits every submitted item was checked against (see `write_items`)."""
 
 
 async def write_items(
     store: FeedbackStoreProtocol,
     items: list[FeedbackItem],
     raw_payloads: Mapping[str, Any] | None,
-    checked: Limits | None = None,
 ) -> BaseException | None:
     """
     Write ``items`` once, in one batch when the store can; return the error or None.
-
-    ``checked``: the limits the collector checked the items against when it built them;
-    the library's own stores then skip checking (and copying) them a second time.
     """
     try:
         save_many = getattr(store, "save_many", None)
         if save_many is not None:
-            options: dict[str, Any] = {}
-            if raw_payloads:
-                options["raw_payloads"] = raw_payloads
-            if checked is not None and getattr(type(store), "takes_checked_items", False):
-                options["checked"] = checked
-            result = await save_many(items, **options)
+            result = await (
+                save_many(items, raw_payloads=raw_payloads) if raw_payloads else save_many(items)
+            )
             return _error_of(result)
         for item in items:
             error = _error_of(await store.save(item))
@@ -466,7 +456,6 @@ class BatchWriter:
 
     async def _handle(self, batch: list[Spooled]) -> None:
         ready: list[tuple[Spooled, FeedbackItem]] = []
-        processed = self._events.has_subscribers(FeedbackProcessed)
         for index, spooled in enumerate(batch):
             if index and not index % _ITEMS_PER_TURN:
                 await asyncio.sleep(0)  # a big batch must not hold the event loop for long
@@ -476,7 +465,7 @@ class BatchWriter:
             except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
                 await self._fail(spooled, "processing", exc, 0)
                 continue
-            if processed:
+            if self._events.has_subscribers(FeedbackProcessed):
                 await self._events.publish(FeedbackProcessed(item, entry.processor))
             ready.append((spooled, item))
         if ready:
@@ -495,9 +484,7 @@ class BatchWriter:
         delay = self._settings.backoff
         attempts = 0
         while pairs:
-            error = await write_items(
-                self._store, [i for _, i in pairs], self._raws(pairs), self._settings.checked
-            )
+            error = await write_items(self._store, [i for _, i in pairs], self._raws(pairs))
             if error is None:
                 self._answered()
                 await self._stored_items(pairs)
@@ -577,9 +564,7 @@ class BatchWriter:
                 await self._fail(spooled, "storage", error, 0, item)
             return []
         for spooled, item in suspects:
-            alone = await write_items(
-                self._store, [item], self._raws([(spooled, item)]), self._settings.checked
-            )
+            alone = await write_items(self._store, [item], self._raws([(spooled, item)]))
             if alone is None:
                 await self._stored_items([(spooled, item)])
             elif isinstance(alone, FeedbackConflictError) and spooled.replayed:

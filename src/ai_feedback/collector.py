@@ -130,9 +130,6 @@ class FeedbackCollector:
                 max_chars=config.capture_max_chars,
             )
         )
-        # Items are checked against these limits when built (and after the steps, against
-        # the pipeline's): the library's stores need not check them again.
-        self._checked = self._limits if self.pipeline.limits == self._limits else None
         self._writer: BatchWriter | None = None
         if config.async_processing:
             self._writer = BatchWriter(
@@ -150,7 +147,6 @@ class FeedbackCollector:
                     store_raw_payloads=config.store_raw_payloads,
                     shutdown_timeout=config.shutdown_timeout_seconds,
                     run_writer=config.run_writer,
-                    checked=self._checked,
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
@@ -673,16 +669,18 @@ class FeedbackCollector:
         """
         Validate and copy the arguments of a rating, once; return the item.
         """
-        context_copy = self._payload("context", context)
+        fields = self._mapping("context", context)
         metadata_copy = self._payload("metadata", metadata)
         limits = self._limits
         value = check_score("score", score)
         if trace_id is not None:
-            context_copy["trace_id"] = check_id("trace_id", trace_id)
+            fields["trace_id"] = check_id("trace_id", trace_id)
         if comment is not None:
             text = check_text("comment", comment, limits=limits, allow_blank=True)
             if text.strip():
-                context_copy["comment"] = text
+                fields["comment"] = text
+        # Copied (and checked) after the arguments replaced their keys, as they win.
+        context_copy: dict[str, Any] = json_copy("context", fields) if fields else {}
         if metadata_copy:
             for key in _CONTEXT_FROM_METADATA:
                 if key in metadata_copy and key not in context_copy:
@@ -698,8 +696,8 @@ class FeedbackCollector:
         """
         Validate and copy the arguments of text, correction or label feedback, once.
         """
-        context = self._payload("context", args.get("context"))
-        metadata = self._payload("metadata", args.get("metadata"))
+        context = self._mapping("context", args.get("context"))
+        metadata = self._mapping("metadata", args.get("metadata"))
         limits = self._limits
         value: object
         if kind is FeedbackType.TEXT:
@@ -713,10 +711,20 @@ class FeedbackCollector:
             data = json_copy("input_data", args.get("input"))
             check_payload_size("input_data", data, limits=limits)
             value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
-        item = checked_item(kind, value, context, metadata, **_identity(args), copied=True)
+        item = checked_item(kind, value, context, metadata, **_identity(args))
         # The value's texts were checked against the limits above; the payloads now.
         check_payload_limits(item.context, item.metadata, limits)
         return item
+
+    def _mapping(self, field: str, value: object) -> dict[str, Any]:
+        """
+        Return a shallow copy of the dict ``value`` (None is an empty dict).
+        """
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise FeedbackValidationError(field, "must be a dict", value)
+        return dict(value)
 
     def _payload(self, field: str, value: object) -> dict[str, Any]:
         """
@@ -747,7 +755,7 @@ class FeedbackCollector:
         if self.events.has_subscribers(FeedbackProcessed):
             await self.events.publish(FeedbackProcessed(item, processor))
         raws = {item.id: raw_copy} if self._config.store_raw_payloads else None
-        error = await write_items(self._store, [item], raws, self._checked)
+        error = await write_items(self._store, [item], raws)
         if error is not None:
             await self._fail_sync(FeedbackFailed(item, "storage", error, 1))
             if isinstance(error, FeedbackError):

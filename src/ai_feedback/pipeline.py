@@ -157,13 +157,6 @@ class Pipeline:
         self._steps: list[tuple[str, Step]] = []
         self._limits = limits
 
-    @property
-    def limits(self) -> Limits:
-        """
-        The size limits re-checked after the steps.
-        """
-        return self._limits
-
     def __repr__(self) -> str:
         return f"<Pipeline steps={[name for name, _ in self._steps]} {self.processors!r}>"
 

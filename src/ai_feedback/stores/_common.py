@@ -32,7 +32,6 @@ __all__ = [
     "check_filter",
     "check_filters",
     "check_item",
-    "check_items",
     "check_limit",
     "check_window",
     "conflicts",
@@ -223,20 +222,6 @@ def check_item(feedback: object, limits: Limits) -> None:
     if not isinstance(feedback, FeedbackItem):
         raise FeedbackValidationError("feedback", "must be a FeedbackItem", feedback)
     feedback.check_limits(limits)
-
-
-def check_items(batch: list[FeedbackItem], limits: Limits, checked: Limits | None) -> bool:
-    """
-    Check every item of ``batch`` unless the caller checked them under ``limits``.
-
-    ``checked`` is what the library's writer passes: the limits its collector checked
-    the items against when it built them. Return whether the items were checked here.
-    """
-    if checked is not None and checked == limits:
-        return False
-    for item in batch:
-        check_item(item, limits)
-    return True
 
 
 def check_limit(limit: object) -> None:

@@ -18,7 +18,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from ai_feedback._models import (
     Cursor,
@@ -44,7 +44,6 @@ from ai_feedback.stores._common import (
     check_filter,
     check_filters,
     check_item,
-    check_items,
     check_limit,
     conflicts,
     cutoff,
@@ -172,8 +171,7 @@ class MemoryFeedbackStore(ClosingContext):
     A bounded in-memory `FeedbackStoreProtocol` with filtered statistics.
 
     Items are copied on the way in and out, so neither the caller's dicts nor the
-    returned items alias what the store holds (items the library's writer built from
-    copies of the caller's dicts are handed over without a second copy).
+    returned items alias what the store holds.
 
     Args:
         max_items: Most items held; the oldest are evicted beyond it.
@@ -182,9 +180,6 @@ class MemoryFeedbackStore(ClosingContext):
     Raises:
         FeedbackValidationError: ``max_items`` is not a positive integer.
     """
-
-    takes_checked_items: ClassVar[bool] = True
-    """`save_many` takes ``checked`` (the limits the library already checked)."""
 
     def __init__(
         self, *, max_items: int = DEFAULT_MAX_ITEMS, limits: Limits = DEFAULT_LIMITS
@@ -242,15 +237,12 @@ class MemoryFeedbackStore(ClosingContext):
         items: Iterable[FeedbackItem],
         *,
         raw_payloads: Mapping[str, Any] | None = None,
-        checked: Limits | None = None,
     ) -> Result[list[str], Exception]:
         """
         Store every item of ``items`` (all are validated first); return their ids.
 
         ``raw_payloads`` maps item ids to the payloads received, kept for `get_raw_payload`
-        (the first payload of an id wins). ``checked``: the limits the library's writer
-        checked the items against when it built them; with the store's own limits the
-        items are neither checked nor copied again (the writer hands them over).
+        (the first payload of an id wins).
 
         A different item under a known id (or twice in the batch) is a conflict: the
         result is ``Err(FeedbackConflictError)`` naming the ids, and nothing is stored.
@@ -259,12 +251,13 @@ class MemoryFeedbackStore(ClosingContext):
             FeedbackValidationError: An element is invalid; then nothing is stored.
         """
         batch = list(items)
-        copy = check_items(batch, self._limits, checked)
+        for item in batch:
+            check_item(item, self._limits)
         clash = conflicts(batch, self._items)
         if clash:
             return Err(FeedbackConflictError(clash))
         for item in batch:
-            self._insert(item, copy=copy)
+            self._insert(item)
         if raw_payloads:
             for item_id, payload in raw_payloads.items():
                 if item_id in self._items and item_id not in self._raw:
@@ -487,10 +480,10 @@ class MemoryFeedbackStore(ClosingContext):
             return empty if group is None else group.by_type[where.feedback_type]
         return self._timeline
 
-    def _insert(self, feedback: FeedbackItem, *, copy: bool = True) -> None:
+    def _insert(self, feedback: FeedbackItem) -> None:
         if feedback.id in self._items:
             return
-        item = _copy(feedback) if copy else feedback
+        item = _copy(feedback)
         self._items[item.id] = item
         ts = item.created_at.timestamp()
         self._timeline.add(ts, item.id)

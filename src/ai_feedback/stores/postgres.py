@@ -27,7 +27,7 @@ import sys
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -63,7 +63,6 @@ from ai_feedback.stores._common import (
     check_filter,
     check_filters,
     check_item,
-    check_items,
     check_limit,
     conflicts,
     cutoff,
@@ -139,9 +138,6 @@ class PostgresFeedbackStore(ClosingContext):
     Each connection keeps a temporary staging table, so the store needs session-level
     connections: the server itself, or a proxy in session-pooling mode.
     """
-
-    takes_checked_items: ClassVar[bool] = True
-    """`save_many` takes ``checked`` (the limits the library already checked)."""
 
     def __init__(
         self,
@@ -283,11 +279,7 @@ class PostgresFeedbackStore(ClosingContext):
         return (await self.save_many([feedback])).map(lambda ids: ids[0])
 
     async def save_many(
-        self,
-        items: Iterable[FeedbackItem],
-        *,
-        raw_payloads: Mapping[str, Any] | None = None,
-        checked: Limits | None = None,
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
     ) -> Result[list[str], Exception]:
         """
         Store ``items`` in one transaction; return their ids in order.
@@ -301,17 +293,15 @@ class PostgresFeedbackStore(ClosingContext):
             items: The batch; every element is validated before anything is written.
             raw_payloads: Item id -> the payload exactly as received (a JSON value),
                 kept for audit in the same transaction; an id's first payload is kept.
-            checked: The limits the library's writer checked the items against when it
-                built them; with the store's own limits they are not checked again.
 
         Raises:
             FeedbackValidationError: An element is invalid, or ``raw_payloads`` names an
                 id outside the batch or holds a value that is not JSON.
         """
         batch = list(items)
-        check_items(batch, self._limits, checked)
         unique: dict[str, FeedbackItem] = {}
         for item in batch:
+            check_item(item, self._limits)
             unique.setdefault(item.id, item)
         raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
         if not batch:

@@ -22,7 +22,7 @@ import sys
 import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Self, cast
+from typing import Any, Self, cast
 
 import aiosqlite
 import orjson
@@ -55,7 +55,6 @@ from ai_feedback.stores._common import (
     check_filter,
     check_filters,
     check_item,
-    check_items,
     check_limit,
     conflicts,
     cutoff,
@@ -144,9 +143,6 @@ class SQLiteFeedbackStore(ClosingContext):
     so a batch's transaction never interleaves with another call.
     """
 
-    takes_checked_items: ClassVar[bool] = True
-    """`save_many` takes ``checked`` (the limits the library already checked)."""
-
     def __init__(
         self, db: aiosqlite.Connection, path: str, limits: Limits, busy_timeout_ms: int
     ) -> None:
@@ -232,11 +228,7 @@ class SQLiteFeedbackStore(ClosingContext):
         return Ok(feedback.id) if error is None else Err(error)
 
     async def save_many(
-        self,
-        items: Iterable[FeedbackItem],
-        *,
-        raw_payloads: Mapping[str, Any] | None = None,
-        checked: Limits | None = None,
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
     ) -> Result[list[str], Exception]:
         """
         Store ``items`` in one transaction; return their ids in order.
@@ -248,15 +240,14 @@ class SQLiteFeedbackStore(ClosingContext):
             items: The batch; every element is validated before anything is written.
             raw_payloads: Item id -> the payload exactly as received (a JSON value),
                 kept for audit in the same transaction (the first one kept per id wins).
-            checked: The limits the library's writer checked the items against when it
-                built them; with the store's own limits they are not checked again.
 
         Raises:
             FeedbackValidationError: An element is invalid, or ``raw_payloads`` names an
                 id outside the batch or holds a value that is not JSON.
         """
         batch = list(items)
-        check_items(batch, self._limits, checked)
+        for item in batch:
+            check_item(item, self._limits)
         raw_rows = _encode_raw(raw_payloads, batch) if raw_payloads else []
         if not batch:
             return Ok([])
