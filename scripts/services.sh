@@ -1,5 +1,6 @@
 # Sourced by scripts/test: starts PostgreSQL, Redis and NATS (with JetStream) when they are
-# down, then waits until they answer. The tests themselves create (and drop) their own databases/schemas.
+# down, then waits until they answer, and installs Debian's Chromium for the browser tests
+# when it is missing. The tests themselves create (and drop) their own databases/schemas.
 ensure_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
     echo "Starting PostgreSQL..." >&2
@@ -35,4 +36,13 @@ ensure_nats() {
     done
     echo "NATS did not start on 127.0.0.1:4222" >&2
     return 1
+}
+
+ensure_chromium() {
+    # The dashboard's browser tests drive /usr/bin/chromium with Playwright (never a
+    # browser build of Playwright's own).
+    if [ -x /usr/bin/chromium ]; then return 0; fi
+    echo "Installing Chromium (Debian package) for the browser tests..." >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 }

@@ -75,3 +75,17 @@ async def test_methods_the_inner_store_lacks_are_storage_errors() -> None:
         await view.stats()
     with pytest.raises(FeedbackStorageError, match="has no get"):
         await view.get("x")
+
+
+async def test_series_sees_items_still_queued() -> None:
+    """A time series waits for queued writes, like stats, and passes the owner filter on."""
+    inner = MemoryFeedbackStore()
+    config = FeedbackConfig(async_processing=True, batch_max_delay_ms=60_000, batch_size=10_000)
+    collector = FeedbackCollector(inner, config)
+    view = ReadYourWritesStore(inner, collector.flush)
+    await collector.collect_rating(4, context={"owner_id": "a", "model": "m"})
+    await collector.collect_text("hi", context={"owner_id": "b"})
+    [point] = await view.series(window_hours=1, owner_id="a")
+    assert (point.count, point.rating_count, point.average_rating) == (1, 1, 4.0)
+    assert sum(p.count for p in await view.series(window_hours=1, bucket="day")) == 2
+    await collector.aclose()

@@ -16,6 +16,7 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesPoint,
     SpoolStatus,
     WriterStatus,
 )
@@ -55,6 +56,7 @@ from ai_feedback.protocols import (
     SupportsDelete,
     SupportsQuery,
     SupportsScan,
+    SupportsSeries,
     SupportsStats,
 )
 from ai_feedback.result import Err, Ok, Result
@@ -109,12 +111,14 @@ __all__ = [
     "RejectFeedback",
     "ResolutionError",
     "Result",
+    "SeriesPoint",
     "Spool",
     "SpoolStatus",
     "Step",
     "SupportsDelete",
     "SupportsQuery",
     "SupportsScan",
+    "SupportsSeries",
     "SupportsStats",
     "UnwrapError",
     "WriterStatus",

@@ -1,5 +1,5 @@
 """
-The records: `FeedbackType`, `FeedbackItem`, `FeedbackSummary` and `FeedbackStats`.
+The records: `FeedbackItem` and its type, and the summaries, statistics and series of stores.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ai_feedback._validation import (
     DEFAULT_LIMITS,
@@ -35,6 +35,8 @@ __all__ = [
     "FeedbackStats",
     "FeedbackSummary",
     "FeedbackType",
+    "SeriesBucket",
+    "SeriesPoint",
     "SpoolStatus",
     "Spooled",
     "WriterStatus",
@@ -421,6 +423,46 @@ class FeedbackStats:
 
 
 DISTRIBUTION_MAX_VALUES = 50
+
+SeriesBucket: TypeAlias = Literal["hour", "day"]
+"""The width of a time series' buckets: whole UTC hours or whole UTC days."""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """
+    The items of one bucket of a time series, as a store's ``series`` returns them.
+
+    Args:
+        start: The bucket's start (a whole UTC hour or day). The first bucket of a window
+            holds only the items at or after the window's start.
+        count: Items of every type in the bucket.
+        rating_count: Ratings in the bucket.
+        rating_sum: The sum of those ratings.
+    """
+
+    start: datetime
+    count: int
+    rating_count: int
+    rating_sum: float
+
+    @property
+    def average_rating(self) -> float | None:
+        """
+        The mean rating of the bucket, or None without ratings.
+        """
+        return self.rating_sum / self.rating_count if self.rating_count else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Return a JSON-ready dict: ``start``, ``count``, ``rating_count``, ``average_rating``.
+        """
+        return {
+            "start": self.start.isoformat(),
+            "count": self.count,
+            "rating_count": self.rating_count,
+            "average_rating": self.average_rating,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ The demo: boot an application, record feedback of all four types, print statisti
 Run it with ``python -m ai_feedback.demo`` (``--config PATH`` reads another YAML file).
 Unless the configuration chooses a store, the demo keeps its feedback in the SQLite
 file ``./ai_feedback_demo.db``, so each run adds to the statistics of the previous ones.
+Its items belong to project ``default``, the project of ``ai-feedback serve
+--insecure-no-auth``, so that the service's dashboard (``/ui``) shows them.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from ai_feedback.exceptions import FeedbackError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
 
-__all__ = ["DEMO_DATABASE_URL", "main", "run"]
+__all__ = ["DEMO_DATABASE_URL", "DEMO_PROJECT", "main", "run"]
 
 DEMO_DATABASE_URL = "sqlite:///./ai_feedback_demo.db"
+DEMO_PROJECT = "default"
+"""The owner of the demo's items: the project of a service started without keys."""
 
 GOOD_SCORE = 4
 _CALLS = (
@@ -53,7 +57,12 @@ async def run(config_path: str | None = None) -> dict[str, Any]:
         where = f" at {config.resolved_database_url}" if config.store != "memory" else ""
         print(f"store: {config.store}{where}")
 
-        session = {"session_id": "demo-session", "model": "gpt-4o", "provider": "openai"}
+        session = {
+            "session_id": "demo-session",
+            "model": "gpt-4o",
+            "provider": "openai",
+            "owner_id": DEMO_PROJECT,
+        }
         for i, score in enumerate((5, 4, 4.5, 2)):
             model = "gpt-4o" if i % 2 == 0 else "claude-3-5-sonnet"
             question, answer = _CALLS[i]
@@ -67,7 +76,12 @@ async def run(config_path: str | None = None) -> dict[str, Any]:
                 trace_id=f"demo-trace-{i}",
                 score=score,
                 comment="Missed the point" if score < GOOD_SCORE else "Helpful answer",
-                metadata={"model": model, "session_id": "demo-session", "source": "demo"},
+                metadata={
+                    "model": model,
+                    "session_id": "demo-session",
+                    "owner_id": DEMO_PROJECT,
+                    "source": "demo",
+                },
             )
         await collector.collect_text("Please cite your sources.", context=session)
         async with collector.context("answer", input="What is the capital of Australia?") as op:

@@ -16,6 +16,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
     Spooled,
     SpoolStatus,
 )
@@ -28,6 +30,7 @@ __all__ = [
     "SupportsDelete",
     "SupportsQuery",
     "SupportsScan",
+    "SupportsSeries",
     "SupportsStats",
 ]
 
@@ -125,6 +128,31 @@ class SupportsStats(Protocol):
     ) -> FeedbackStats:
         """
         Return statistics for the window, filtered by model, provider and owner when given.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsSeries(Protocol):
+    """
+    **Protocol:** a store that counts a window's items per whole hour or day.
+
+    Every built-in store implements it; the dashboard's time series needs it. The
+    points' counts add up to the ``total_count`` that ``stats`` returns for the same
+    window and filters.
+    """
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the window's non-empty buckets, oldest first, filtered like ``stats``.
         """
         ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from ai_feedback import (
     SupportsDelete,
     SupportsQuery,
     SupportsScan,
+    SupportsSeries,
     SupportsStats,
 )
 from tests.fakes import conflict_ids
@@ -548,3 +550,81 @@ async def test_bad_deletions_name_the_argument_and_remove_nothing(
         await call(store)
     assert info.value.field == field
     assert len(await store.find_by_session("s")) == 1
+
+
+def _series_population() -> list[FeedbackItem]:
+    """Items over three days for two owners, two models and two providers, all types."""
+    rng = random.Random(7)  # noqa: S311 - test data
+    kinds = list(FeedbackType)
+    items = []
+    for n in range(400):
+        kind = kinds[n % 4] if n % 3 else FeedbackType.RATING
+        context = {"owner_id": rng.choice(["a", "b"]), "model": rng.choice(["m1", "m2"])}
+        if rng.random() < 0.7:
+            context["provider"] = rng.choice(["p1", "p2"])
+        items.append(
+            _item(
+                kind, rng.choice([1, 2, 3.5, 5]), ago=timedelta(hours=rng.uniform(0, 72)), **context
+            )
+        )
+    return items
+
+
+def _raw_series(
+    items: list[FeedbackItem], since: datetime, bucket: str, **where: str
+) -> list[tuple[datetime, int, int, float]]:
+    """The series computed item by item: (start, count, rating count, rating sum)."""
+    sums: dict[datetime, list[Any]] = {}
+    for item in items:
+        if item.created_at < since or any(item.context.get(k) != v for k, v in where.items()):
+            continue
+        start = item.created_at.replace(minute=0, second=0, microsecond=0)
+        if bucket == "day":
+            start = start.replace(hour=0)
+        acc = sums.setdefault(start, [0, 0, 0.0])
+        acc[0] += 1
+        if item.feedback_type is FeedbackType.RATING:
+            acc[1] += 1
+            acc[2] += item.value
+    return [(start, *acc) for start, acc in sorted(sums.items())]
+
+
+@pytest.mark.parametrize("bucket", ["hour", "day"])
+@pytest.mark.parametrize(
+    "where",
+    [{}, {"owner_id": "a"}, {"owner_id": "b", "model": "m1"}, {"provider": "p2"}],
+)
+async def test_series_equals_the_raw_computation(
+    store: FeedbackStoreProtocol, bucket: str, where: dict[str, str]
+) -> None:
+    """Each bucket's counts and rating sum equal the items' own, and add up to the stats."""
+    assert isinstance(store, SupportsSeries)
+    assert isinstance(store, SupportsStats)
+    items = _series_population()
+    await store.save_many(items)  # type: ignore[attr-defined]
+    window = 50.5
+    since = datetime.now(UTC) - timedelta(hours=window)
+    points = await store.series(window_hours=window, bucket=bucket, **where)  # type: ignore[arg-type]
+    expected = _raw_series(items, since, bucket, **where)
+    # Items are spread over 72 hours, so none falls in the milliseconds between the two
+    # window starts (this test's and the store's).
+    assert [(p.start, p.count, p.rating_count) for p in points] == [e[:3] for e in expected]
+    for point, (_, _, rated, total) in zip(points, expected, strict=True):
+        assert point.rating_sum == pytest.approx(total)
+        assert point.average_rating == (pytest.approx(total / rated) if rated else None)
+    assert all(p.start.tzinfo is not None and p.count > 0 for p in points)
+    stats = await store.stats(window_hours=window, **where)
+    assert sum(p.count for p in points) == stats.summary.total_count
+    assert sum(p.rating_count for p in points) == stats.rating_count
+
+
+async def test_series_of_an_empty_window_and_bad_arguments(store: FeedbackStoreProtocol) -> None:
+    """An empty window has no points; a bad bucket or window names the argument."""
+    assert isinstance(store, SupportsSeries)
+    assert await store.series(window_hours=1) == []
+    with pytest.raises(FeedbackValidationError) as info:
+        await store.series(bucket="week")  # type: ignore[arg-type]
+    assert info.value.field == "bucket"
+    with pytest.raises(FeedbackValidationError) as info:
+        await store.series(window_hours=0)
+    assert info.value.field == "window_hours"

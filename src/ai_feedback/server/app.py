@@ -21,7 +21,7 @@ from ai_feedback.config import FeedbackConfig
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackStoreProtocol
-from ai_feedback.server import data, health, langfuse, langsmith, native
+from ai_feedback.server import data, health, langfuse, langsmith, native, ui
 from ai_feedback.server.auth import Authenticator
 from ai_feedback.server.errors import install_handlers
 from ai_feedback.server.health import Metrics
@@ -42,6 +42,7 @@ def feedback_router() -> APIRouter:
     router = APIRouter()
     for module in (native, data, health, langfuse, langsmith):
         router.include_router(module.router)
+    router.include_router(ui.router)
     return router
 
 

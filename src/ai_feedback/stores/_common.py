@@ -19,12 +19,15 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
 )
 from ai_feedback._validation import MAX_WINDOW_HOURS, Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
     "ClosingContext",
+    "check_bucket",
     "check_deletion",
     "check_filter",
     "check_filters",
@@ -34,6 +37,7 @@ __all__ = [
     "conflicts",
     "cutoff",
     "empty_summary",
+    "fold_series",
     "rating_stats",
     "rating_stats_from_counts",
     "same_item",
@@ -244,6 +248,41 @@ def check_window(window_hours: object) -> float:
 
 def cutoff(window_hours: object) -> float:
     return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
+
+
+def check_bucket(bucket: object) -> SeriesBucket:
+    """
+    Return ``bucket`` if it is ``"hour"`` or ``"day"``.
+    """
+    if bucket == "hour":
+        return "hour"
+    if bucket == "day":
+        return "day"
+    raise FeedbackValidationError("bucket", "must be 'hour' or 'day'", bucket)
+
+
+def fold_series(
+    hours: Iterable[tuple[datetime, int, int, float]], bucket: SeriesBucket
+) -> list[SeriesPoint]:
+    """
+    Return the points of per-hour rows ``(hour start, count, rating count, rating sum)``.
+
+    Rows may come in any order and repeat an hour; hours are summed into their UTC day
+    when ``bucket`` is ``"day"``. Empty buckets are left out; points are oldest first.
+    """
+    sums: dict[datetime, list[Any]] = {}
+    for start, count, rated, total in hours:
+        key = start.astimezone(UTC)
+        key = key.replace(hour=0) if bucket == "day" else key
+        acc = sums.setdefault(key.replace(minute=0, second=0, microsecond=0), [0, 0, 0.0])
+        acc[0] += int(count)
+        acc[1] += int(rated or 0)
+        acc[2] += float(total or 0.0)
+    return [
+        SeriesPoint(start, count, rated, total)
+        for start, (count, rated, total) in sorted(sums.items())
+        if count > 0
+    ]
 
 
 def empty_summary() -> FeedbackSummary:

@@ -380,6 +380,25 @@ ROLLUP_STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
 """`STATS_SQL` over the rollup's window rows (parameters as `_window`)."""
 
 
+def _series(key: tuple[bool, bool, bool]) -> str:
+    where = _FILTERS[key]
+    whole = f"${2 + sum(key)}"
+    return (
+        "SELECT bucket, sum(n)::bigint, "
+        "coalesce(sum(n) FILTER (WHERE feedback_type = 'rating'), 0)::bigint, "
+        "coalesce(sum(rating * n) FILTER (WHERE feedback_type = 'rating'), 0) FROM ("
+        "SELECT bucket, feedback_type, rating, items AS n "
+        f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
+        f"UNION ALL SELECT {_BUCKET}, feedback_type, rating, 1 FROM feedback "
+        f"WHERE created_at >= $1 AND created_at < {whole}{where}) AS w GROUP BY bucket"
+    )
+
+
+ROLLUP_SERIES_SQL: Mapping[tuple[bool, bool, bool], str] = {key: _series(key) for key in _FILTERS}
+"""Per hour of the window: (hour start, items, ratings, rating sum), whole hours from the
+rollup and the first partial hour from the items (parameters as `_window`)."""
+
+
 async def migrate(
     url: str,
     *,

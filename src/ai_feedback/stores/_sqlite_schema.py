@@ -244,6 +244,17 @@ ROLLUP_STATS_SQL = {
 }
 """`STATS_SQL`'s rows from the rollup and the first partial hour (parameters as
 `ROLLUP_AGGREGATE_SQL`)."""
+ROLLUP_SERIES_SQL = {
+    key: "SELECT bucket, sum(n), sum(CASE WHEN feedback_type = 'rating' THEN n END), "
+    "total(CASE WHEN feedback_type = 'rating' THEN rating * n END) FROM ("
+    f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket >= ?"
+    f"{filters} UNION ALL SELECT {_BUCKET}, feedback_type, rating, 1 FROM feedback "
+    f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket"
+    for key, filters in _FILTERS.items()
+}
+"""Per hour of the window: (hour start in microseconds, items, ratings, rating sum), whole
+hours from the rollup and the first partial hour from the items (parameters as
+`ROLLUP_AGGREGATE_SQL`)."""
 ROLLUP_ADD_SQL = (
     "INSERT INTO feedback_rollup VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT DO UPDATE SET items = items + excluded.items"

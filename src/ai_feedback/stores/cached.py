@@ -28,6 +28,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
     coerce_type,
     trusted_item,
 )
@@ -36,6 +38,7 @@ from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_bucket,
     check_deletion,
     check_filter,
     check_filters,
@@ -380,6 +383,33 @@ class CachedFeedbackStore(ClosingContext):
             filters["owner_id"] = owner_id
         load = partial(self._store.stats, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, _stats)
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the wrapped store's time series of the window (not cached).
+
+        Raises:
+            FeedbackStorageError: The wrapped store has no time series.
+        """
+        series = getattr(self._store, "series", None)
+        if series is None:
+            msg = f"{type(self._store).__name__} has no time series"
+            raise FeedbackStorageError(msg)
+        filters = {"model": model, "provider": provider}
+        if owner_id is not None:
+            filters["owner_id"] = owner_id
+        points: list[SeriesPoint] = await series(
+            window_hours=window_hours, bucket=check_bucket(bucket), **filters
+        )
+        return points
 
     async def query(
         self,

@@ -20,6 +20,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
 )
 from ai_feedback.exceptions import FeedbackStorageError
 from ai_feedback.protocols import FeedbackStoreProtocol
@@ -188,6 +190,25 @@ class ReadYourWritesStore:
             window_hours=window_hours, model=model, provider=provider, **filters
         )
         return stats
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the window's time series once pending writes are done.
+        """
+        await self._flush()
+        filters = {} if owner_id is None else {"owner_id": owner_id}
+        points: list[SeriesPoint] = await self._method("series")(
+            window_hours=window_hours, bucket=bucket, model=model, provider=provider, **filters
+        )
+        return points
 
     def _method(self, name: str) -> Callable[..., Any]:
         method = getattr(self._store, name, None)

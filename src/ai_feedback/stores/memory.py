@@ -17,6 +17,7 @@ import logging
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from ai_feedback._models import (
@@ -27,6 +28,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
     check_cursor,
     coerce_type,
     trusted_item,
@@ -36,6 +39,7 @@ from ai_feedback.exceptions import FeedbackConflictError, FeedbackValidationErro
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_bucket,
     check_deletion,
     check_filter,
     check_filters,
@@ -44,6 +48,7 @@ from ai_feedback.stores._common import (
     conflicts,
     cutoff,
     empty_summary,
+    fold_series,
     rating_stats,
     scan_pages,
 )
@@ -397,6 +402,38 @@ class MemoryFeedbackStore(ClosingContext):
             provider=provider,
             by_model=by_model,
         )
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the window's items per whole hour or day, oldest first (empty buckets left out).
+
+        The items of the window are read one by one (at most ``max_items`` of them).
+        """
+        bucket = check_bucket(bucket)
+        since = cutoff(window_hours)
+        model, provider = check_filters(model, provider)
+        index = self._timeline
+        if owner_id is not None:
+            index = self._owners.get(check_id("owner_id", owner_id), _Series())
+        hours: list[tuple[datetime, int, int, float]] = []
+        for item_id in index.ids[index.first_since(since) :]:
+            item = self._items[item_id]
+            if (model is not None and item.model != model) or (
+                provider is not None and item.provider != provider
+            ):
+                continue
+            is_rating = item.feedback_type is FeedbackType.RATING
+            hour = item.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            hours.append((hour, 1, int(is_rating), float(item.value) if is_rating else 0.0))
+        return fold_series(hours, bucket)
 
     async def query(
         self,

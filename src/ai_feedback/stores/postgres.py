@@ -42,6 +42,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
     check_cursor,
     coerce_type,
     trusted_item,
@@ -56,6 +58,7 @@ from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores import _pg_schema as sql
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_bucket,
     check_deletion,
     check_filter,
     check_filters,
@@ -63,6 +66,7 @@ from ai_feedback.stores._common import (
     check_limit,
     conflicts,
     cutoff,
+    fold_series,
     number,
     same_item,
     scan_pages,
@@ -408,6 +412,28 @@ class PostgresFeedbackStore(ClosingContext):
         query, params = _window_query(ROLLUP_STATS_SQL, window_hours, model, provider, owner_id)
         rows = await self._fetch(query, *params)
         return _stats(rows, window_hours=window_hours, model=model, provider=provider)
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the window's items per whole hour or day, oldest first (empty buckets left out).
+
+        Raises:
+            FeedbackStorageError: The database could not be read.
+        """
+        bucket = check_bucket(bucket)
+        query, params = _window_query(
+            sql.ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id
+        )
+        rows = await self._fetch(query, *params)
+        return fold_series((tuple(row) for row in rows), bucket)
 
     async def query(
         self,

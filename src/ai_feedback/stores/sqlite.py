@@ -35,6 +35,8 @@ from ai_feedback._models import (
     FeedbackStats,
     FeedbackSummary,
     FeedbackType,
+    SeriesBucket,
+    SeriesPoint,
     check_cursor,
     coerce_type,
     trusted_item,
@@ -48,6 +50,7 @@ from ai_feedback.exceptions import (
 from ai_feedback.result import Err, Ok, Result
 from ai_feedback.stores._common import (
     ClosingContext,
+    check_bucket,
     check_deletion,
     check_filter,
     check_filters,
@@ -55,6 +58,7 @@ from ai_feedback.stores._common import (
     check_limit,
     conflicts,
     cutoff,
+    fold_series,
     rating_stats_from_counts,
     scan_pages,
 )
@@ -76,6 +80,7 @@ from ai_feedback.stores._sqlite_schema import (
     ROLLUP_ADD_SQL,
     ROLLUP_AGGREGATE_SQL,
     ROLLUP_REMOVE_SQL,
+    ROLLUP_SERIES_SQL,
     ROLLUP_STATS_SQL,
     STATS_SQL,
     Migration,
@@ -316,6 +321,26 @@ class SQLiteFeedbackStore(ClosingContext):
             window_hours=window_hours,
             model=model,
             provider=provider,
+        )
+
+    async def series(
+        self,
+        *,
+        window_hours: float = 24,
+        bucket: SeriesBucket = "hour",
+        model: str | None = None,
+        provider: str | None = None,
+        owner_id: str | None = None,
+    ) -> list[SeriesPoint]:
+        """
+        Return the window's items per whole hour or day, oldest first (empty buckets left out).
+        """
+        bucket = check_bucket(bucket)
+        sql, params = _window_query(ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id)
+        rows = await self._fetch(sql, params)
+        return fold_series(
+            ((_EPOCH + _MICROSECOND * start, n, rated, total) for start, n, rated, total in rows),
+            bucket,
         )
 
     async def query(

@@ -1,0 +1,439 @@
+"""
+The dashboard's pages under ``/ui``: overview, feedback list, detail, login and logout.
+
+Pages are rendered on the server (Jinja2) from the same store calls as the JSON API:
+the overview's figures are `stats` (what ``/v1/stats`` returns for the same filters)
+and its time series `series`; the list pages with the cursor of ``/v1/feedback``. Each
+page reads the key's project only. Charts are drawn by Chart.js from numbers that the
+page also shows in tables, so nothing is lost without JavaScript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import version
+from importlib.resources import files
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ai_feedback._models import FeedbackItem, FeedbackType
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.export._mapping import captured_input, captured_output
+from ai_feedback.server.auth import Principal
+from ai_feedback.server.errors import ApiError
+from ai_feedback.server.native import encode_cursor
+from ai_feedback.server.service import service
+from ai_feedback.server.ui.login import (
+    COOKIE,
+    forget,
+    from_other_origin,
+    remember,
+    viewer,
+    visitor,
+)
+from ai_feedback.server.ui.params import (
+    SORTS,
+    TYPES,
+    WINDOWS,
+    BadParameterError,
+    ListQuery,
+    OverviewQuery,
+    decoded_cursor,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+PAGE_SIZE = 50
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".md": "text/plain"}
+_SECURITY_HEADERS = {
+    # Everything comes from this service: no outside host, no inline script.
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+_MAX_FORM_BYTES = 4096
+
+
+@cache
+def _templates() -> Environment:
+    env = Environment(
+        loader=PackageLoader("ai_feedback.server.ui", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["asset"] = _asset_url
+    env.filters["number"] = _number
+    env.filters["when"] = _when
+    return env
+
+
+@cache
+def _assets() -> dict[str, tuple[bytes, str]]:
+    """The static files by name, with their ETag (read once)."""
+    found = {}
+    for entry in files("ai_feedback.server.ui").joinpath("static").iterdir():
+        if entry.is_file():
+            body = entry.read_bytes()
+            found[entry.name] = (body, hashlib.sha256(body).hexdigest()[:16])
+    return found
+
+
+def _asset_url(name: str) -> str:
+    return f"/ui/static/{name}?v={_assets()[name][1]}"
+
+
+def _number(value: object, digits: int = 2) -> str:
+    """Show a figure: integers as they are, other numbers rounded, None as a dash."""
+    if value is None:
+        return "-"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return f"{int(value):,}" if isinstance(value, int) else f"{value:g}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _page(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None,
+    status: int = 200,
+    **values: Any,  # noqa: ANN401 - template values
+) -> HTMLResponse:
+    html = (
+        _templates()
+        .get_template(template)
+        .render(
+            principal=principal,
+            signed_in=request.cookies.get(COOKIE) is not None,
+            path=request.url.path,
+            version=version("ai-feedback"),
+            **values,
+        )
+    )
+    return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+
+
+def _login_page(request: Request, *, error: str | None = None, status: int = 200) -> HTMLResponse:
+    return _page(request, "login.html", principal=None, error=error, status=status)
+
+
+def _bad_parameter(request: Request, principal: Principal, exc: BadParameterError) -> HTMLResponse:
+    return _page(
+        request,
+        "error.html",
+        principal=principal,
+        status=422,
+        title="Invalid filter",
+        message=str(exc),
+        field=exc.field,
+    )
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
+
+
+@router.get("/static/{name}")
+async def static(name: Annotated[str, Path(max_length=64)]) -> Response:
+    """
+    Serve a file of the dashboard's front end (cached by browsers for a day).
+    """
+    found = _assets().get(name)
+    if found is None:
+        return Response("Not found", status_code=404, media_type="text/plain")
+    body, etag = found
+    suffix = name[name.rfind(".") :]
+    headers = {
+        "cache-control": "public, max-age=86400",
+        "etag": f'"{etag}"',
+        "x-content-type-options": "nosniff",
+    }
+    return Response(body, media_type=_STATIC_TYPES.get(suffix, "text/plain"), headers=headers)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    """
+    The login form (or the overview, when the cookie is already good).
+    """
+    if viewer(request) is not None and request.cookies.get(COOKIE):
+        return RedirectResponse("/ui", status_code=303)
+    return _login_page(request)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """
+    Check the key of the form; keep it in the cookie and go to the overview, or say why not.
+    """
+    if from_other_origin(request):
+        return _login_page(request, error="This form was sent from another site.", status=403)
+    body = await request.body()
+    if len(body) > _MAX_FORM_BYTES:
+        return _login_page(request, error="The form is too large.", status=413)
+    secret = parse_qs(body.decode("utf-8", "replace")).get("key", [""])[0].strip()
+    if not secret:
+        return _login_page(request, error="Enter an API key.", status=401)
+    auth = service(request).auth
+    principal = visitor(request, secret)
+    if principal is None:
+        try:
+            known = auth.principal({"x-api-key": secret})
+        except ApiError:
+            known = None
+        why = (
+            "This key lacks the read scope."
+            if known is not None and known.token is None
+            else "This key is not valid."
+        )
+        return _login_page(request, error=why, status=401)
+    response = RedirectResponse("/ui", status_code=303, headers=_SECURITY_HEADERS)
+    remember(response, request, secret)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """
+    Forget the key and show the login form.
+    """
+    if from_other_origin(request):
+        return _login_page(request, error="This form was sent from another site.", status=403)
+    response = _to_login()
+    forget(response, request)
+    return response
+
+
+@router.get("")
+async def overview(request: Request) -> Response:
+    """
+    Totals, a time series, the rating distribution, counts by type, and a per-model table.
+    """
+    principal = viewer(request)
+    if principal is None:
+        return _to_login()
+    try:
+        view = OverviewQuery.parse(request.query_params)
+    except BadParameterError as exc:
+        return _bad_parameter(request, principal, exc)
+    store: Any = service(request).store
+    filters = {"model": view.model, "provider": view.provider, "owner_id": principal.project}
+    now = datetime.now(UTC)
+    stats, points = await asyncio.gather(
+        store.stats(window_hours=view.window, **filters),
+        store.series(window_hours=view.window, bucket=view.bucket, **filters),
+    )
+    figures = stats.to_dict()
+    by_start = {point.start: point for point in points}
+    series: list[dict[str, Any]] = [
+        {
+            "start": start,
+            "count": by_start[start].count if start in by_start else 0,
+            "average_rating": by_start[start].average_rating if start in by_start else None,
+        }
+        for start in view.buckets(now)
+    ]
+    distribution = sorted(
+        (figures["rating"]["distribution"] or {}).items(), key=lambda kv: float(kv[0])
+    )
+    models = sorted(
+        figures["by_model"].items(),
+        key=lambda kv: _sort_key(kv[0], kv[1], view.sort),
+        reverse=view.order == "desc",
+    )
+    chart = {
+        "labels": [_label(row["start"], view.bucket) for row in series],
+        "counts": [row["count"] for row in series],
+        "averages": [row["average_rating"] for row in series],
+        "distribution": {
+            "labels": [k for k, _ in distribution],
+            "counts": [n for _, n in distribution],
+        },
+    }
+    return _page(
+        request,
+        "overview.html",
+        principal=principal,
+        view=view,
+        figures=figures,
+        series=series,
+        distribution=distribution,
+        models=models,
+        windows=WINDOWS,
+        bucket_param=request.query_params.get("bucket", ""),
+        sorts=SORTS,
+        # "<" escaped: the JSON sits in a <script> element.
+        chart_json=orjson.dumps(chart).decode().replace("<", "\\u003c"),
+        stats_link="/v1/stats"
+        + _query(window_hours=f"{view.window:g}", model=view.model, provider=view.provider),
+        label=_label,
+    )
+
+
+def _query(**values: str | None) -> str:
+    shown = {k: v for k, v in values.items() if v is not None}
+    return f"?{urlencode(shown)}" if shown else ""
+
+
+def _sort_key(name: str, row: dict[str, Any], sort: str) -> tuple[Any, ...]:
+    if sort == "model":
+        return (name,)
+    if sort == "average_rating":
+        average = row["average_rating"]
+        return (average is not None, average if average is not None else 0.0, name)
+    return (row["count"], name)
+
+
+def _label(start: datetime, bucket: str) -> str:
+    return start.strftime("%Y-%m-%d %H:00") if bucket == "hour" else start.strftime("%Y-%m-%d")
+
+
+@router.get("/feedback")
+async def feedback_list(request: Request) -> Response:
+    """
+    The project's items, newest first, a page at a time (the cursor of ``/v1/feedback``).
+    """
+    principal = viewer(request)
+    if principal is None:
+        return _to_login()
+    try:
+        view = ListQuery.parse(request.query_params)
+        before = decoded_cursor(view.cursor)
+    except BadParameterError as exc:
+        return _bad_parameter(request, principal, exc)
+    store: Any = service(request).store
+    items: list[FeedbackItem] = await store.query(
+        view.where(principal.project), limit=PAGE_SIZE + 1, before=before
+    )
+    page = items[:PAGE_SIZE]
+    next_link = view.link(cursor=encode_cursor(page[-1])) if len(items) > PAGE_SIZE else None
+    return _page(
+        request,
+        "list.html",
+        principal=principal,
+        view=view,
+        filters=view.filters(),
+        rows=[_row(item) for item in page],
+        next_link=next_link,
+        first_link=view.link() if view.cursor else None,
+        types=TYPES,
+    )
+
+
+def _row(item: FeedbackItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "type": item.feedback_type.value,
+        "summary": _summary(item),
+        "model": item.model,
+        "provider": item.provider,
+        "trace_id": item.trace_id,
+        "created_at": item.created_at,
+    }
+
+
+def _summary(item: FeedbackItem, width: int = 80) -> str:
+    value = item.value
+    if item.feedback_type is FeedbackType.RATING:
+        text = _number(value)
+    elif item.feedback_type is FeedbackType.CORRECTION:
+        text = f"→ {value.get('corrected', '')}"
+    elif item.feedback_type is FeedbackType.LABEL:
+        text = str(value.get("label", ""))
+    else:
+        text = str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@router.get("/feedback/{item_id}")
+async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
+    """
+    One item: its value, context, metadata, captured call, correction diff and raw payload.
+    """
+    principal = viewer(request)
+    if principal is None:
+        return _to_login()
+    store: Any = service(request).store
+    try:
+        item: FeedbackItem | None = await store.get(item_id)
+    except FeedbackValidationError:  # not an id any item can have
+        item = None
+    if item is None or item.owner_id != principal.project:
+        return _page(
+            request,
+            "error.html",
+            principal=principal,
+            status=404,
+            title="Not found",
+            message=f"No feedback {item_id!r} in this project.",
+            field=None,
+        )
+    raw = None
+    if hasattr(store, "get_raw_payload"):
+        raw = await store.get_raw_payload(item.id)
+    diff = None
+    if item.feedback_type is FeedbackType.CORRECTION:
+        diff = _diff(str(item.value.get("original", "")), str(item.value.get("corrected", "")))
+    return _page(
+        request,
+        "detail.html",
+        principal=principal,
+        item=item,
+        value_json=_pretty(item.value),
+        context_json=_pretty({k: v for k, v in item.context.items() if k != "captured"}),
+        metadata_json=_pretty(item.metadata),
+        captured_input=_shown(captured_input(item)),
+        captured_output=_shown(captured_output(item)),
+        diff=diff,
+        raw_json=None if raw is None else _pretty(raw),
+    )
+
+
+def _pretty(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _shown(value: object) -> str | None:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else _pretty(value)
+
+
+def _diff(original: str, corrected: str) -> list[tuple[str, str]]:
+    """
+    The word-level differences of a correction: ("same" | "removed" | "added", text) runs.
+    """
+    before, after = original.split(" "), corrected.split(" ")
+    runs: list[tuple[str, str]] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            runs.append(("same", " ".join(before[i1:i2])))
+            continue
+        if i2 > i1:
+            runs.append(("removed", " ".join(before[i1:i2])))
+        if j2 > j1:
+            runs.append(("added", " ".join(after[j1:j2])))
+    return runs

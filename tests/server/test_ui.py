@@ -1,0 +1,305 @@
+"""The dashboard in-process: login, projects kept apart, figures equal /v1/stats, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from ai_feedback import FeedbackConfig
+from ai_feedback.demo import run as run_demo
+from ai_feedback.server import create_app
+from tests.server.conftest import SECRETS, key, server_config
+from tests.server.dashboard_data import flatten, payloads, seed
+
+_STAT = re.compile(r'<data data-stat="([^"]+)" value="([^"]*)">')
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[TestClient]:
+    """The service with a week of project A's feedback and a little of project B's."""
+    with TestClient(create_app(server_config(tmp_path, {"store_raw_payloads": True}))) as client:
+        seed(client, "a-all", payloads(120))
+        seed(client, "b-all", [{"score": 1, "context": {"model": "secret-model-b"}}])
+        yield client
+
+
+def _login(client: TestClient, name: str) -> None:
+    response = client.post("/ui/login", data={"key": SECRETS[name][0]}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui"
+
+
+def _stats_on_page(html: str) -> dict[str, str]:
+    return dict(_STAT.findall(html))
+
+
+def test_pages_need_a_login(seeded: TestClient) -> None:
+    """Without the cookie every page redirects to the login form, which shows no data."""
+    for path in ("/ui", "/ui/feedback", "/ui/feedback/x"):
+        response = seeded.get(path, follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == "/ui/login"
+    form = seeded.get("/ui/login")
+    assert form.status_code == 200
+    assert '<label for="key">API key</label>' in form.text
+    assert "gpt-4o" not in form.text
+
+
+@pytest.mark.parametrize("secret", ["wrong", "", SECRETS["a-ingest"][0]])
+def test_a_wrong_key_shows_the_form_with_an_error_never_data(
+    seeded: TestClient, secret: str
+) -> None:
+    """A wrong, empty or ingest-only key is 401 with the form and a message, and no cookie."""
+    response = seeded.post("/ui/login", data={"key": secret}, follow_redirects=False)
+    assert response.status_code == 401
+    assert 'role="alert"' in response.text
+    assert "set-cookie" not in response.headers
+    assert "gpt-4o" not in response.text
+    expected = "lacks the read scope" if secret.startswith("afk") else "not valid"
+    if secret == "":
+        expected = "Enter an API key"
+    assert expected in response.text
+    seeded.cookies.set("ai_feedback_key", secret or "x")
+    assert seeded.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_login_sets_a_strict_http_only_cookie_and_logout_clears_it(seeded: TestClient) -> None:
+    """The cookie is HttpOnly, SameSite=Strict, Path=/ui; logging out removes it."""
+    response = seeded.post("/ui/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False)
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/ui" in cookie
+    assert "Secure" not in cookie  # plain http here; https adds it
+    assert seeded.get("/ui").status_code == 200
+    assert seeded.get("/ui/login", follow_redirects=False).headers["location"] == "/ui"
+    out = seeded.post("/ui/logout", follow_redirects=False)
+    assert out.status_code == 303
+    assert out.headers["location"] == "/ui/login"
+    assert 'ai_feedback_key=""' in out.headers["set-cookie"]
+    assert seeded.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_the_cookie_is_secure_over_https(tmp_path: Path) -> None:
+    """Served over https, the login cookie carries Secure."""
+    app = create_app(server_config(tmp_path))
+    with TestClient(app, base_url="https://testserver") as client:
+        response = client.post(
+            "/ui/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False
+        )
+    assert "Secure" in response.headers["set-cookie"]
+
+
+def test_forms_from_another_origin_are_refused(seeded: TestClient) -> None:
+    """Login and logout posted from another site's page are 403 (with SameSite, CSRF-proof)."""
+    evil = {"origin": "https://evil.example"}
+    response = seeded.post("/ui/login", data={"key": SECRETS["a-read"][0]}, headers=evil)
+    assert response.status_code == 403
+    assert "set-cookie" not in response.headers
+    _login(seeded, "a-read")
+    assert seeded.post("/ui/logout", headers=evil).status_code == 403
+    same = {"origin": "http://testserver"}
+    assert seeded.post("/ui/logout", headers=same, follow_redirects=False).status_code == 303
+
+
+def test_an_oversized_login_form_is_refused(seeded: TestClient) -> None:
+    """A login body past 4 KiB is 413 with the form."""
+    response = seeded.post("/ui/login", data={"key": "x" * 5000})
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "?window=168", "?window=6&model=gpt-4o", "?provider=anthropic", "?window=0.5"],
+)
+def test_every_figure_equals_v1_stats(seeded: TestClient, query: str) -> None:
+    """Each number of the overview is the one /v1/stats returns for the same filters."""
+    _login(seeded, "a-read")
+    page = seeded.get(f"/ui{query}")
+    assert page.status_code == 200
+    shown = _stats_on_page(page.text)
+    params = dict(p.split("=") for p in query.lstrip("?").split("&") if p)
+    if "window" in params:
+        params["window_hours"] = params.pop("window")
+    expected = flatten(seeded.get("/v1/stats", params=params, headers=key("a-read")).json())
+    assert shown, "the overview shows no figures"
+    for path, value in shown.items():
+        want = expected[path]
+        assert value == ("" if want is None else str(want)), path
+    for path in ("total_count", "average_rating", "rating.count", "by_type.rating"):
+        assert path in shown
+    distribution = {k for k in expected if k.startswith("rating.distribution.")}
+    models = {k for k in expected if k.startswith("by_model.")}
+    assert distribution | models <= set(shown)
+
+
+def test_the_series_adds_up_to_the_total(seeded: TestClient) -> None:
+    """The rows of the time series table add up to the total items of the window."""
+    _login(seeded, "a-read")
+    for query in ("", "?window=168", "?window=168&bucket=hour", "?window=24&bucket=day"):
+        html = seeded.get(f"/ui{query}").text
+        table = html.split('data-testid="series"')[1].split("</table>")[0]
+        counts = [int(v) for v in re.findall(r'<data value="(\d+)">', table)]
+        total = int(_stats_on_page(html)["total_count"])
+        assert sum(counts) == total
+    day = seeded.get("/ui?window=168").text.split('data-testid="series"')[1]
+    assert len(re.findall(r"<tr><th scope=\"row\">", day.split("</table>")[0])) in (7, 8)
+
+
+def test_projects_are_kept_apart(seeded: TestClient) -> None:
+    """Project A's pages never show project B's items, and B's item is 404 for A."""
+    _login(seeded, "b-all")
+    b_list = seeded.get("/ui/feedback").text
+    [b_id] = re.findall(r'data-id="([^"]+)"', b_list)
+    assert "secret-model-b" in seeded.get("/ui").text
+    _login(seeded, "a-read")
+    assert "secret-model-b" not in seeded.get("/ui").text
+    assert b_id not in seeded.get("/ui/feedback").text
+    other = seeded.get(f"/ui/feedback/{b_id}")
+    assert other.status_code == 404
+    assert "secret-model-b" not in other.text
+    for bad in ("%00", "x" * 300):  # ids no item can have: not found either
+        assert seeded.get(f"/ui/feedback/{bad}").status_code == 404
+
+
+def test_the_list_pages_with_the_cursor_and_filters(seeded: TestClient) -> None:
+    """Pages of 50, newest first, end to end; filters narrow it and stay in the links."""
+    _login(seeded, "a-read")
+    seen: list[str] = []
+    link: str | None = "/ui/feedback"
+    while link is not None:
+        html = seeded.get(link).text
+        seen += re.findall(r'data-id="([^"]+)"', html)
+        found = re.search(r'<a href="(/ui/feedback\?[^"]*cursor=[^"]+)" rel="next">', html)
+        link = found.group(1).replace("&amp;", "&") if found else None
+    assert len(seen) == len(set(seen)) == 120
+    api = seeded.get("/v1/feedback", params={"limit": 1000}, headers=key("a-read")).json()
+    assert seen == [item["id"] for item in api["items"]]
+    corrections = seeded.get("/ui/feedback?type=correction&model=gpt-4o").text
+    rows = re.findall(r'data-id="([^"]+)"', corrections)
+    assert rows
+    assert corrections.count("tag-correction") == len(rows)
+    assert 'value="gpt-4o"' in corrections
+
+
+def test_the_detail_shows_the_captured_call_the_diff_and_the_raw_payload(
+    seeded: TestClient,
+) -> None:
+    """A correction's page shows its diff, the captured input and output, and the raw payload."""
+    _login(seeded, "a-read")
+    listing = seeded.get("/ui/feedback?type=correction").text
+    item_id = re.findall(r'data-id="([^"]+)"', listing)[0]
+    html = seeded.get(f"/ui/feedback/{item_id}").text
+    assert '<del><span class="sr">removed: </span>Sydney.</del>' in html
+    assert '<ins><span class="sr">added: </span>Canberra.</ins>' in html
+    assert "What is the capital of Australia?" in html
+    assert 'data-testid="raw"' in html
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/ui?window=abc", "window"),
+        ("/ui?window=0", "window"),
+        ("/ui?window=nan", "window"),
+        ("/ui?window=100000", "window"),
+        ("/ui?window=8000&bucket=hour", "bucket"),
+        ("/ui?bucket=week", "bucket"),
+        ("/ui?sort=price", "sort"),
+        ("/ui?model=" + "m" * 300, "model"),
+        ("/ui?model=a%00b", "model"),
+        ("/ui/feedback?type=vote", "type"),
+        ("/ui/feedback?since=yesterday", "since"),
+        ("/ui/feedback?since=2026-11-02T00:00&until=2026-11-01T00:00", "until"),
+        ("/ui/feedback?since=0001-01-01T00:00", "since"),
+        ("/ui/feedback?until=9999-12-31T23:59:59", "until"),
+        ("/ui/feedback?since=2026-01-01T00:00%2B25:00", "since"),
+        ("/ui?order=up", "order"),
+        ("/ui/feedback?cursor=not-a-cursor", "cursor"),
+        ("/ui/feedback?cursor=WyJ4IiwxXQ", "cursor"),
+    ],
+)
+def test_bad_parameters_name_the_field(seeded: TestClient, path: str, field: str) -> None:
+    """A bad filter is a 422 page naming the parameter, never a 500."""
+    _login(seeded, "a-read")
+    response = seeded.get(path)
+    assert response.status_code == 422
+    assert f'data-field="{field}"' in response.text
+    assert f"The {field!r} parameter" in response.text.replace("&#39;", "'")
+
+
+def test_static_files_are_cached_and_pages_are_not(seeded: TestClient) -> None:
+    """Assets are cacheable with an ETag; pages are no-store with a self-only CSP."""
+    script = seeded.get("/ui/static/chart.umd.min.js")
+    assert script.status_code == 200
+    assert script.headers["cache-control"] == "public, max-age=86400"
+    assert script.headers["etag"]
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.content.startswith(b"/*!\n * Chart.js v4")
+    assert seeded.get("/ui/static/nothing.js").status_code == 404
+    page = seeded.get("/ui/login")
+    assert page.headers["cache-control"] == "no-store"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "http" not in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+
+
+def test_pages_load_nothing_from_other_hosts(seeded: TestClient) -> None:
+    """No page or asset refers to another host (scripts, styles, fonts are served here)."""
+    _login(seeded, "a-read")
+    item_id = re.findall(r'data-id="([^"]+)"', seeded.get("/ui/feedback").text)[0]
+    for path in ("/ui", "/ui/feedback", f"/ui/feedback/{item_id}", "/ui/login"):
+        html = seeded.get(path).text
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+    for name in ("dashboard.js", "dashboard.css"):
+        assert "http" not in seeded.get(f"/ui/static/{name}").text
+
+
+def test_without_authentication_the_dashboard_shows_project_default(tmp_path: Path) -> None:
+    """With --insecure-no-auth the pages need no login and show project 'default'."""
+    config = FeedbackConfig(
+        store="sqlite",
+        database_url=f"sqlite:///{tmp_path / 'open.db'}",
+        batch_max_delay_ms=2,
+    )
+    with TestClient(create_app(config, insecure_no_auth=True)) as client:
+        client.post("/v1/feedback", json={"score": 5, "context": {"model": "m"}})
+        page = client.get("/ui")
+        assert page.status_code == 200
+        assert 'data-testid="project">default<' in page.text
+        assert _stats_on_page(page.text)["total_count"] == "1"
+        assert "Log out" not in page.text
+
+
+def test_the_key_is_checked_on_every_request(tmp_path: Path) -> None:
+    """A cookie whose key is no longer configured shows the login form again."""
+    digest = hashlib.sha256(b"old-secret").hexdigest()
+    keys: list[dict[str, Any]] = [
+        {"id": "old", "secret_sha256": digest, "project": "p", "scopes": ["read"]}
+    ]
+    with TestClient(create_app(server_config(tmp_path, api_keys=keys))) as client:
+        client.post("/ui/login", data={"key": "old-secret"})
+        assert client.get("/ui").status_code == 200
+    with TestClient(create_app(server_config(tmp_path))) as client:
+        client.cookies.set("ai_feedback_key", "old-secret")
+        assert client.get("/ui", follow_redirects=False).status_code == 303
+
+
+async def test_the_demo_data_shows_in_a_service_without_keys() -> None:
+    """After ai-feedback demo, a service on its file without keys shows its items at /ui."""
+    stats = await run_demo()
+    config = FeedbackConfig(store="sqlite", database_url="sqlite:///./ai_feedback_demo.db")
+    with TestClient(create_app(config, insecure_no_auth=True)) as client:
+        page = client.get("/ui")
+        listing = client.get("/ui/feedback?type=correction")
+    assert page.status_code == 200
+    shown = _stats_on_page(page.text)
+    assert shown["total_count"] == str(stats["total_count"]) == "7"
+    assert shown["average_rating"] == str(stats["average_rating"])
+    assert "Canberra" in listing.text
