@@ -116,7 +116,15 @@ def test_an_oversized_login_form_is_refused(seeded: TestClient) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["", "?window=168", "?window=6&model=gpt-4o", "?provider=anthropic", "?window=0.5"],
+    [
+        "",
+        "?window=168",
+        "?window=6&model=gpt-4o",
+        "?provider=anthropic",
+        "?window=0.5",
+        "?type=rating",
+        "?window=168&type=correction&model=gpt-4o",
+    ],
 )
 def test_every_figure_equals_v1_stats(seeded: TestClient, query: str) -> None:
     """Each number of the overview is the one /v1/stats returns for the same filters."""
@@ -142,7 +150,13 @@ def test_every_figure_equals_v1_stats(seeded: TestClient, query: str) -> None:
 def test_the_series_adds_up_to_the_total(seeded: TestClient) -> None:
     """The rows of the time series table add up to the total items of the window."""
     _login(seeded, "a-read")
-    for query in ("", "?window=168", "?window=168&bucket=hour", "?window=24&bucket=day"):
+    for query in (
+        "",
+        "?window=168",
+        "?window=168&bucket=hour",
+        "?window=24&bucket=day",
+        "?window=168&type=text",
+    ):
         html = seeded.get(f"/ui{query}").text
         table = html.split('data-testid="series"')[1].split("</table>")[0]
         counts = [int(v) for v in re.findall(r'<data value="(\d+)">', table)]
@@ -215,6 +229,7 @@ def test_the_detail_shows_the_captured_call_the_diff_and_the_raw_payload(
         ("/ui?model=" + "m" * 300, "model"),
         ("/ui?model=a%00b", "model"),
         ("/ui/feedback?type=vote", "type"),
+        ("/ui?type=vote", "type"),
         ("/ui/feedback?since=yesterday", "since"),
         ("/ui/feedback?since=2026-11-02T00:00&until=2026-11-01T00:00", "until"),
         ("/ui/feedback?since=0001-01-01T00:00", "since"),

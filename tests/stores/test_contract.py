@@ -575,8 +575,12 @@ def _raw_series(
 ) -> list[tuple[datetime, int, int, float]]:
     """The series computed item by item: (start, count, rating count, rating sum)."""
     sums: dict[datetime, list[Any]] = {}
+    where = dict(where)
+    kind = where.pop("feedback_type", None)
     for item in items:
         if item.created_at < since or any(item.context.get(k) != v for k, v in where.items()):
+            continue
+        if kind is not None and item.feedback_type.value != kind:
             continue
         start = item.created_at.replace(minute=0, second=0, microsecond=0)
         if bucket == "day":
@@ -592,7 +596,14 @@ def _raw_series(
 @pytest.mark.parametrize("bucket", ["hour", "day"])
 @pytest.mark.parametrize(
     "where",
-    [{}, {"owner_id": "a"}, {"owner_id": "b", "model": "m1"}, {"provider": "p2"}],
+    [
+        {},
+        {"owner_id": "a"},
+        {"owner_id": "b", "model": "m1"},
+        {"provider": "p2"},
+        {"feedback_type": "text"},
+        {"owner_id": "a", "feedback_type": "rating", "model": "m2"},
+    ],
 )
 async def test_series_equals_the_raw_computation(
     store: FeedbackStoreProtocol, bucket: str, where: dict[str, str]
@@ -616,6 +627,14 @@ async def test_series_equals_the_raw_computation(
     stats = await store.stats(window_hours=window, **where)
     assert sum(p.count for p in points) == stats.summary.total_count
     assert sum(p.rating_count for p in points) == stats.rating_count
+    summary = await store.aggregate(window_hours=window, **where)  # type: ignore[attr-defined]
+    assert summary == stats.summary
+    if "feedback_type" in where:  # only that type counts, in the model breakdown too
+        others = {
+            k: n for k, n in stats.summary.count_by_type.items() if k != where["feedback_type"]
+        }
+        assert set(others.values()) == {0}
+        assert sum(row["count"] for row in stats.by_model.values()) == stats.summary.total_count
 
 
 async def test_series_of_an_empty_window_and_bad_arguments(store: FeedbackStoreProtocol) -> None:
@@ -628,3 +647,7 @@ async def test_series_of_an_empty_window_and_bad_arguments(store: FeedbackStoreP
     with pytest.raises(FeedbackValidationError) as info:
         await store.series(window_hours=0)
     assert info.value.field == "window_hours"
+    for call in (store.series, store.stats, store.aggregate):  # type: ignore[attr-defined]
+        with pytest.raises(FeedbackValidationError) as info:
+            await call(feedback_type="thumbs")
+        assert info.value.field == "feedback_type"

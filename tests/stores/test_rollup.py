@@ -69,22 +69,23 @@ def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
 
+FILTER_NAMES = ("model", "provider", "owner_id", "feedback_type")
+
+
 def _filters() -> Iterator[dict[str, str]]:
     for model in (None, "m1"):
         for provider in (None, "p1"):
             for owner in (None, "o2"):
-                yield {
-                    k: v
-                    for k, v in (("model", model), ("provider", provider), ("owner_id", owner))
-                    if v
-                }
+                for kind in (None, "rating", "text"):
+                    given = zip(FILTER_NAMES, (model, provider, owner, kind), strict=True)
+                    yield {k: v for k, v in given if v}
 
 
 async def _reference(store: Any, hours: float, **filters: str) -> tuple[FeedbackStats, Any]:
     """The window's statistics and summary by the hand-written queries over the raw rows."""
     start = NOW - timedelta(hours=hours)
-    key = ("model" in filters, "provider" in filters, "owner_id" in filters)
-    given = [filters[k] for k in ("model", "provider", "owner_id") if k in filters]
+    key = tuple(name in filters for name in FILTER_NAMES)
+    given = [filters[k] for k in FILTER_NAMES if k in filters]
     model, provider = filters.get("model"), filters.get("provider")
     if isinstance(store, SQLiteFeedbackStore):
         params = [math.ceil(start.timestamp() * 1_000_000), *given]
@@ -185,7 +186,7 @@ async def test_rollup_statistics_equal_the_raw_rows(backend: str, tmp_path: Path
         items = _items(3000)
         for start in range(0, len(items), 250):
             assert (await store.save_many(items[start : start + 250])).is_ok()
-        assert await _check(store) == len(WINDOWS) * 8
+        assert await _check(store) == len(WINDOWS) * 24
 
         # Replays, a single save of a stored item, and repeated ids change nothing.
         assert (await store.save_many(items[100:400] + items[100:110])).is_ok()

@@ -45,6 +45,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 _ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _READ_ERRORS = errors(401, 403, 422, 503)
 _Text = Annotated[str | None, Query(min_length=1, max_length=256)]
+_Type = Annotated[Literal["rating", "text", "correction", "label"] | None, Query()]
 
 
 def item_out(item: FeedbackItem) -> dict[str, Any]:
@@ -184,7 +185,7 @@ async def list_items(
     request: Request,
     *,
     principal: Annotated[Principal, Depends(require("read"))],
-    type: Annotated[Literal["rating", "text", "correction", "label"] | None, Query()] = None,  # noqa: A002
+    type: _Type = None,  # noqa: A002
     model: _Text = None,
     provider: _Text = None,
     session_id: _Text = None,
@@ -218,17 +219,25 @@ async def list_items(
 @router.get("/stats", response_model=StatsOut, responses=_READ_ERRORS, summary="Statistics")
 async def stats(
     request: Request,
+    *,
     principal: Annotated[Principal, Depends(require("read"))],
     model: _Text = None,
     provider: _Text = None,
+    type: _Type = None,  # noqa: A002 - the API's name for the feedback type
     window_hours: Annotated[float, Query(gt=0, le=MAX_WINDOW_HOURS)] = 24.0,
 ) -> JSONBody:
     """
     Return what get_feedback_stats returns, over the project's items in the window.
+
+    With ``type``, only items of that type count (ratings figures are empty for others).
     """
     store = service(request).store
     figures = await store.stats(  # type: ignore[attr-defined]
-        window_hours=window_hours, model=model, provider=provider, owner_id=principal.project
+        window_hours=window_hours,
+        model=model,
+        provider=provider,
+        owner_id=principal.project,
+        **({} if type is None else {"feedback_type": type}),
     )
     return JSONBody(figures.to_dict())
 

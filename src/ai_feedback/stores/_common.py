@@ -21,6 +21,7 @@ from ai_feedback._models import (
     FeedbackType,
     SeriesBucket,
     SeriesPoint,
+    coerce_type,
 )
 from ai_feedback._validation import MAX_WINDOW_HOURS, Limits, check_id
 from ai_feedback.exceptions import FeedbackValidationError
@@ -42,6 +43,7 @@ __all__ = [
     "rating_stats_from_counts",
     "same_item",
     "scan_pages",
+    "stats_filters",
     "store_location",
 ]
 
@@ -248,6 +250,18 @@ def check_window(window_hours: object) -> float:
 
 def cutoff(window_hours: object) -> float:
     return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
+
+
+def stats_filters(
+    model: object, provider: object, owner_id: object, feedback_type: object
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """
+    Return the checked filters of a statistics call: model, provider, owner, type value.
+    """
+    model, provider = check_filters(model, provider)
+    owner = None if owner_id is None else check_id("owner_id", owner_id)
+    kind = None if feedback_type is None else coerce_type(feedback_type).value
+    return model, provider, owner, kind
 
 
 def check_bucket(bucket: object) -> SeriesBucket:

@@ -288,27 +288,31 @@ FIND_BY_TYPE_SQL = (
 """Parameters: type value, limit. Uses ``feedback_type_created``."""
 
 
+FILTER_COLUMNS = ("model", "provider", "owner_id", "feedback_type")
+"""The optional filters of the statistics queries, in the order of their parameters ($2
+on); the queries are keyed by a tuple of booleans saying which of them are given."""
+
+
 def _filters(*given: bool) -> str:
-    columns = [c for c, on in zip(("model", "provider", "owner_id"), given, strict=True) if on]
+    columns = [c for c, on in zip(FILTER_COLUMNS, given, strict=True) if on]
     return "".join(f" AND {column} = ${n}" for n, column in enumerate(columns, start=2))
 
 
 _FILTERS = {
-    (model, provider, owner): _filters(model, provider, owner)
-    for model, provider, owner in itertools.product((False, True), repeat=3)
+    key: _filters(*key) for key in itertools.product((False, True), repeat=len(FILTER_COLUMNS))
 }
-AGGREGATE_SQL: Mapping[tuple[bool, bool, bool], str] = {
+AGGREGATE_SQL: Mapping[tuple[bool, ...], str] = {
     key: "SELECT feedback_type, count(*), avg(rating) FROM feedback "
     f"WHERE created_at >= $1{where} GROUP BY feedback_type"
     for key, where in _FILTERS.items()
 }
 """
-Per (model given, provider given, owner given): rows of (type, count, average rating).
+By the filters given (see `FILTER_COLUMNS`): rows of (type, count, average rating).
 
-Parameters: the window's start, then the model, the provider and the owner when given.
+Parameters: the window's start, then the model, provider, owner and type when given.
 """
 
-STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
+STATS_SQL: Mapping[tuple[bool, ...], str] = {
     key: f"""WITH grouped AS (
     SELECT GROUPING(feedback_type) = 0 AS by_type, GROUPING(model) = 0 AS by_model,
            feedback_type, model, rating, count(*) AS n, avg(rating) AS average
@@ -333,7 +337,7 @@ GROUP BY p"""
     for key, where in _FILTERS.items()
 }
 """
-Per (model, provider, owner given): `FeedbackStats` in one scan and one round trip.
+By the filters given: `FeedbackStats` in one scan and one round trip.
 
 Rows of (part, key, count, number), told apart by ``part``: ``type`` (count and average
 rating per type), ``model`` (the same per model), ``rating`` (count per distinct rating,
@@ -344,7 +348,7 @@ Parameters as for `AGGREGATE_SQL`.
 """
 
 
-def _window(key: tuple[bool, bool, bool]) -> str:
+def _window(key: tuple[bool, ...]) -> str:
     """
     The window's rows as (type, model, rating, n), for the rollup queries.
 
@@ -363,13 +367,13 @@ def _window(key: tuple[bool, bool, bool]) -> str:
 
 
 _WEIGHTED_AVERAGE = "sum(rating * n) / nullif(sum(n) FILTER (WHERE rating IS NOT NULL), 0)"
-ROLLUP_AGGREGATE_SQL: Mapping[tuple[bool, bool, bool], str] = {
+ROLLUP_AGGREGATE_SQL: Mapping[tuple[bool, ...], str] = {
     key: f"SELECT feedback_type, sum(n)::bigint, {_WEIGHTED_AVERAGE} "
     f"FROM ({_window(key)}) AS w GROUP BY feedback_type"
     for key in _FILTERS
 }
 """`AGGREGATE_SQL`'s rows from the rollup (parameters as `_window`)."""
-ROLLUP_STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
+ROLLUP_STATS_SQL: Mapping[tuple[bool, ...], str] = {
     key: STATS_SQL[key].replace(
         "count(*) AS n, avg(rating) AS average\n    FROM feedback\n    WHERE created_at >= $1"
         + where,
@@ -380,7 +384,7 @@ ROLLUP_STATS_SQL: Mapping[tuple[bool, bool, bool], str] = {
 """`STATS_SQL` over the rollup's window rows (parameters as `_window`)."""
 
 
-def _series(key: tuple[bool, bool, bool]) -> str:
+def _series(key: tuple[bool, ...]) -> str:
     where = _FILTERS[key]
     whole = f"${2 + sum(key)}"
     return (
@@ -394,7 +398,7 @@ def _series(key: tuple[bool, bool, bool]) -> str:
     )
 
 
-ROLLUP_SERIES_SQL: Mapping[tuple[bool, bool, bool], str] = {key: _series(key) for key in _FILTERS}
+ROLLUP_SERIES_SQL: Mapping[tuple[bool, ...], str] = {key: _series(key) for key in _FILTERS}
 """Per hour of the window: (hour start, items, ratings, rating sum), whole hours from the
 rollup and the first partial hour from the items (parameters as `_window`)."""
 

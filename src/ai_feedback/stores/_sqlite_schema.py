@@ -187,19 +187,20 @@ FIND_BY_TYPE_SQL = (
     f"SELECT {ITEM_COLUMNS} FROM feedback WHERE feedback_type = ? "
     "ORDER BY created_at DESC, id DESC LIMIT ?"
 )
-_WHERE = {
-    (model, provider, owner): "WHERE created_at >= ?"
-    + (" AND model = ?" if model else "")
-    + (" AND provider = ?" if provider else "")
-    + (" AND owner_id = ?" if owner else "")
-    for model, provider, owner in itertools.product((False, True), repeat=3)
+FILTER_COLUMNS = ("model", "provider", "owner_id", "feedback_type")
+"""The optional filters of the statistics queries, in the order of their parameters; the
+queries are keyed by a tuple of booleans saying which of them are given."""
+_FILTERS = {
+    key: "".join(f" AND {column} = ?" for column, on in zip(FILTER_COLUMNS, key, strict=True) if on)
+    for key in itertools.product((False, True), repeat=len(FILTER_COLUMNS))
 }
+_WHERE = {key: f"WHERE created_at >= ?{filters}" for key, filters in _FILTERS.items()}
 _TYPE_TOTALS = ", ".join(f"total(feedback_type = '{t}')" for t in OTHER_TYPES)
 AGGREGATE_SQL = {
     key: f"SELECT count(rating), avg(rating), {_TYPE_TOTALS} FROM feedback {where}"
     for key, where in _WHERE.items()
 }
-"""By (model given, provider given, owner given): one row, the rating count and mean, then
+"""By the filters given (see `FILTER_COLUMNS`): one row, the rating count and mean, then
 a count per other type (in `OTHER_TYPES` order). Parameters: the window's start in
 microseconds, then the filters given."""
 STATS_SQL = {
@@ -209,12 +210,6 @@ STATS_SQL = {
 }
 """Like `AGGREGATE_SQL`, one row per (model, rating value): enough for the counts, the
 rating histogram (hence percentiles) and the per-model breakdown in one round trip."""
-_FILTERS = {
-    (model, provider, owner): (" AND model = ?" if model else "")
-    + (" AND provider = ?" if provider else "")
-    + (" AND owner_id = ?" if owner else "")
-    for model, provider, owner in itertools.product((False, True), repeat=3)
-}
 _WINDOW_ROWS = {
     key: (
         "SELECT nullif(model, '') AS model, "

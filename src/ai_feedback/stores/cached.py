@@ -349,17 +349,17 @@ class CachedFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackSummary:
         """
-        Summarize the last ``window_hours``, optionally filtered by model, provider, owner.
+        Summarize the last ``window_hours``, optionally filtered by model, provider, owner, type.
         """
         check_window(window_hours)
         check_filters(model, provider)
         check_optional_id("owner_id", owner_id)
-        field = orjson.dumps(["aggregate", window_hours, model, provider, owner_id]).decode()
-        filters = {"model": model, "provider": provider}
-        if owner_id is not None:
-            filters["owner_id"] = owner_id
+        kind = None if feedback_type is None else coerce_type(feedback_type).value
+        field = orjson.dumps(["aggregate", window_hours, model, provider, owner_id, kind]).decode()
+        filters = _given(model, provider, owner_id, kind)
         load = partial(self._store.aggregate, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, lambda e: FeedbackSummary(**e))
 
@@ -370,17 +370,17 @@ class CachedFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
-        Return the window's statistics, optionally filtered by model, provider and owner.
+        Return the window's statistics, optionally filtered by model, provider, owner, type.
         """
         check_window(window_hours)
         check_filters(model, provider)
         check_optional_id("owner_id", owner_id)
-        field = orjson.dumps(["stats", window_hours, model, provider, owner_id]).decode()
-        filters = {"model": model, "provider": provider}
-        if owner_id is not None:
-            filters["owner_id"] = owner_id
+        kind = None if feedback_type is None else coerce_type(feedback_type).value
+        field = orjson.dumps(["stats", window_hours, model, provider, owner_id, kind]).decode()
+        filters = _given(model, provider, owner_id, kind)
         load = partial(self._store.stats, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, _stats)
 
@@ -392,6 +392,7 @@ class CachedFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the wrapped store's time series of the window (not cached).
@@ -403,9 +404,7 @@ class CachedFeedbackStore(ClosingContext):
         if series is None:
             msg = f"{type(self._store).__name__} has no time series"
             raise FeedbackStorageError(msg)
-        filters = {"model": model, "provider": provider}
-        if owner_id is not None:
-            filters["owner_id"] = owner_id
+        filters = _given(model, provider, owner_id, feedback_type)
         points: list[SeriesPoint] = await series(
             window_hours=window_hours, bucket=check_bucket(bucket), **filters
         )
@@ -654,3 +653,17 @@ def _item(data: dict[str, Any]) -> FeedbackItem:
 
 def _stats(data: dict[str, Any]) -> FeedbackStats:
     return FeedbackStats(**{**data, "summary": FeedbackSummary(**data["summary"])})
+
+
+def _given(
+    model: str | None, provider: str | None, owner_id: str | None, feedback_type: object
+) -> dict[str, Any]:
+    """
+    The statistics filters to pass on: owner and type only when given (older stores).
+    """
+    filters: dict[str, Any] = {"model": model, "provider": provider}
+    if owner_id is not None:
+        filters["owner_id"] = owner_id
+    if feedback_type is not None:
+        filters["feedback_type"] = feedback_type
+    return filters

@@ -180,12 +180,13 @@ class ReadYourWritesStore:
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics once pending writes are done.
         """
         await self._flush()
-        filters = {} if owner_id is None else {"owner_id": owner_id}
+        filters = _given(owner_id, feedback_type)
         stats: FeedbackStats = await self._method("stats")(
             window_hours=window_hours, model=model, provider=provider, **filters
         )
@@ -199,12 +200,13 @@ class ReadYourWritesStore:
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the window's time series once pending writes are done.
         """
         await self._flush()
-        filters = {} if owner_id is None else {"owner_id": owner_id}
+        filters = _given(owner_id, feedback_type)
         points: list[SeriesPoint] = await self._method("series")(
             window_hours=window_hours, bucket=bucket, model=model, provider=provider, **filters
         )
@@ -216,3 +218,15 @@ class ReadYourWritesStore:
             msg = f"{type(self._store).__name__} has no {name}()"
             raise FeedbackStorageError(msg)
         return method  # type: ignore[no-any-return]
+
+
+def _given(owner_id: str | None, feedback_type: object) -> dict[str, Any]:
+    """
+    The owner and type filters to pass on, only when given (older stores lack them).
+    """
+    filters: dict[str, Any] = {}
+    if owner_id is not None:
+        filters["owner_id"] = owner_id
+    if feedback_type is not None:
+        filters["feedback_type"] = feedback_type
+    return filters

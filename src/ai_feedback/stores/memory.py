@@ -51,6 +51,7 @@ from ai_feedback.stores._common import (
     fold_series,
     rating_stats,
     scan_pages,
+    stats_filters,
 )
 
 __all__ = ["DEFAULT_MAX_ITEMS", "MemoryFeedbackStore"]
@@ -305,16 +306,20 @@ class MemoryFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
-        if owner_id is not None:
-            return (
-                await self.stats(
-                    window_hours=window_hours, model=model, provider=provider, owner_id=owner_id
-                )
-            ).summary
+        if owner_id is not None or feedback_type is not None:
+            figures = await self.stats(
+                window_hours=window_hours,
+                model=model,
+                provider=provider,
+                owner_id=owner_id,
+                feedback_type=feedback_type,
+            )
+            return figures.summary
         since = cutoff(window_hours)
         group = self._groups.get(check_filters(model, provider))
         if group is None:
@@ -328,17 +333,20 @@ class MemoryFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
 
-        With ``owner_id``, the owner's items in the window are read one by one (the
-        indexes per model and provider span all owners).
+        With ``owner_id`` or ``feedback_type``, the window's items (the owner's) are read
+        one by one (the indexes per model and provider span all owners and types).
         """
         since = cutoff(window_hours)
-        key = check_filters(model, provider)
-        if owner_id is not None:
-            return self._owner_stats(check_id("owner_id", owner_id), since, window_hours, key)
+        model, provider, owner, kind = stats_filters(model, provider, owner_id, feedback_type)
+        key = (model, provider)
+        if owner is not None or kind is not None:
+            index = self._timeline if owner is None else self._owners.get(owner)
+            return self._scanned_stats(index, kind, since, window_hours, key)
         group = self._groups.get(key)
         if group is None:
             return FeedbackStats(empty_summary(), window_hours, model, provider)
@@ -364,11 +372,15 @@ class MemoryFeedbackStore(ClosingContext):
             by_model=by_model,
         )
 
-    def _owner_stats(
-        self, owner: str, since: float, window_hours: float, key: _StatsKey
+    def _scanned_stats(
+        self,
+        series: _Series | None,
+        kind: str | None,
+        since: float,
+        window_hours: float,
+        key: _StatsKey,
     ) -> FeedbackStats:
         model, provider = key
-        series = self._owners.get(owner)
         counts = {t.value: 0 for t in _TYPES}
         ratings: list[float] = []
         per_model: dict[str, int] = {}
@@ -376,8 +388,10 @@ class MemoryFeedbackStore(ClosingContext):
         ids = [] if series is None else series.ids[series.first_since(since) :]
         for item_id in ids:
             item = self._items[item_id]
-            if (model is not None and item.model != model) or (
-                provider is not None and item.provider != provider
+            if (
+                (model is not None and item.model != model)
+                or (provider is not None and item.provider != provider)
+                or (kind is not None and item.feedback_type.value != kind)
             ):
                 continue
             counts[item.feedback_type.value] += 1
@@ -411,6 +425,7 @@ class MemoryFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the window's items per whole hour or day, oldest first (empty buckets left out).
@@ -419,15 +434,17 @@ class MemoryFeedbackStore(ClosingContext):
         """
         bucket = check_bucket(bucket)
         since = cutoff(window_hours)
-        model, provider = check_filters(model, provider)
+        model, provider, owner, kind = stats_filters(model, provider, owner_id, feedback_type)
         index = self._timeline
-        if owner_id is not None:
-            index = self._owners.get(check_id("owner_id", owner_id), _Series())
+        if owner is not None:
+            index = self._owners.get(owner, _Series())
         hours: list[tuple[datetime, int, int, float]] = []
         for item_id in index.ids[index.first_since(since) :]:
             item = self._items[item_id]
-            if (model is not None and item.model != model) or (
-                provider is not None and item.provider != provider
+            if (
+                (model is not None and item.model != model)
+                or (provider is not None and item.provider != provider)
+                or (kind is not None and item.feedback_type.value != kind)
             ):
                 continue
             is_rating = item.feedback_type is FeedbackType.RATING

@@ -61,7 +61,6 @@ from ai_feedback.stores._common import (
     check_bucket,
     check_deletion,
     check_filter,
-    check_filters,
     check_item,
     check_limit,
     conflicts,
@@ -70,6 +69,7 @@ from ai_feedback.stores._common import (
     number,
     same_item,
     scan_pages,
+    stats_filters,
 )
 from ai_feedback.stores._pg_schema import (
     AGGREGATE_SQL,
@@ -385,6 +385,7 @@ class PostgresFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
@@ -392,7 +393,9 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id)
+        query, params = _window_query(
+            ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id, feedback_type
+        )
         return _summary(await self._fetch(query, *params))
 
     async def stats(
@@ -402,6 +405,7 @@ class PostgresFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
@@ -409,7 +413,9 @@ class PostgresFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database could not be read.
         """
-        query, params = _window_query(ROLLUP_STATS_SQL, window_hours, model, provider, owner_id)
+        query, params = _window_query(
+            ROLLUP_STATS_SQL, window_hours, model, provider, owner_id, feedback_type
+        )
         rows = await self._fetch(query, *params)
         return _stats(rows, window_hours=window_hours, model=model, provider=provider)
 
@@ -421,6 +427,7 @@ class PostgresFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the window's items per whole hour or day, oldest first (empty buckets left out).
@@ -430,7 +437,7 @@ class PostgresFeedbackStore(ClosingContext):
         """
         bucket = check_bucket(bucket)
         query, params = _window_query(
-            sql.ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id
+            sql.ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id, feedback_type
         )
         rows = await self._fetch(query, *params)
         return fold_series((tuple(row) for row in rows), bucket)
@@ -785,19 +792,19 @@ def _stats(
 
 
 def _window_query(
-    queries: Mapping[tuple[bool, bool, bool], str],
-    window_hours: float,
-    model: object,
-    provider: object,
-    owner_id: object,
+    queries: Mapping[tuple[bool, ...], str], window_hours: float, *filters: object
 ) -> tuple[str, list[Any]]:
+    """
+    Return the query for the filters given and its parameters.
+
+    ``filters``: model, provider, owner and type (None when not given).
+    """
     since = datetime.fromtimestamp(cutoff(window_hours), UTC)
-    model, provider = check_filters(model, provider)
-    owner = None if owner_id is None else check_id("owner_id", owner_id)
+    given = stats_filters(*filters)
     start = since.replace(minute=0, second=0, microsecond=0)
     whole = start if start == since else start + timedelta(hours=1)  # the first whole hour
-    params = [since, *(f for f in (model, provider, owner) if f is not None), whole]
-    return queries[model is not None, provider is not None, owner is not None], params
+    params = [since, *(f for f in given if f is not None), whole]
+    return queries[tuple(f is not None for f in given)], params
 
 
 def _check_pool_size(min_size: object, max_size: object) -> None:

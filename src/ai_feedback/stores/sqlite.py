@@ -53,7 +53,6 @@ from ai_feedback.stores._common import (
     check_bucket,
     check_deletion,
     check_filter,
-    check_filters,
     check_item,
     check_limit,
     conflicts,
@@ -61,6 +60,7 @@ from ai_feedback.stores._common import (
     fold_series,
     rating_stats_from_counts,
     scan_pages,
+    stats_filters,
 )
 from ai_feedback.stores._sqlite_schema import (
     AGGREGATE_SQL,
@@ -293,11 +293,14 @@ class SQLiteFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackSummary:
         """
         Summarize the items created in the last ``window_hours``, optionally filtered.
         """
-        sql, params = _window_query(ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id)
+        sql, params = _window_query(
+            ROLLUP_AGGREGATE_SQL, window_hours, model, provider, owner_id, feedback_type
+        )
         [(ratings, average, *others)] = await self._fetch(sql, params)
         counts = {_RATING.value: ratings} | {
             t: int(n) for t, n in zip(OTHER_TYPES, others, strict=True)
@@ -311,11 +314,14 @@ class SQLiteFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
         Return the window's statistics with rating percentiles and a per-model breakdown.
         """
-        sql, params = _window_query(ROLLUP_STATS_SQL, window_hours, model, provider, owner_id)
+        sql, params = _window_query(
+            ROLLUP_STATS_SQL, window_hours, model, provider, owner_id, feedback_type
+        )
         return _stats(
             await self._fetch(sql, params),
             window_hours=window_hours,
@@ -331,12 +337,15 @@ class SQLiteFeedbackStore(ClosingContext):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the window's items per whole hour or day, oldest first (empty buckets left out).
         """
         bucket = check_bucket(bucket)
-        sql, params = _window_query(ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id)
+        sql, params = _window_query(
+            ROLLUP_SERIES_SQL, window_hours, model, provider, owner_id, feedback_type
+        )
         rows = await self._fetch(sql, params)
         return fold_series(
             ((_EPOCH + _MICROSECOND * start, n, rated, total) for start, n, rated, total in rows),
@@ -562,19 +571,19 @@ async def _conflict(
 
 
 def _window_query(
-    queries: Mapping[tuple[bool, bool, bool], str],
-    window_hours: float,
-    model: object,
-    provider: object,
-    owner_id: object,
+    queries: Mapping[tuple[bool, ...], str], window_hours: float, *filters: object
 ) -> tuple[str, list[Any]]:
+    """
+    Return the query for the filters given and its parameters.
+
+    ``filters``: model, provider, owner and type (None when not given).
+    """
     since = math.ceil(cutoff(window_hours) * 1_000_000)
-    model, provider = check_filters(model, provider)
-    owner = None if owner_id is None else check_id("owner_id", owner_id)
-    filters = [f for f in (model, provider, owner) if f is not None]
+    given = stats_filters(*filters)
+    values = [f for f in given if f is not None]
     whole = since - since % HOUR_US + (HOUR_US if since % HOUR_US else 0)  # first whole hour
-    params = [whole, *filters, since, whole, *filters]
-    return queries[model is not None, provider is not None, owner is not None], params
+    params = [whole, *values, since, whole, *values]
+    return queries[tuple(f is not None for f in given)], params
 
 
 def _conditions(where: FeedbackFilter) -> tuple[list[str], list[Any]]:

@@ -239,7 +239,12 @@ async def overview(request: Request) -> Response:
     except BadParameterError as exc:
         return _bad_parameter(request, principal, exc)
     store: Any = service(request).store
-    filters = {"model": view.model, "provider": view.provider, "owner_id": principal.project}
+    filters = {
+        "model": view.model,
+        "provider": view.provider,
+        "owner_id": principal.project,
+        "feedback_type": view.type,
+    }
     now = datetime.now(UTC)
     stats, points = await asyncio.gather(
         store.stats(window_hours=view.window, **filters),
@@ -282,12 +287,18 @@ async def overview(request: Request) -> Response:
         distribution=distribution,
         models=models,
         windows=WINDOWS,
+        types=TYPES,
         bucket_param=request.query_params.get("bucket", ""),
         sorts=SORTS,
         # "<" escaped: the JSON sits in a <script> element.
         chart_json=orjson.dumps(chart).decode().replace("<", "\\u003c"),
         stats_link="/v1/stats"
-        + _query(window_hours=f"{view.window:g}", model=view.model, provider=view.provider),
+        + _query(
+            window_hours=f"{view.window:g}",
+            model=view.model,
+            provider=view.provider,
+            type=view.type,
+        ),
         label=_label,
     )
 

@@ -90,12 +90,13 @@ def _link(values: Mapping[str, object]) -> str:
 @dataclass(frozen=True, slots=True)
 class OverviewQuery:
     """
-    The overview's filters: a window ending now, model, provider, and the table's sort.
+    The overview's filters: a window ending now, model, provider, type, and the table's sort.
     """
 
     window: float = 24.0
     model: str | None = None
     provider: str | None = None
+    type: str | None = None
     bucket: SeriesBucket = "hour"
     sort: str = "count"
     order: Literal["asc", "desc"] = "desc"
@@ -127,6 +128,7 @@ class OverviewQuery:
             window=window,
             model=model,
             provider=provider,
+            type=_choice(params, "type", TYPES),
             bucket="day" if bucket == "day" else "hour",
             sort=_choice(params, "sort", SORTS) or "count",
             order="asc" if _choice(params, "order", ("asc", "desc")) == "asc" else "desc",
