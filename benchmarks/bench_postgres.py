@@ -295,7 +295,9 @@ async def bench_aggregate(url: str, count: int) -> list[Row]:
         print(f"    VACUUM ANALYZE in {took:.1f} s")
         store = await PostgresFeedbackStore.open(url, schema=schema)
         since = datetime.now(UTC) - timedelta(hours=WINDOW_HOURS)
-        plan = await conn.fetch("EXPLAIN " + AGGREGATE_SQL[True, False], since, FILTER_MODEL)
+        plan = await conn.fetch(
+            "EXPLAIN " + AGGREGATE_SQL[True, False, False, False], since, FILTER_MODEL
+        )
         scan = next(r[0].strip().lstrip("-> ") for r in plan if "Scan" in r[0])
         print(f"    plan of aggregate(model=...): {scan}")
 
@@ -319,7 +321,7 @@ async def bench_aggregate(url: str, count: int) -> list[Row]:
 
         async def stats_by_hand() -> list[asyncpg.Record]:
             start = datetime.now(UTC) - timedelta(hours=WINDOW_HOURS)
-            return await conn.fetch(STATS_SQL[False, False], start)
+            return await conn.fetch(STATS_SQL[False, False, False, False], start)
 
         stats_s, stats_base_s, _, _ = await median_pair(
             lambda: store.stats(window_hours=WINDOW_HOURS), stats_by_hand
@@ -328,7 +330,7 @@ async def bench_aggregate(url: str, count: int) -> list[Row]:
         filtered_s, filtered_base_s, _, _ = await median_pair(
             lambda: store.stats(window_hours=WINDOW_HOURS, model=FILTER_MODEL),
             lambda: conn.fetch(
-                STATS_SQL[True, False],
+                STATS_SQL[True, False, False, False],
                 datetime.now(UTC) - timedelta(hours=WINDOW_HOURS),
                 FILTER_MODEL,
             ),

@@ -111,7 +111,7 @@ async def _fill(kind: str, store: Any, n: int) -> None:
 
 def _raw(kind: str, store: Any, what: str, hours: float) -> Callable[[], Awaitable[Any]]:
     """The hand-written query over the raw rows, as the stores ran it before the rollup."""
-    key = (False, False, False)
+    key = (False, False, False, False)
     if kind == "sqlite":
         since = math.ceil(sqlite_store.cutoff(hours) * 1_000_000)
         query = (sqlite_sql.STATS_SQL if what == "stats" else sqlite_sql.AGGREGATE_SQL)[key]

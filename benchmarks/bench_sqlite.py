@@ -417,7 +417,7 @@ async def compare_stats(store: SQLiteFeedbackStore, conn: sqlite3.Connection) ->
     rows = []
     for model in (FILTER_MODEL, None):
         params: tuple[Any, ...] = (cutoff_us(), model) if model else (cutoff_us(),)
-        sql = STATS_SQL[model is not None, False]
+        sql = STATS_SQL[model is not None, False, False, False]
         ours_s, base_s, stats, _ = await median_pair(
             lambda model=model: store.stats(window_hours=WINDOW_HOURS, model=model),
             lambda sql=sql, params=params: conn.execute(sql, params).fetchall(),
