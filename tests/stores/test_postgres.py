@@ -428,18 +428,19 @@ async def test_queries_use_their_indexes(
     for sql, params, index in (
         (FIND_BY_SESSION_SQL, ["session-42"], "feedback_session_created"),
         (FIND_BY_TYPE_SQL, ["label", 100], "feedback_type_created"),
-        (AGGREGATE_SQL[True, False, False], [since, "model-3"], "feedback_model_created"),
+        (AGGREGATE_SQL[True, False, False, False], [since, "model-3"], "feedback_model_created"),
     ):
         plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {sql}", *params))
         assert re.search(rf"Scan (Backward )?(using|on) {index}\b", plan), plan
         assert "Seq Scan" not in plan, plan
     # What the store runs: the rollup plus the window's first partial hour, by index. The
-    # window starts 5 minutes into an hour, whatever the clock says, so that the partial
+    # window starts 35 minutes into an hour, whatever the clock says, so that the partial
     # hour holds the same share of rows on every run (and the plan does not change).
-    start = since.replace(minute=5, second=0, microsecond=0)
+    start = since.replace(minute=35, second=0, microsecond=0)
     whole = start.replace(minute=0) + timedelta(hours=1)
-    query = ROLLUP_AGGREGATE_SQL[True, False, False]
-    plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {query}", start, "model-3", whole))
+    query = ROLLUP_AGGREGATE_SQL[True, False, False, False]
+    params = [start, "model-3", whole, whole, 1]
+    plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {query}", *params))
     assert re.search(r"Index Only Scan using feedback_model_created on feedback\b", plan), plan
     assert not re.search(r"Seq Scan on feedback\b(?!_rollup)", plan), plan
     assert len(await pg.find_by_session("session-42")) == 10

@@ -567,24 +567,26 @@ async def test_queries_use_their_indexes(store: SQLiteFeedbackStore) -> None:
     by_type = _plan(path, FIND_BY_TYPE_SQL, ("rating", 10))
     assert "SEARCH feedback USING INDEX feedback_type_created (feedback_type=?)" in by_type
     for queries in (AGGREGATE_SQL, STATS_SQL):
-        by_model = _plan(path, queries[True, False, False], (since, "m"))
+        by_model = _plan(path, queries[True, False, False, False], (since, "m"))
         assert "COVERING INDEX feedback_model_created (model=? AND created_at>?)" in by_model
-        by_provider = _plan(path, queries[False, True, False], (since, "p"))
+        by_provider = _plan(path, queries[False, True, False, False], (since, "p"))
         assert "COVERING INDEX feedback_provider_created (provider=? AND" in by_provider
-        both = _plan(path, queries[True, True, False], (since, "m", "p"))
+        both = _plan(path, queries[True, True, False, False], (since, "m", "p"))
         assert "COVERING INDEX feedback_model_created (model=? AND created_at>?)" in both or (
             "COVERING INDEX feedback_provider_created (provider=? AND created_at>?)" in both
         )
-        everything = _plan(path, queries[False, False, False], (since,))
+        everything = _plan(path, queries[False, False, False, False], (since,))
         assert "COVERING INDEX feedback_created (created_at>?)" in everything
     # What the store runs: the rollup by its key (bucket first), the first hour by index.
     for queries in (ROLLUP_AGGREGATE_SQL, ROLLUP_STATS_SQL):
-        by_model = _plan(path, queries[True, False, False], (since, "m", since, since, "m"))
+        by_model = _plan(
+            path, queries[True, False, False, False], (since, "m", 1, since, since, "m")
+        )
         assert "SEARCH feedback_rollup USING PRIMARY KEY (bucket>?)" in by_model
         assert (
             "COVERING INDEX feedback_model_created (model=? AND created_at>? AND created_at<?)"
             in by_model
         )
-        everything = _plan(path, queries[False, False, False], (since, since, since))
+        everything = _plan(path, queries[False, False, False, False], (since, 1, since, since))
         assert "COVERING INDEX feedback_created (created_at>? AND created_at<?)" in everything
         assert "SCAN feedback " not in everything + " "

@@ -312,13 +312,14 @@ By the filters given (see `FILTER_COLUMNS`): rows of (type, count, average ratin
 Parameters: the window's start, then the model, provider, owner and type when given.
 """
 
+_GROUPING = "GROUP BY GROUPING SETS ((feedback_type), (model), (rating))"
 STATS_SQL: Mapping[tuple[bool, ...], str] = {
     key: f"""WITH grouped AS (
     SELECT GROUPING(feedback_type) = 0 AS by_type, GROUPING(model) = 0 AS by_model,
            feedback_type, model, rating, count(*) AS n, avg(rating) AS average
     FROM feedback
     WHERE created_at >= $1{where}
-    GROUP BY GROUPING SETS ((feedback_type), (model), (rating))
+    {_GROUPING}
 ), ratings AS (
     SELECT rating, n, sum(n) OVER (ORDER BY rating) AS upto, sum(n) OVER () AS total
     FROM grouped
@@ -352,17 +353,21 @@ def _window(key: tuple[bool, ...]) -> str:
     """
     The window's rows as (type, model, rating, n), for the rollup queries.
 
-    Whole hours come from the rollup and the first partial hour from the items. $1 is
-    the window's start, then the filters, then the first whole hour.
+    The rollup's hours plus or minus the items of the window's first, partial hour: the
+    rollup from the hour after the window's start plus the items from the start to it;
+    or, when the start is in the first half of its hour, the rollup from that hour minus
+    the items of the hour before the start (at most half an hour of items either way).
+    Parameters: $1 the items' range start, the filters, the rollup's first hour, the
+    items' range end, the items' sign (1 or -1).
     """
     where = _FILTERS[key]
-    whole = f"${2 + sum(key)}"
+    whole, end, sign = (f"${2 + sum(key) + n}" for n in range(3))
     return (
         "SELECT feedback_type, nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n "
         f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
-        "UNION ALL SELECT feedback_type, model, rating, 1 FROM feedback "
-        f"WHERE created_at >= $1 AND created_at < {whole}{where}"
+        f"UNION ALL SELECT feedback_type, model, rating, {sign}::bigint FROM feedback "
+        f"WHERE created_at >= $1 AND created_at < {end}{where}"
     )
 
 
@@ -374,11 +379,13 @@ ROLLUP_AGGREGATE_SQL: Mapping[tuple[bool, ...], str] = {
 }
 """`AGGREGATE_SQL`'s rows from the rollup (parameters as `_window`)."""
 ROLLUP_STATS_SQL: Mapping[tuple[bool, ...], str] = {
-    key: STATS_SQL[key].replace(
+    key: STATS_SQL[key]
+    .replace(
         "count(*) AS n, avg(rating) AS average\n    FROM feedback\n    WHERE created_at >= $1"
         + where,
         f"sum(n)::bigint AS n, {_WEIGHTED_AVERAGE} AS average\n    FROM ({_window(key)}) AS w",
     )
+    .replace(_GROUPING, f"{_GROUPING} HAVING sum(n) > 0")
     for key, where in _FILTERS.items()
 }
 """`STATS_SQL` over the rollup's window rows (parameters as `_window`)."""
@@ -386,15 +393,16 @@ ROLLUP_STATS_SQL: Mapping[tuple[bool, ...], str] = {
 
 def _series(key: tuple[bool, ...]) -> str:
     where = _FILTERS[key]
-    whole = f"${2 + sum(key)}"
+    whole, end, sign = (f"${2 + sum(key) + n}" for n in range(3))
     return (
         "SELECT bucket, sum(n)::bigint, "
         "coalesce(sum(n) FILTER (WHERE feedback_type = 'rating'), 0)::bigint, "
         "coalesce(sum(rating * n) FILTER (WHERE feedback_type = 'rating'), 0) FROM ("
         "SELECT bucket, feedback_type, rating, items AS n "
         f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
-        f"UNION ALL SELECT {_BUCKET}, feedback_type, rating, 1 FROM feedback "
-        f"WHERE created_at >= $1 AND created_at < {whole}{where}) AS w GROUP BY bucket"
+        f"UNION ALL SELECT {_BUCKET}, feedback_type, rating, {sign}::bigint FROM feedback "
+        f"WHERE created_at >= $1 AND created_at < {end}{where}) AS w GROUP BY bucket "
+        "HAVING sum(n) > 0"
     )
 
 

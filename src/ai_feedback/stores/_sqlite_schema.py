@@ -215,7 +215,7 @@ _WINDOW_ROWS = {
         "SELECT nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
         f"feedback_type FROM feedback_rollup WHERE bucket >= ?{filters} "
-        "UNION ALL SELECT model, rating, 1, feedback_type FROM feedback "
+        "UNION ALL SELECT model, rating, ?, feedback_type FROM feedback "
         f"WHERE created_at >= ? AND created_at < ?{filters}"
     )
     for key, filters in _FILTERS.items()
@@ -229,12 +229,15 @@ ROLLUP_AGGREGATE_SQL = {
     f"{_ROLLUP_TYPE_TOTALS} FROM ({rows})"
     for key, rows in _WINDOW_ROWS.items()
 }
-"""`AGGREGATE_SQL`'s row from the rollup's whole hours plus the items of the window's first,
-partial hour. Parameters: the first whole hour, the filters, the window's start, the first
-whole hour again, the filters again."""
+"""`AGGREGATE_SQL`'s row from the rollup's hours plus or minus the items of the window's
+first, partial hour: the rollup from the hour after the window's start, plus the items from
+the start to it; or, when the start is in the first half of its hour, the rollup from that
+hour, minus the items of the hour before the start (at most half an hour of items either
+way). Parameters: the rollup's first hour, the filters, the items' sign (1 or -1), the
+items' time range (from, to), the filters again."""
 ROLLUP_STATS_SQL = {
     key: f"SELECT model, rating, sum(n), total(rating * n), {_ROLLUP_TYPE_TOTALS} "
-    f"FROM ({rows}) GROUP BY model, rating"
+    f"FROM ({rows}) GROUP BY model, rating HAVING sum(n) > 0"
     for key, rows in _WINDOW_ROWS.items()
 }
 """`STATS_SQL`'s rows from the rollup and the first partial hour (parameters as
@@ -243,13 +246,12 @@ ROLLUP_SERIES_SQL = {
     key: "SELECT bucket, sum(n), sum(CASE WHEN feedback_type = 'rating' THEN n END), "
     "total(CASE WHEN feedback_type = 'rating' THEN rating * n END) FROM ("
     f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket >= ?"
-    f"{filters} UNION ALL SELECT {_BUCKET}, feedback_type, rating, 1 FROM feedback "
-    f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket"
+    f"{filters} UNION ALL SELECT {_BUCKET}, feedback_type, rating, ? FROM feedback "
+    f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket HAVING sum(n) > 0"
     for key, filters in _FILTERS.items()
 }
-"""Per hour of the window: (hour start in microseconds, items, ratings, rating sum), whole
-hours from the rollup and the first partial hour from the items (parameters as
-`ROLLUP_AGGREGATE_SQL`)."""
+"""Per hour of the window: (hour start in microseconds, items, ratings, rating sum), from
+the rollup and the first partial hour's items as `ROLLUP_AGGREGATE_SQL` (same parameters)."""
 ROLLUP_ADD_SQL = (
     "INSERT INTO feedback_rollup VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT DO UPDATE SET items = items + excluded.items"

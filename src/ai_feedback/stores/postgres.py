@@ -801,9 +801,12 @@ def _window_query(
     """
     since = datetime.fromtimestamp(cutoff(window_hours), UTC)
     given = stats_filters(*filters)
-    start = since.replace(minute=0, second=0, microsecond=0)
-    whole = start if start == since else start + timedelta(hours=1)  # the first whole hour
-    params = [since, *(f for f in given if f is not None), whole]
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    values = [f for f in given if f is not None]
+    if since - hour < timedelta(minutes=30):  # the rollup from its hour, minus the items
+        params = [hour, *values, hour, since, -1]
+    else:  # the rollup from the next hour, plus the items up to it
+        params = [since, *values, hour + timedelta(hours=1), hour + timedelta(hours=1), 1]
     return queries[tuple(f is not None for f in given)], params
 
 

@@ -581,9 +581,23 @@ def _window_query(
     since = math.ceil(cutoff(window_hours) * 1_000_000)
     given = stats_filters(*filters)
     values = [f for f in given if f is not None]
-    whole = since - since % HOUR_US + (HOUR_US if since % HOUR_US else 0)  # first whole hour
-    params = [whole, *values, since, whole, *values]
+    params = [*_partial_hour(since, values), *values]
     return queries[tuple(f is not None for f in given)], params
+
+
+def _partial_hour(since: int, filters: list[Any]) -> list[Any]:
+    """
+    The rollup's first hour, the filters, and the sign and range of the items to add or remove.
+
+    The window's first hour is partial: either the rollup from the next hour plus the
+    items from ``since`` to it, or the rollup from ``since``'s hour minus the items of
+    that hour before ``since``, whichever reads fewer items (microseconds since the epoch).
+    """
+    into = since % HOUR_US
+    hour = since - into
+    if into < HOUR_US // 2:
+        return [hour, *filters, -1, hour, since]
+    return [hour + HOUR_US, *filters, 1, since, hour + HOUR_US]
 
 
 def _conditions(where: FeedbackFilter) -> tuple[list[str], list[Any]]:
