@@ -125,9 +125,10 @@ class SupportsStats(Protocol):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> FeedbackStats:
         """
-        Return statistics for the window, filtered by model, provider and owner when given.
+        Return statistics for the window, filtered by model, provider, owner and type.
         """
         ...
 
@@ -150,6 +151,7 @@ class SupportsSeries(Protocol):
         model: str | None = None,
         provider: str | None = None,
         owner_id: str | None = None,
+        feedback_type: FeedbackType | str | None = None,
     ) -> list[SeriesPoint]:
         """
         Return the window's non-empty buckets, oldest first, filtered like ``stats``.

@@ -436,10 +436,10 @@ async def test_queries_use_their_indexes(
     # What the store runs: the rollup plus the window's first partial hour, by index. The
     # window starts 35 minutes into an hour, whatever the clock says, so that the partial
     # hour holds the same share of rows on every run (and the plan does not change).
-    start = since.replace(minute=35, second=0, microsecond=0)
-    whole = start.replace(minute=0) + timedelta(hours=1)
+    first = (NOW - timedelta(hours=24)).replace(minute=35, second=0, microsecond=0)
+    whole = first.replace(minute=0) + timedelta(hours=1)
     query = ROLLUP_AGGREGATE_SQL[True, False, False, False]
-    params = [start, "model-3", whole, whole, 1]
+    params = [first, "model-3", whole, whole, 1]
     plan = "\n".join(row[0] for row in await db.fetch(f"EXPLAIN {query}", *params))
     assert re.search(r"Index Only Scan using feedback_model_created on feedback\b", plan), plan
     assert not re.search(r"Seq Scan on feedback\b(?!_rollup)", plan), plan
