@@ -41,6 +41,7 @@ import orjson
 
 from _common import print_table, rate
 from ai_feedback import FeedbackItem, FeedbackSummary, FeedbackType
+from ai_feedback.stores import _pg_schema as pg_sql
 from ai_feedback.stores._pg_schema import WRITE_COLUMNS
 from ai_feedback.stores.postgres import AGGREGATE_SQL, STATS_SQL, PostgresFeedbackStore, migrate
 
@@ -151,6 +152,13 @@ async def raw_connection(url: str, schema: str) -> asyncpg.Connection[asyncpg.Re
     Connect with ``search_path`` on ``schema``; jsonb travels as pre-encoded orjson bytes.
     """
     conn = await asyncpg.connect(url, server_settings={"search_path": f'"{schema}"'})
+    await conn.set_type_codec(  # the JSON columns are json since schema version 3
+        "json",
+        schema="pg_catalog",
+        encoder=lambda data: data,
+        decoder=orjson.loads,
+        format="binary",
+    )
     await conn.set_type_codec(
         "jsonb",
         schema="pg_catalog",
@@ -291,6 +299,10 @@ async def bench_aggregate(url: str, count: int) -> list[Row]:
     try:
         took = await fill(conn, count)
         print(f"    filled by COPY in {took:.1f} s ({rate(count, took)})")
+        # Rows copied behind the store's back: build their statistics rollup as a
+        # migration would.
+        rollup = pg_sql.ROLLUP_OF_ITEMS_SQL.format(items="feedback")
+        await conn.execute(f"INSERT INTO feedback_rollup {rollup}")
         took, _ = await timed(lambda: conn.execute("VACUUM ANALYZE feedback"))
         print(f"    VACUUM ANALYZE in {took:.1f} s")
         store = await PostgresFeedbackStore.open(url, schema=schema)
