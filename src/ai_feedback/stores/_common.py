@@ -39,6 +39,7 @@ __all__ = [
     "cutoff",
     "empty_summary",
     "fold_series",
+    "newer_filters",
     "rating_stats",
     "rating_stats_from_counts",
     "same_item",
@@ -262,6 +263,20 @@ def stats_filters(
     owner = None if owner_id is None else check_id("owner_id", owner_id)
     kind = None if feedback_type is None else coerce_type(feedback_type).value
     return model, provider, owner, kind
+
+
+def newer_filters(owner_id: str | None, feedback_type: object) -> dict[str, Any]:
+    """
+    The owner and type filters to pass to a wrapped store, only when given.
+
+    Stores written before those filters existed take neither keyword.
+    """
+    filters: dict[str, Any] = {}
+    if owner_id is not None:
+        filters["owner_id"] = owner_id
+    if feedback_type is not None:
+        filters["feedback_type"] = feedback_type
+    return filters
 
 
 def check_bucket(bucket: object) -> SeriesBucket:

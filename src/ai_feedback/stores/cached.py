@@ -45,6 +45,7 @@ from ai_feedback.stores._common import (
     check_item,
     check_limit,
     check_window,
+    newer_filters,
     scan_pages,
     store_location,
 )
@@ -359,7 +360,7 @@ class CachedFeedbackStore(ClosingContext):
         check_optional_id("owner_id", owner_id)
         kind = None if feedback_type is None else coerce_type(feedback_type).value
         field = orjson.dumps(["aggregate", window_hours, model, provider, owner_id, kind]).decode()
-        filters = _given(model, provider, owner_id, kind)
+        filters = {"model": model, "provider": provider, **newer_filters(owner_id, kind)}
         load = partial(self._store.aggregate, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, lambda e: FeedbackSummary(**e))
 
@@ -380,7 +381,7 @@ class CachedFeedbackStore(ClosingContext):
         check_optional_id("owner_id", owner_id)
         kind = None if feedback_type is None else coerce_type(feedback_type).value
         field = orjson.dumps(["stats", window_hours, model, provider, owner_id, kind]).decode()
-        filters = _given(model, provider, owner_id, kind)
+        filters = {"model": model, "provider": provider, **newer_filters(owner_id, kind)}
         load = partial(self._store.stats, window_hours=window_hours, **filters)
         return await self._cached(self._stats_key, field, load, _stats)
 
@@ -404,7 +405,7 @@ class CachedFeedbackStore(ClosingContext):
         if series is None:
             msg = f"{type(self._store).__name__} has no time series"
             raise FeedbackStorageError(msg)
-        filters = _given(model, provider, owner_id, feedback_type)
+        filters = {"model": model, "provider": provider, **newer_filters(owner_id, feedback_type)}
         points: list[SeriesPoint] = await series(
             window_hours=window_hours, bucket=check_bucket(bucket), **filters
         )
@@ -653,17 +654,3 @@ def _item(data: dict[str, Any]) -> FeedbackItem:
 
 def _stats(data: dict[str, Any]) -> FeedbackStats:
     return FeedbackStats(**{**data, "summary": FeedbackSummary(**data["summary"])})
-
-
-def _given(
-    model: str | None, provider: str | None, owner_id: str | None, feedback_type: object
-) -> dict[str, Any]:
-    """
-    The statistics filters to pass on: owner and type only when given (older stores).
-    """
-    filters: dict[str, Any] = {"model": model, "provider": provider}
-    if owner_id is not None:
-        filters["owner_id"] = owner_id
-    if feedback_type is not None:
-        filters["feedback_type"] = feedback_type
-    return filters

@@ -26,7 +26,7 @@ from ai_feedback._models import (
 from ai_feedback.exceptions import FeedbackStorageError
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.result import Result
-from ai_feedback.stores._common import scan_pages, store_location
+from ai_feedback.stores._common import newer_filters, scan_pages, store_location
 
 __all__ = ["ReadYourWritesStore"]
 
@@ -186,7 +186,7 @@ class ReadYourWritesStore:
         Return the window's statistics once pending writes are done.
         """
         await self._flush()
-        filters = _given(owner_id, feedback_type)
+        filters = newer_filters(owner_id, feedback_type)
         stats: FeedbackStats = await self._method("stats")(
             window_hours=window_hours, model=model, provider=provider, **filters
         )
@@ -206,7 +206,7 @@ class ReadYourWritesStore:
         Return the window's time series once pending writes are done.
         """
         await self._flush()
-        filters = _given(owner_id, feedback_type)
+        filters = newer_filters(owner_id, feedback_type)
         points: list[SeriesPoint] = await self._method("series")(
             window_hours=window_hours, bucket=bucket, model=model, provider=provider, **filters
         )
@@ -218,15 +218,3 @@ class ReadYourWritesStore:
             msg = f"{type(self._store).__name__} has no {name}()"
             raise FeedbackStorageError(msg)
         return method  # type: ignore[no-any-return]
-
-
-def _given(owner_id: str | None, feedback_type: object) -> dict[str, Any]:
-    """
-    The owner and type filters to pass on, only when given (older stores lack them).
-    """
-    filters: dict[str, Any] = {}
-    if owner_id is not None:
-        filters["owner_id"] = owner_id
-    if feedback_type is not None:
-        filters["feedback_type"] = feedback_type
-    return filters

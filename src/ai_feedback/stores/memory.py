@@ -372,6 +372,27 @@ class MemoryFeedbackStore(ClosingContext):
             by_model=by_model,
         )
 
+    def _window_items(
+        self,
+        series: _Series | None,
+        since: float,
+        model: str | None,
+        provider: str | None,
+        kind: str | None,
+    ) -> Iterator[FeedbackItem]:
+        """
+        Yield the items of ``series`` from ``since`` on that match the filters, one by one.
+        """
+        ids = [] if series is None else series.ids[series.first_since(since) :]
+        for item_id in ids:
+            item = self._items[item_id]
+            if (
+                (model is None or item.model == model)
+                and (provider is None or item.provider == provider)
+                and (kind is None or item.feedback_type.value == kind)
+            ):
+                yield item
+
     def _scanned_stats(
         self,
         series: _Series | None,
@@ -385,15 +406,7 @@ class MemoryFeedbackStore(ClosingContext):
         ratings: list[float] = []
         per_model: dict[str, int] = {}
         model_ratings: dict[str, list[float]] = {}
-        ids = [] if series is None else series.ids[series.first_since(since) :]
-        for item_id in ids:
-            item = self._items[item_id]
-            if (
-                (model is not None and item.model != model)
-                or (provider is not None and item.provider != provider)
-                or (kind is not None and item.feedback_type.value != kind)
-            ):
-                continue
+        for item in self._window_items(series, since, model, provider, kind):
             counts[item.feedback_type.value] += 1
             is_rating = item.feedback_type is FeedbackType.RATING
             if is_rating:
@@ -435,18 +448,9 @@ class MemoryFeedbackStore(ClosingContext):
         bucket = check_bucket(bucket)
         since = cutoff(window_hours)
         model, provider, owner, kind = stats_filters(model, provider, owner_id, feedback_type)
-        index = self._timeline
-        if owner is not None:
-            index = self._owners.get(owner, _Series())
+        index = self._timeline if owner is None else self._owners.get(owner)
         hours: list[tuple[datetime, int, int, float]] = []
-        for item_id in index.ids[index.first_since(since) :]:
-            item = self._items[item_id]
-            if (
-                (model is not None and item.model != model)
-                or (provider is not None and item.provider != provider)
-                or (kind is not None and item.feedback_type.value != kind)
-            ):
-                continue
+        for item in self._window_items(index, since, model, provider, kind):
             is_rating = item.feedback_type is FeedbackType.RATING
             hour = item.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
             hours.append((hour, 1, int(is_rating), float(item.value) if is_rating else 0.0))
