@@ -270,9 +270,7 @@ class FeedbackCollector:
         ``trace_id`` and ``comment`` go into the context as with `submit_feedback`.
         """
         item = self._rating(score, trace_id, comment, context, metadata)
-        key = self.pipeline.resolve_processor(
-            None if processor is None else check_id("processor", processor), item
-        )
+        key = self._processor_key(processor, item)
         raw = None
         if self._config.store_raw_payloads:
             raw = {
@@ -650,11 +648,14 @@ class FeedbackCollector:
             )
         else:
             item = self._other(kind, args)
-        processor = args.get("processor")
-        key = self.pipeline.resolve_processor(
-            None if processor is None else check_id("processor", processor), item
-        )
-        return item, key
+        return item, self._processor_key(args.get("processor"), item)
+
+    def _processor_key(self, processor: object, item: FeedbackItem) -> str:
+        """
+        Return the key of the processor for ``item``: the one named, or its type's.
+        """
+        key = None if processor is None else check_id("processor", processor)
+        return self.pipeline.resolve_processor(key, item)
 
     def _rating(  # noqa: PLR0917 - the arguments of collect_rating
         self,
