@@ -220,3 +220,22 @@ async def test_migrating_an_older_database_fills_the_rollup(
     async with _store(backend, tmp_path, version=version) as store:
         await _check(store)
         assert (await store.stats(window_hours=24 * 365)).summary.total_count == 800
+
+
+@pytest.mark.parametrize("minute", [0, 1, 29, 30, 31, 59])
+def test_a_window_reads_at_most_half_an_hour_of_items(
+    minute: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The partial first hour is added or subtracted, whichever is the shorter range."""
+    start = datetime(2026, 11, 30, 12, minute, 17, tzinfo=UTC)
+    for module in (sqlite_store, pg_store):
+        monkeypatch.setattr(module, "cutoff", lambda hours: start.timestamp())
+    queries = dict.fromkeys(pg_sql.ROLLUP_AGGREGATE_SQL, "")
+    _, params = sqlite_store._window_query(queries, 24, None, None, None, None)
+    _, sign, low, high = params  # the rollup's first hour, then the items' sign and range
+    assert 0 <= high - low <= 30 * 60 * 1_000_000
+    assert sign == (-1 if minute < 30 else 1)
+    _, params_pg = pg_store._window_query(queries, 24, None, None, None, None)
+    low_pg, _, high_pg, sign_pg = params_pg
+    assert timedelta(0) <= high_pg - low_pg <= timedelta(minutes=30)
+    assert sign_pg == sign
