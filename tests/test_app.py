@@ -294,6 +294,25 @@ async def test_boot_with_a_config_path(tmp_path: Path) -> None:
         assert (await app.container.resolve(FeedbackConfig)).window_hours == 7
 
 
+async def test_module_reads_the_file_its_settings_were_loaded_from(tmp_path: Path) -> None:
+    """A module given FeedbackConfig.load(path) uses that file, not ./application.yaml."""
+    Path("application.yaml").write_text(
+        "ai_feedback:\n  store: sqlite\n  window_hours: 2\n", encoding="utf-8"
+    )
+    path = tmp_path / "service.yaml"
+    path.write_text("ai_feedback:\n  store: memory\n  window_hours: 7\n", encoding="utf-8")
+    config = FeedbackConfig.load(path, max_attempts=4)
+    assert config.source_path == path
+    async with Application.boot(modules=[FeedbackModule.configure(config)]) as app:
+        effective = await app.container.resolve(FeedbackConfig)
+        assert (effective.store, effective.window_hours, effective.max_attempts) == (
+            "memory",
+            7,
+            4,
+        )
+        assert isinstance(await app.container.resolve(MemoryFeedbackStore), MemoryFeedbackStore)
+
+
 async def test_stub_is_hermetic(monkeypatch: pytest.MonkeyPatch) -> None:
     """stub() ignores YAML and env and always uses memory; explicit values are kept."""
     Path("application.yaml").write_text("ai_feedback:\n  store: sqlite\n", encoding="utf-8")

@@ -113,3 +113,22 @@ def test_serve_logs_each_request_only_when_asked(
     result = runner.invoke(app, ["serve", "--insecure-no-auth", *args])
     assert result.exit_code == 0, result.output
     assert seen["access_log"] is logged
+
+
+async def test_serve_uses_the_store_of_its_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The service started with --config FILE runs on FILE's store, not ./application.yaml's."""
+    from ai_feedback import cli  # noqa: PLC0415
+
+    Path("application.yaml").write_text("ai_feedback:\n  store: sqlite\n", encoding="utf-8")
+    path = tmp_path / "service.yaml"
+    path.write_text("ai_feedback:\n  store: memory\n  window_hours: 5\n", encoding="utf-8")
+    monkeypatch.setenv(cli.CONFIG_FILE_VARIABLE, str(path))
+    monkeypatch.setenv(cli.INSECURE_VARIABLE, "1")
+    service_app = cli.create_from_environment()
+    async with service_app.router.lifespan_context(service_app):
+        collector = service_app.state.ai_feedback.collector
+        assert (collector.config.store, collector.config.window_hours) == ("memory", 5)
+        assert (await collector.status()).spool.kind == "memory"
+    assert not Path("ai_feedback.db").exists()

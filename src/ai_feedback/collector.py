@@ -402,10 +402,12 @@ class FeedbackCollector:
                 await self._accept(item, key, payload)
             return results
         entries = []
+        announce = self.events.has_subscribers(FeedbackSubmitted)
         for item, key, payload in accepted:
             joined = self._join_capture(item)
             raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
-            await self.events.publish(FeedbackSubmitted(joined, raw))
+            if announce:
+                await self.events.publish(FeedbackSubmitted(joined, raw))
             entries.append(Entry(joined, key, raw))
         await self._writer.put_many(entries)  # one append: the batch shares its fsync
         return results

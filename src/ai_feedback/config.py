@@ -159,6 +159,7 @@ class FeedbackConfig(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
 
     _explicit: frozenset[str] = PrivateAttr(default=frozenset())
+    _source: Path | None = PrivateAttr(default=None)
 
     def __init__(self, **values: Any) -> None:  # noqa: ANN401 - any setting's value
         """
@@ -182,8 +183,18 @@ class FeedbackConfig(BaseSettings):
         Raises:
             FeedbackConfigurationError: The file cannot be read, or a key or value is invalid.
         """
-        with _reading_yaml(Path(path) if path is not None else None):
-            return cls(**values)
+        source = Path(path) if path is not None else None
+        with _reading_yaml(source):
+            config = cls(**values)
+        config._source = source
+        return config
+
+    @property
+    def source_path(self) -> Path | None:
+        """
+        The YAML file `load` was given (None: ``./application.yaml`` or none at all).
+        """
+        return self._source
 
     def explicit_values(self) -> dict[str, Any]:
         """

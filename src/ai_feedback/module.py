@@ -100,7 +100,11 @@ class FeedbackModule:
             return FeedbackConfig.model_construct(
                 **{"async_processing": False, **explicit, "store": "memory"}
             )
-        return FeedbackConfig.load(app.config_path, **explicit)
+        # The application's file wins; else the file this module's settings came from.
+        path = app.config_path
+        if path is None and self.config is not None:
+            path = self.config.source_path
+        return FeedbackConfig.load(path, **explicit)
 
 
 async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:

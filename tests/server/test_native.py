@@ -468,3 +468,31 @@ def test_a_full_spool_is_429_with_retry_after(tmp_path: Path) -> None:
         assert refused.headers["retry-after"] == "1"
         assert refused.json()["error"] == "overloaded"
         store.gate.set()
+
+
+def test_the_service_keeps_its_start_up_objects_out_of_full_collections(tmp_path: Path) -> None:
+    """create_app freezes what start-up built while it serves, and thaws it at shutdown."""
+    import gc  # noqa: PLC0415
+
+    before = gc.get_freeze_count()
+    with TestClient(create_app(server_config(tmp_path))) as client:
+        assert gc.get_freeze_count() > before
+        assert client.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0
+
+
+def test_the_submission_routes_are_documented_and_skip_dependency_resolution(
+    client: TestClient,
+) -> None:
+    """The hot POST routes answer as before and keep their OpenAPI description."""
+    document = client.get("/openapi.json").json()
+    for path in ("/v1/feedback", "/v1/feedback/batch"):
+        operation = document["paths"][path]["post"]
+        assert {"202", "207"} & set(operation["responses"])
+        assert "401" in operation["responses"]
+        assert "requestBody" in operation
+    answer = client.post("/v1/feedback", json={"score": 3}, headers=key("a-ingest"))
+    assert answer.status_code == 202, answer.text
+    bad = client.post("/v1/feedback", json={"score": "x"}, headers=key("a-ingest"))
+    assert bad.status_code == 422
+    assert bad.json()["field"] == "score"

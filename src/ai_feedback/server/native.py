@@ -35,12 +35,13 @@ from ai_feedback.server.schemas import (
     body_schema,
     errors,
 )
-from ai_feedback.server.service import bind_owner, service
+from ai_feedback.server.service import RequestRoute, bind_owner, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
 
 __all__ = ["decode_cursor", "encode_cursor", "item_out", "router"]
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
+_hot = APIRouter(prefix="/v1", tags=["feedback"], route_class=RequestRoute)
 
 _ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _READ_ERRORS = errors(401, 403, 422, 503)
@@ -88,7 +89,7 @@ def decode_cursor(cursor: str) -> Cursor:
     return moment, item_id
 
 
-@router.post(
+@_hot.post(
     "/feedback",
     status_code=202,
     response_model=AcceptedOut,
@@ -106,7 +107,7 @@ async def submit(request: Request) -> JSONBody:
     return JSONBody({"id": item_id}, status_code=202)
 
 
-@router.post(
+@_hot.post(
     "/feedback/batch",
     status_code=207,
     response_model=BatchOut,
@@ -287,3 +288,6 @@ async def mint_token(
         "expires_at": datetime.fromtimestamp(claims.expires_at, UTC),
     }
     return JSONBody(body_out, status_code=201)
+
+
+router.routes[0:0] = _hot.routes  # the hot submissions are matched first

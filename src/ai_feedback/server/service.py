@@ -4,10 +4,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 
 from ai_feedback._server_settings import ServerSettings
 from ai_feedback.collector import FeedbackCollector
@@ -17,7 +20,7 @@ from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import TokenClaims
 
-__all__ = ["FeedbackService", "bind_owner", "service"]
+__all__ = ["FeedbackService", "RequestRoute", "bind_owner", "service"]
 
 
 @dataclass(slots=True)
@@ -38,6 +41,23 @@ class FeedbackService:
     auth: Authenticator
     settings: ServerSettings
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+class RequestRoute(APIRoute):
+    """
+    A route whose endpoint takes the request only and returns a response.
+
+    FastAPI documents the route (parameters, bodies, answers) as usual, but a request
+    skips its dependency resolution: the endpoint reads what it needs itself, after
+    authenticating. For the hot submission routes.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """
+        Return the endpoint itself.
+        """
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
 
 
 def service(request: Request) -> FeedbackService:
