@@ -176,6 +176,39 @@ def test_migrate_sqlite_reports_the_version(tmp_path: Path) -> None:
     assert runner.invoke(app, ["migrate", "--target", "99", *_db(tmp_path)]).exit_code == 2
 
 
+def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
+    """--rebuild-rollup counts rows loaded with SQL into the statistics; bad uses are refused."""
+    import sqlite3  # noqa: PLC0415
+
+    from ai_feedback.stores import _sqlite_schema  # noqa: PLC0415
+    from ai_feedback.stores import sqlite as sqlite_store  # noqa: PLC0415
+
+    _session(tmp_path, n=2)
+    loaded = [FeedbackItem(FeedbackType.RATING, 3, context={"model": "m"}) for _ in range(5)]
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        db.executemany(_sqlite_schema.INSERT_SQL, sqlite_store._encode(loaded))
+
+    def total() -> int:
+        stats = runner.invoke(app, ["stats", "--json", *_db(tmp_path)])
+        return int(json.loads(stats.stdout)["total_count"])
+
+    assert total() == 2
+    result = runner.invoke(app, ["migrate", "--rebuild-rollup", *_db(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "statistics rollup rebuilt from 7 item(s)" in result.stdout
+    assert total() == 7
+
+    both = runner.invoke(app, ["migrate", "--rebuild-rollup", "--target", "3", *_db(tmp_path)])
+    assert both.exit_code == 2
+    assert "--target" in both.stderr
+    assert "latest schema" in both.stderr
+    config = tmp_path / "memory.yaml"
+    config.write_text("ai_feedback:\n  store: memory\n", encoding="utf-8")
+    memory = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
+    assert memory.exit_code == 2
+    assert "store" in memory.stderr
+
+
 @pytest.mark.postgres
 def test_migrate_postgresql_uses_the_configured_schema(tmp_path: Path) -> None:
     """With store postgresql, migrate brings the configured schema to the latest version."""
@@ -189,6 +222,9 @@ def test_migrate_postgresql_uses_the_configured_schema(tmp_path: Path) -> None:
         result = runner.invoke(app, ["migrate", "--config", str(config)])
         assert result.exit_code == 0, result.output
         assert "schema version 5" in result.stdout
+        again = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
+        assert again.exit_code == 0, again.output
+        assert "statistics rollup rebuilt from 0 item(s)" in again.stdout
     finally:
         asyncio.run(drop_schema(schema))
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,6 +30,10 @@ from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.module import FeedbackModule
+
+if TYPE_CHECKING:
+    from ai_feedback.stores.postgres import PostgresFeedbackStore
+    from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 
 __all__ = [
     "config_command",
@@ -341,28 +345,50 @@ def migrate_command(
     ] = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
+    rebuild_rollup: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild-rollup",
+            help="Then count the statistics rollup again from the items (after rows were "
+            "loaded into the feedback table with SQL).",
+        ),
+    ] = False,
 ) -> None:
     """
     Bring the store's schema up to date (or to --target) and print its version.
     """
-    run(_migrate(config, database_url, target), level=_QUIET)
+    run(_migrate(config, database_url, target, rebuild=rebuild_rollup), level=_QUIET)
 
 
-async def _migrate(config_path: Path | None, database_url: str | None, target: int | None) -> None:
+async def _migrate(
+    config_path: Path | None, database_url: str | None, target: int | None, *, rebuild: bool
+) -> None:
     config = _store_config(config_path, database_url)
     url = config.resolved_database_url
-    if config.store == "postgresql" and url is not None:
+    if config.store == "memory" or url is None:
+        msg = "is memory, which has no schema: set database_url or --database-url"
+        raise FeedbackValidationError("store", msg)
+    if rebuild and target is not None:
+        msg = "cannot go with --rebuild-rollup: the rollup needs the latest schema"
+        raise FeedbackValidationError("--target", msg, target)
+    store: SQLiteFeedbackStore | PostgresFeedbackStore
+    if config.store == "postgresql":
         from ai_feedback.stores import postgres  # noqa: PLC0415 - the postgresql extra
 
         version = await postgres.migrate(url, schema=config.database_schema, target=target)
-    elif config.store == "sqlite" and url is not None:
+        if rebuild:
+            store = await postgres.PostgresFeedbackStore.open(url, schema=config.database_schema)
+    else:
         from ai_feedback.stores import sqlite  # noqa: PLC0415
 
         version = await sqlite.migrate(url, target=target)
-    else:
-        msg = "is memory, which has no schema: set database_url or --database-url"
-        raise FeedbackValidationError("store", msg)
+        if rebuild:
+            store = await sqlite.SQLiteFeedbackStore.open(url)
     typer.echo(f"{config.store} store at {url}: schema version {version}")
+    if rebuild:
+        async with store:
+            counted = await store.rebuild_rollup()
+        typer.echo(f"statistics rollup rebuilt from {counted:,} item(s)")
 
 
 def demo_command(config: ConfigOption = None) -> None:

@@ -558,6 +558,27 @@ class PostgresFeedbackStore(ClosingContext):
             await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
         return Deleted(items=int(items), raw_payloads=_affected(raw))
 
+    async def rebuild_rollup(self) -> int:
+        """
+        Count the statistics rollup again from the stored items; return the items counted.
+
+        The store keeps the rollup exact as it writes and deletes; this is for rows put
+        into the ``feedback`` table behind its back (``COPY`` in SQL). One transaction
+        that holds writers off the table meanwhile (``SHARE`` lock); readers see the old
+        rollup or the new one.
+
+        Raises:
+            FeedbackStorageError: The database could not be changed.
+        """
+        recount = sql.ROLLUP_OF_ITEMS_SQL.format(items="feedback")
+        action = "rebuild the statistics rollup"
+        async with self._connection(action) as conn, conn.transaction():
+            await conn.execute("LOCK TABLE feedback IN SHARE MODE")
+            await conn.execute("DELETE FROM feedback_rollup")
+            await conn.execute(f"INSERT INTO feedback_rollup {recount}")
+            counted = await conn.fetchval("SELECT coalesce(sum(items), 0) FROM feedback_rollup")
+        return int(counted)
+
     @contextlib.asynccontextmanager
     async def _connection(self, action: str) -> AsyncIterator[Connection]:
         """

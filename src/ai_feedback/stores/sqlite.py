@@ -79,6 +79,7 @@ from ai_feedback.stores._sqlite_schema import (
     PRAGMAS,
     ROLLUP_ADD_SQL,
     ROLLUP_AGGREGATE_SQL,
+    ROLLUP_OF_ITEMS_SQL,
     ROLLUP_REMOVE_SQL,
     ROLLUP_SERIES_SQL,
     ROLLUP_STATS_SQL,
@@ -455,6 +456,37 @@ class SQLiteFeedbackStore(ClosingContext):
                 await rollback(db)
                 raise
         return Deleted(items=items.rowcount, raw_payloads=raw.rowcount)
+
+    async def rebuild_rollup(self) -> int:
+        """
+        Count the statistics rollup again from the stored items; return the items counted.
+
+        The store keeps the rollup exact as it writes and deletes; this is for rows put
+        into the ``feedback`` table behind its back (a bulk load in SQL). One
+        transaction: readers see the old rollup or the new one, writers wait.
+
+        Raises:
+            FeedbackStorageError: The database refused (locked, read-only).
+        """
+        async with self._lock:
+            db = self._connection()
+            try:
+                await db.execute("BEGIN IMMEDIATE")
+                await db.execute("DELETE FROM feedback_rollup")
+                await db.execute(
+                    f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(where='')}"
+                )
+                [(counted,)] = await db.execute_fetchall(
+                    "SELECT coalesce(sum(items), 0) FROM feedback_rollup"
+                )
+                await db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await rollback(db)
+                raise self._error("rebuild the statistics rollup", exc) from exc
+            except BaseException:
+                await rollback(db)
+                raise
+        return int(counted)
 
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:
