@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,45 @@ async def test_serve_uses_the_store_of_its_config_file(
         assert (collector.config.store, collector.config.window_hours) == ("memory", 5)
         assert (await collector.status()).spool.kind == "memory"
     assert not Path("ai_feedback.db").exists()
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_serve_gives_its_workers_one_signing_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, configured: bool
+) -> None:
+    """Without token_secret, a token minted by one worker is accepted by another."""
+    import uvicorn  # noqa: PLC0415
+    from starlette.testclient import TestClient  # noqa: PLC0415
+
+    from ai_feedback import cli  # noqa: PLC0415
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    monkeypatch.setattr("ai_feedback.cli.signal.signal", lambda *a: None)
+    for name in (cli.CONFIG_FILE_VARIABLE, cli.INSECURE_VARIABLE, cli.RUN_SECRET_VARIABLE):
+        monkeypatch.setenv(name, "")
+    digest = hashlib.sha256(b"afk_worker_secret").hexdigest()
+    path = tmp_path / "service.yaml"
+    path.write_text(
+        "ai_feedback:\n  server:\n"
+        + ("    token_secret: " + "c" * 40 + "\n" if configured else "")
+        + "    api_keys:\n"
+        f"      - {{id: k, secret_sha256: {digest}, project: p, scopes: [ingest, read]}}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["serve", "--config", str(path), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    handed = os.environ[cli.RUN_SECRET_VARIABLE]
+    assert (handed == "") is configured
+    key = {"x-api-key": "afk_worker_secret"}
+    with (
+        TestClient(cli.create_from_environment()) as first,
+        TestClient(cli.create_from_environment()) as second,
+    ):
+        expected = "c" * 40 if configured else handed
+        for worker in (first, second):
+            assert worker.app.state.ai_feedback.auth.token_secret == expected  # type: ignore[attr-defined]
+        minted = first.post("/v1/tokens", json={"trace_id": "t-1"}, headers=key)
+        assert minted.status_code == 201, minted.text
+        bearer = {"Authorization": f"Bearer {minted.json()['token']}"}
+        sent = second.post("/v1/feedback", json={"score": 1}, headers=bearer)
+        assert sent.status_code == 202, sent.text

@@ -66,9 +66,10 @@ class ServerSettings(BaseModel):
     Args:
         api_keys: The keys the service accepts; with none, it refuses to start unless
             started with ``--insecure-no-auth``.
-        token_secret: The HMAC key that signs browser tokens (32+ characters). Give every
-            process of one service the same; when unset, a random one is made at start
-            (tokens then work only with the process that minted them).
+        token_secret: The HMAC key that signs browser tokens and dashboard sessions (32+
+            characters). Give every process of one service the same; when unset, ``serve``
+            makes one for its workers at start (``create_app`` alone, one per process), and
+            tokens and sessions end when the service restarts.
         token_max_seconds: The longest lifetime a browser token may be given.
         cors_origins: Origins allowed to call the service from a browser (``*`` for any).
         max_body_bytes: The largest request body accepted (413 beyond).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import secrets
 import signal
@@ -64,6 +65,8 @@ CONFIG_FILE_VARIABLE = "AI_FEEDBACK_CONFIG_FILE"
 """Tells the service's workers which YAML file ``serve --config`` named."""
 INSECURE_VARIABLE = "AI_FEEDBACK_INSECURE_NO_AUTH"
 """Tells the service's workers that ``serve --insecure-no-auth`` was given."""
+RUN_SECRET_VARIABLE = "AI_FEEDBACK_RUN_TOKEN_SECRET"  # noqa: S105 - a variable name
+"""Hands the service's workers one signing key when ``server.token_secret`` is unset."""
 
 
 def _version(value: bool) -> None:
@@ -154,10 +157,21 @@ def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
     os.environ[CONFIG_FILE_VARIABLE] = str(config.resolve()) if config else ""
     os.environ[INSECURE_VARIABLE] = "1" if insecure_no_auth else ""
     try:
+        settings = FeedbackConfig.load(config)
+        # Without a configured signing key, every worker must still sign browser tokens
+        # and dashboard sessions alike: one key for this run, handed down to them.
+        run_secret = "" if settings.server.token_secret else secrets.token_urlsafe(32)
+        os.environ[RUN_SECRET_VARIABLE] = run_secret
         create_from_environment()  # fail here, with one line, rather than in each worker
     except FeedbackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
+    if run_secret:
+        logging.getLogger("ai_feedback").warning(
+            "server.token_secret is not set: browser tokens and dashboard logins are signed "
+            "with a key made for this run (shared by its workers); they end when the "
+            "service restarts"
+        )
     # uvicorn drains, then raises the signal it caught again, against the handler found
     # at start: make that one end the process quietly, with status 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -170,7 +184,7 @@ def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
         workers=workers,
         log_level="info",
         access_log=access_log,
-        timeout_graceful_shutdown=int(FeedbackConfig.load(config).shutdown_timeout_seconds) + 5,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds) + 5,
     )
 
 
@@ -214,7 +228,12 @@ def create_from_environment() -> Any:  # noqa: ANN401 - a FastAPI app
 
     path = os.environ.get(CONFIG_FILE_VARIABLE) or None
     insecure = os.environ.get(INSECURE_VARIABLE) == "1"
-    return create_app(FeedbackConfig.load(path), insecure_no_auth=insecure)
+    config = FeedbackConfig.load(path)
+    run_secret = os.environ.get(RUN_SECRET_VARIABLE)
+    if run_secret and config.server.token_secret is None:
+        server = config.server.model_copy(update={"token_secret": run_secret})
+        config = config.model_copy(update={"server": server})
+    return create_app(config, insecure_no_auth=insecure)
 
 
 def _stopped(signum: int, frame: object) -> None:

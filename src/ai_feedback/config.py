@@ -403,7 +403,9 @@ class ConfigValue(NamedTuple):
 
 
 _SECRET_WORDS = ("secret", "password", "token")
-_INTERNAL_VARIABLES = frozenset({"AI_FEEDBACK_CONFIG_FILE", "AI_FEEDBACK_INSECURE_NO_AUTH"})
+_INTERNAL_VARIABLES = frozenset(
+    {"AI_FEEDBACK_CONFIG_FILE", "AI_FEEDBACK_INSECURE_NO_AUTH", "AI_FEEDBACK_RUN_TOKEN_SECRET"}
+)
 
 
 def config_report(path: str | os.PathLike[str] | None = None, **values: Any) -> list[ConfigValue]:  # noqa: ANN401

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,8 @@ from starlette.testclient import TestClient
 from ai_feedback import FeedbackConfig
 from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app
-from tests.server.conftest import SECRETS, key, server_config
+from ai_feedback.server.tokens import TokenClaims, mint
+from tests.server.conftest import SECRETS, TOKEN_SECRET, key, server_config
 from tests.server.dashboard_data import flatten, payloads, seed
 
 _STAT = re.compile(r'<data data-stat="([^"]+)" value="([^"]*)">')
@@ -65,7 +69,7 @@ def test_a_wrong_key_shows_the_form_with_an_error_never_data(
     if secret == "":
         expected = "Enter an API key"
     assert expected in response.text
-    seeded.cookies.set("ai_feedback_key", secret or "x")
+    seeded.cookies.set("ai_feedback_session", secret or "x")
     assert seeded.get("/ui", follow_redirects=False).status_code == 303
 
 
@@ -82,7 +86,7 @@ def test_login_sets_a_strict_http_only_cookie_and_logout_clears_it(seeded: TestC
     out = seeded.post("/ui/logout", follow_redirects=False)
     assert out.status_code == 303
     assert out.headers["location"] == "/ui/login"
-    assert 'ai_feedback_key=""' in out.headers["set-cookie"]
+    assert 'ai_feedback_session=""' in out.headers["set-cookie"]
     assert seeded.get("/ui", follow_redirects=False).status_code == 303
 
 
@@ -292,18 +296,73 @@ def test_without_authentication_the_dashboard_shows_project_default(tmp_path: Pa
         assert "Log out" not in page.text
 
 
-def test_the_key_is_checked_on_every_request(tmp_path: Path) -> None:
-    """A cookie whose key is no longer configured shows the login form again."""
-    digest = hashlib.sha256(b"old-secret").hexdigest()
-    keys: list[dict[str, Any]] = [
-        {"id": "old", "secret_sha256": digest, "project": "p", "scopes": ["read"]}
-    ]
+def _session_of(tmp_path: Path, keys: list[dict[str, Any]], secret: str) -> str:
+    """Log in with ``secret`` on a service with ``keys``; return the session cookie."""
     with TestClient(create_app(server_config(tmp_path, api_keys=keys))) as client:
-        client.post("/ui/login", data={"key": "old-secret"})
+        response = client.post("/ui/login", data={"key": secret}, follow_redirects=False)
+        assert response.status_code == 303, response.text
         assert client.get("/ui").status_code == 200
-    with TestClient(create_app(server_config(tmp_path))) as client:
-        client.cookies.set("ai_feedback_key", "old-secret")
-        assert client.get("/ui", follow_redirects=False).status_code == 303
+        return str(client.cookies["ai_feedback_session"])
+
+
+def _shows_data(tmp_path: Path, keys: list[dict[str, Any]], session: str, **server: Any) -> bool:
+    """Whether a (restarted) service with ``keys`` shows its overview for ``session``."""
+    with TestClient(create_app(server_config(tmp_path, api_keys=keys, **server))) as client:
+        client.cookies.set("ai_feedback_session", session)
+        page = client.get("/ui", follow_redirects=False)
+    assert page.status_code in {200, 303}
+    return page.status_code == 200
+
+
+def _key(secret: str, scopes: list[str], key_id: str = "k1") -> dict[str, Any]:
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    return {"id": key_id, "secret_sha256": digest, "project": "p", "scopes": scopes}
+
+
+def test_the_browser_keeps_a_signed_session_never_the_secret(tmp_path: Path) -> None:
+    """The cookie is a signed session without the secret; it outlives a restart."""
+    keys = [_key("the-secret-of-k1", ["read"])]
+    session = _session_of(tmp_path, keys, "the-secret-of-k1")
+    assert session.startswith("afs_")
+    assert "the-secret-of-k1" not in session
+    assert hashlib.sha256(b"the-secret-of-k1").hexdigest() not in session
+    assert _shows_data(tmp_path, keys, session)  # nothing kept server-side
+
+
+def test_the_key_is_checked_on_every_request(tmp_path: Path) -> None:
+    """A session whose key was removed, re-keyed or lost read shows the login form again."""
+    keys = [_key("old-secret", ["read"])]
+    session = _session_of(tmp_path, keys, "old-secret")
+    assert _shows_data(tmp_path, keys, session)
+    assert not _shows_data(tmp_path, [_key("old-secret", ["read"], key_id="k2")], session)
+    assert not _shows_data(tmp_path, [_key("new-secret", ["read"])], session)
+    assert not _shows_data(tmp_path, [_key("old-secret", ["ingest"])], session)
+    assert _shows_data(tmp_path, [_key("old-secret", ["admin"])], session)
+
+
+def test_forged_expired_or_foreign_sessions_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tampered, expired, other-secret, raw-secret and browser-token cookies show no data."""
+    keys = [_key("old-secret", ["read"])]
+    session = _session_of(tmp_path, keys, "old-secret")
+    body, _, signature = session.partition(".")
+    fields = json.loads(base64.urlsafe_b64decode(body.removeprefix("afs_") + "=="))
+    fields["e"] += 365 * 24 * 3600  # a year longer, with the old signature
+    forged_body = base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=").decode()
+    for cookie in (
+        f"afs_{forged_body}.{signature}",
+        session[:-2] + ("AA" if not session.endswith("AA") else "BB"),
+        "old-secret",
+        "afs_",
+        "afs_x.y.z",
+        mint(TOKEN_SECRET, TokenClaims("p", "t", time.time() + 60, "i")),
+    ):
+        assert not _shows_data(tmp_path, keys, cookie), cookie
+    assert not _shows_data(tmp_path, keys, session, token_secret="u" * 40)
+    later = time.time() + 8 * 3600 + 1
+    monkeypatch.setattr("ai_feedback.server.ui.login.time.time", lambda: later)
+    assert not _shows_data(tmp_path, keys, session)
 
 
 async def test_the_demo_data_shows_in_a_service_without_keys() -> None:

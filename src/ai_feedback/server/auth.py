@@ -76,6 +76,18 @@ class Authenticator:
         """
         return self._token_secret
 
+    def key(self, key_id: str) -> ApiKeyEntry | None:
+        """
+        Return the configured key with the public id ``key_id``, or None.
+        """
+        return self._by_id.get(key_id)
+
+    def of_key(self, key: ApiKeyEntry) -> Principal:
+        """
+        Return the caller that ``key`` proves.
+        """
+        return _of(key)
+
     def principal(self, headers: dict[str, str] | object) -> Principal | None:
         """
         Return the caller the headers prove, or None when they carry no credentials.

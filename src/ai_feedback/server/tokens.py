@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["PREFIX", "TokenClaims", "TokenError", "mint", "verify"]
+__all__ = ["PREFIX", "TokenClaims", "TokenError", "mint", "seal", "unseal", "verify"]
 
 PREFIX = "aft_"
 
@@ -68,6 +68,39 @@ def _sign(secret: str, body: str) -> str:
     return _b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())
 
 
+def seal(secret: str, prefix: str, fields: dict[str, Any]) -> str:
+    """
+    Return ``prefix`` + base64url(JSON of ``fields``) + ``.`` + its HMAC-SHA256 signature.
+    """
+    body = _b64(orjson.dumps(fields))
+    return f"{prefix}{body}.{_sign(secret, body)}"
+
+
+def unseal(secret: str, prefix: str, sealed: str) -> dict[str, Any]:
+    """
+    Return the fields `seal` put in ``sealed``, once its signature is checked.
+
+    Raises:
+        TokenError: ``sealed`` was not made by `seal` with ``prefix`` and ``secret``.
+    """
+    if not sealed.startswith(prefix) or sealed.count(".") != 1:
+        msg = "is not a browser token" if prefix == PREFIX else "is not a sealed value"
+        raise TokenError(msg)
+    body, _, signature = sealed.removeprefix(prefix).partition(".")
+    if not hmac.compare_digest(_sign(secret, body), signature):
+        msg = "has a wrong signature"
+        raise TokenError(msg)
+    try:
+        fields = orjson.loads(_unb64(body))
+    except ValueError as exc:
+        msg = "cannot be read"
+        raise TokenError(msg) from exc
+    if not isinstance(fields, dict):
+        msg = "cannot be read"
+        raise TokenError(msg)
+    return fields
+
+
 def mint(secret: str, claims: TokenClaims) -> str:
     """
     Return the token for ``claims``, signed with ``secret``.
@@ -80,8 +113,7 @@ def mint(secret: str, claims: TokenClaims) -> str:
     }
     optional = {"s": claims.session_id, "k": claims.feedback_key, "y": claims.feedback_type}
     fields |= {key: value for key, value in optional.items() if value is not None}
-    body = _b64(orjson.dumps(fields))
-    return f"{PREFIX}{body}.{_sign(secret, body)}"
+    return seal(secret, PREFIX, fields)
 
 
 def verify(secret: str, token: str, *, now: float | None = None) -> TokenClaims:
@@ -91,15 +123,8 @@ def verify(secret: str, token: str, *, now: float | None = None) -> TokenClaims:
     Raises:
         TokenError: The token is malformed, its signature is wrong, or it expired.
     """
-    if not token.startswith(PREFIX) or token.count(".") != 1:
-        msg = "is not a browser token"
-        raise TokenError(msg)
-    body, _, signature = token.removeprefix(PREFIX).partition(".")
-    if not hmac.compare_digest(_sign(secret, body), signature):
-        msg = "has a wrong signature"
-        raise TokenError(msg)
+    fields = unseal(secret, PREFIX, token)
     try:
-        fields = orjson.loads(_unb64(body))
         claims = TokenClaims(
             project=str(fields["p"]),
             trace_id=str(fields["t"]),

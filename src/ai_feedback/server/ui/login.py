@@ -1,11 +1,13 @@
 """
-Who looks at the dashboard: a key given once in a login form, kept in a cookie.
+Who looks at the dashboard: a key given once in a login form, then a signed session.
 
-The cookie holds the key's secret. It is ``HttpOnly`` (no script reads it),
-``SameSite=Strict`` (no other site's page sends it), limited to ``Path=/ui`` and
-``Secure`` when the page was served over https. Every page checks it with the service's
-`Authenticator`: a key that is wrong, revoked or lacks the ``read`` scope shows the login
-form, never data.
+The login form checks the key; the browser then keeps a session, never the key's
+secret: the key's public id, a fingerprint of its configured hash and an expiry, signed
+(HMAC-SHA256) with a key derived from the service's ``token_secret``. The cookie is
+``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
+limited to ``Path=/ui`` and ``Secure`` when the page was served over https. Every page
+checks it again: a forged or expired session, or one whose key was removed, given a new
+secret or lost the ``read`` scope, shows the login form, never data.
 
 Forms that change state (log in, log out) are also refused when the browser says they
 come from another origin (``Origin``), which SameSite alone leaves to the browser.
@@ -13,14 +15,19 @@ come from another origin (``Origin``), which SameSite alone leaves to the browse
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
 
-from ai_feedback.server.auth import Principal
+from ai_feedback._server_settings import ApiKeyEntry
+from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.service import service
+from ai_feedback.server.tokens import TokenError, seal, unseal
 
 __all__ = [
     "COOKIE",
@@ -32,9 +39,10 @@ __all__ = [
     "visitor",
 ]
 
-COOKIE = "ai_feedback_key"
+COOKIE = "ai_feedback_session"
 LOGIN_MAX_AGE = 8 * 3600
 """How long a login lasts, in seconds."""
+_SESSION = "afs_"
 
 
 def visitor(request: Request, secret: str | None) -> Principal | None:
@@ -56,18 +64,39 @@ def visitor(request: Request, secret: str | None) -> Principal | None:
 
 def viewer(request: Request) -> Principal | None:
     """
-    Return who the request's cookie proves, or None (then the page shows the login form).
+    Return who the request's session proves, or None (then the page shows the login form).
     """
-    return visitor(request, request.cookies.get(COOKIE))
+    sealed = request.cookies.get(COOKIE)
+    if not sealed:
+        return visitor(request, None)
+    auth = service(request).auth
+    try:
+        fields = unseal(_session_key(auth), _SESSION, sealed)
+        key = auth.key(str(fields["k"]))
+        expires_at = float(fields["e"])
+        fingerprint = str(fields["f"])
+    except (TokenError, KeyError, TypeError, ValueError):
+        return None
+    if key is None or time.time() >= expires_at:
+        return None
+    if not hmac.compare_digest(fingerprint, _fingerprint(key)):
+        return None  # the key was given a new secret since
+    principal = auth.of_key(key)
+    return principal if principal.allows("read") else None
 
 
-def remember(response: Response, request: Request, secret: str) -> None:
+def remember(response: Response, request: Request, principal: Principal) -> None:
     """
-    Keep ``secret`` in the login cookie of ``response``.
+    Start a session for ``principal`` (who logged in with a key) in ``response``'s cookie.
     """
+    auth = service(request).auth
+    key = auth.key(principal.key_id) if principal.key_id is not None else None
+    if key is None:  # without authentication there is nothing to remember
+        return
+    fields = {"k": key.id, "f": _fingerprint(key), "e": time.time() + LOGIN_MAX_AGE}
     response.set_cookie(
         COOKIE,
-        secret,
+        seal(_session_key(auth), _SESSION, fields),
         max_age=LOGIN_MAX_AGE,
         path="/ui",
         secure=request.url.scheme == "https",
@@ -101,3 +130,18 @@ def from_other_origin(request: Request) -> bool:
         return False
     parts = urlsplit(origin)
     return (parts.scheme, parts.netloc) != (request.url.scheme, request.url.netloc)
+
+
+def _session_key(auth: Authenticator) -> str:
+    """
+    Return the key that signs sessions.
+
+    It is derived from ``token_secret``, so that a session and a browser token can never
+    pass for each other.
+    """
+    secret = auth.token_secret.encode()
+    return hmac.new(secret, b"ai-feedback dashboard session", hashlib.sha256).hexdigest()
+
+
+def _fingerprint(key: ApiKeyEntry) -> str:
+    return hashlib.sha256(f"session:{key.secret_sha256}".encode()).hexdigest()[:32]

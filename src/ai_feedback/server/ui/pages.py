@@ -210,7 +210,7 @@ async def login(request: Request) -> Response:
         )
         return _login_page(request, error=why, status=401)
     response = RedirectResponse("/ui", status_code=303, headers=_SECURITY_HEADERS)
-    remember(response, request, secret)
+    remember(response, request, principal)
     return response
 
 
