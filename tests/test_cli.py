@@ -175,3 +175,19 @@ def test_serve_gives_its_workers_one_signing_key(
         bearer = {"Authorization": f"Bearer {minted.json()['token']}"}
         sent = second.post("/v1/feedback", json={"score": 1}, headers=bearer)
         assert sent.status_code == 202, sent.text
+
+
+def test_a_short_handed_down_signing_key_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The workers' signing key from the environment must be as long as token_secret."""
+    from ai_feedback import cli  # noqa: PLC0415
+    from ai_feedback.exceptions import FeedbackConfigurationError  # noqa: PLC0415
+
+    path = tmp_path / "service.yaml"
+    path.write_text("ai_feedback:\n  store: memory\n", encoding="utf-8")
+    monkeypatch.setenv(cli.CONFIG_FILE_VARIABLE, str(path))
+    monkeypatch.setenv(cli.INSECURE_VARIABLE, "1")
+    monkeypatch.setenv(cli.RUN_SECRET_VARIABLE, "short")
+    with pytest.raises(FeedbackConfigurationError, match="at least 32 characters"):
+        cli.create_from_environment()

@@ -23,7 +23,7 @@ from ai_feedback import (
     Ok,
     Result,
 )
-from ai_feedback.events import FeedbackStored
+from ai_feedback.events import FeedbackStored, FeedbackSubmitted
 
 
 @pytest.fixture
@@ -394,6 +394,25 @@ async def test_submit_payloads_reports_each_payload(async_processing: bool) -> N
     assert len(store) == 2
     with pytest.raises(FeedbackValidationError, match="'payloads'"):
         await collector.submit_payloads("not a list")  # type: ignore[arg-type]
+    await collector.aclose()
+
+
+@pytest.mark.parametrize("async_processing", [True, False])
+async def test_a_batch_announces_each_accepted_item_to_subscribers(
+    async_processing: bool,
+) -> None:
+    """Subscribers of FeedbackSubmitted hear of each accepted payload of a batch, once."""
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(),
+        FeedbackConfig(async_processing=async_processing, store_raw_payloads=True),
+    )
+    heard: list[FeedbackSubmitted] = []
+    collector.events.subscribe(FeedbackSubmitted, heard.append)
+    results = await collector.submit_payloads(
+        [{"score": 4, "id": "a"}, {"score": "x"}, {"score": 2}]
+    )
+    assert [e.item.id for e in heard] == [results[0], results[2]]
+    assert heard[0].raw_payload == {"score": 4, "id": "a"}
     await collector.aclose()
 
 

@@ -67,6 +67,7 @@ INSECURE_VARIABLE = "AI_FEEDBACK_INSECURE_NO_AUTH"
 """Tells the service's workers that ``serve --insecure-no-auth`` was given."""
 RUN_SECRET_VARIABLE = "AI_FEEDBACK_RUN_TOKEN_SECRET"  # noqa: S105 - a variable name
 """Hands the service's workers one signing key when ``server.token_secret`` is unset."""
+_MIN_SECRET = 32
 
 
 def _version(value: bool) -> None:
@@ -231,6 +232,9 @@ def create_from_environment() -> Any:  # noqa: ANN401 - a FastAPI app
     config = FeedbackConfig.load(path)
     run_secret = os.environ.get(RUN_SECRET_VARIABLE)
     if run_secret and config.server.token_secret is None:
+        if len(run_secret) < _MIN_SECRET:
+            msg = f"must be at least {_MIN_SECRET} characters (serve sets it)"
+            raise FeedbackConfigurationError(RUN_SECRET_VARIABLE, msg)
         server = config.server.model_copy(update={"token_secret": run_secret})
         config = config.model_copy(update={"server": server})
     return create_app(config, insecure_no_auth=insecure)

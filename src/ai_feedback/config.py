@@ -186,7 +186,7 @@ class FeedbackConfig(BaseSettings):
         source = Path(path) if path is not None else None
         with _reading_yaml(source):
             config = cls(**values)
-        config._source = source
+        config._source = source.resolve() if source is not None else None
         return config
 
     @property

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
+from fastapi.responses import JSONResponse
 from starlette.testclient import TestClient
 
 from ai_feedback import (
@@ -56,10 +57,12 @@ def _basic(name: str) -> dict[str, str]:
         {"Authorization": "Basic !!!"},
         {"Authorization": "Digest abc"},
         {"Authorization": "Bearer aft_forged.token"},
+        {b"authorization": "Bearer aft_forged.t\u00e9".encode()},
+        {b"x-api-key": "caf\u00e9".encode()},
     ],
 )
 def test_no_valid_key_is_401_before_the_body_is_read(
-    client: TestClient, headers: dict[str, str]
+    client: TestClient, headers: dict[str, str] | dict[bytes, bytes]
 ) -> None:
     """Without a valid key the answer is 401, whatever the body: bad JSON, huge or empty."""
     for body in (b"{not json", b"x" * 5_000_000, b""):
@@ -470,21 +473,56 @@ def test_a_full_spool_is_429_with_retry_after(tmp_path: Path) -> None:
         store.gate.set()
 
 
-def test_the_service_keeps_its_start_up_objects_out_of_full_collections(tmp_path: Path) -> None:
-    """create_app freezes what start-up built while it serves, and thaws it at shutdown."""
+def _frozen(thing: object) -> bool:
+    """Whether ``thing`` sits in the collector's permanent generation (gc.freeze)."""
     import gc  # noqa: PLC0415
 
-    before = gc.get_freeze_count()
+    return gc.is_tracked(thing) and not any(o is thing for o in gc.get_objects())
+
+
+def test_the_service_keeps_its_start_up_objects_out_of_full_collections(tmp_path: Path) -> None:
+    """create_app freezes start-up objects while it serves; two apps share it; the host's stay."""
+    import gc  # noqa: PLC0415
+
+    for name in "bcd":
+        (tmp_path / name).mkdir()
+    assert gc.get_freeze_count() == 0
     with TestClient(create_app(server_config(tmp_path))) as client:
-        assert gc.get_freeze_count() > before
+        state = client.app.state.ai_feedback  # type: ignore[attr-defined]
+        assert _frozen(state)
+        with TestClient(create_app(server_config(tmp_path / "b"))) as other:
+            assert other.get("/healthz").status_code == 200
+        assert _frozen(state)  # the second app's stop left the first app's objects frozen
         assert client.get("/healthz").status_code == 200
     assert gc.get_freeze_count() == 0
+    assert not _frozen(state)
+    host = [object()]  # always tracked by the collector
+    gc.freeze()  # as a host that froze its own objects before serving
+    try:
+        with TestClient(create_app(server_config(tmp_path / "c"))):
+            pass
+        assert _frozen(host)
+    finally:
+        gc.unfreeze()
+    with TestClient(install_app(tmp_path / "d")) as hosted:
+        assert not _frozen(hosted.app.state.ai_feedback)  # type: ignore[attr-defined]
+
+
+def install_app(tmp_path: Path, **options: Any) -> FastAPI:
+    """A FastAPI app of one's own with the service installed."""
+    host = FastAPI(**options)
+    install(host, server_config(tmp_path))
+    return host
 
 
 def test_the_submission_routes_are_documented_and_skip_dependency_resolution(
     client: TestClient,
 ) -> None:
-    """The hot POST routes answer as before and keep their OpenAPI description."""
+    """In create_app's app the POST routes skip dependency resolution, documented as before."""
+    from ai_feedback.server.service import RequestRoute  # noqa: PLC0415
+
+    fast = [r for r in client.app.routes if isinstance(r, RequestRoute)]  # type: ignore[attr-defined]
+    assert sorted(r.path for r in fast) == ["/v1/feedback", "/v1/feedback/batch"]
     document = client.get("/openapi.json").json()
     for path in ("/v1/feedback", "/v1/feedback/batch"):
         operation = document["paths"][path]["post"]
@@ -496,3 +534,43 @@ def test_the_submission_routes_are_documented_and_skip_dependency_resolution(
     bad = client.post("/v1/feedback", json={"score": "x"}, headers=key("a-ingest"))
     assert bad.status_code == 422
     assert bad.json()["field"] == "score"
+
+
+def _gate() -> None:
+    raise GateClosedError
+
+
+class GateClosedError(Exception):
+    """Raised by the host's own dependency."""
+
+
+def _gated(app: FastAPI) -> FastAPI:
+    @app.exception_handler(GateClosedError)
+    async def teapot(request: object, exc: GateClosedError) -> JSONResponse:
+        return JSONResponse({"gate": True}, status_code=418)
+
+    return app
+
+
+@pytest.mark.parametrize("how", ["install", "include_router"])
+def test_your_apps_own_dependencies_run_on_every_route(tmp_path: Path, how: str) -> None:
+    """Dependencies of your app (install) or of the include run on the submissions too."""
+    from ai_feedback.server import feedback_router  # noqa: PLC0415
+
+    if how == "install":
+        app = _gated(install_app(tmp_path, dependencies=[Depends(_gate)]))
+        prefix = ""
+    else:
+        app = _gated(FastAPI())
+        install(app, server_config(tmp_path))
+        app.include_router(feedback_router(), prefix="/fb", dependencies=[Depends(_gate)])
+        prefix = "/fb"
+    with TestClient(app) as client:
+        for method, path in (
+            ("GET", "/healthz"),
+            ("GET", "/v1/feedback"),
+            ("POST", "/v1/feedback"),
+            ("POST", "/v1/feedback/batch"),
+        ):
+            answer = client.request(method, prefix + path, json={"score": 1}, headers=key("a-all"))
+            assert answer.status_code == 418, (method, path, answer.status_code)

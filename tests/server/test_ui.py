@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from ai_feedback import FeedbackConfig
 from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app
 from ai_feedback.server.tokens import TokenClaims, mint
+from ai_feedback.server.ui import login
 from tests.server.conftest import SECRETS, TOKEN_SECRET, key, server_config
 from tests.server.dashboard_data import flatten, payloads, seed
 
@@ -361,8 +363,33 @@ def test_forged_expired_or_foreign_sessions_are_refused(
         assert not _shows_data(tmp_path, keys, cookie), cookie
     assert not _shows_data(tmp_path, keys, session, token_secret="u" * 40)
     later = time.time() + 8 * 3600 + 1
-    monkeypatch.setattr("ai_feedback.server.ui.login.time.time", lambda: later)
+    monkeypatch.setattr(login, "time", SimpleNamespace(time=lambda: later))
     assert not _shows_data(tmp_path, keys, session)
+
+
+def test_logging_in_or_out_removes_the_cookie_that_held_a_secret(seeded: TestClient) -> None:
+    """The cookie of earlier versions (the raw secret) is deleted at login and at logout."""
+    seeded.cookies.set("ai_feedback_key", SECRETS["a-read"][0], path="/ui")
+    response = seeded.post("/ui/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False)
+    cleared = response.headers.get_list("set-cookie")
+    assert any(c.startswith('ai_feedback_key=""') for c in cleared), cleared
+    out = seeded.post("/ui/logout", follow_redirects=False)
+    names = [c.split("=")[0] for c in out.headers.get_list("set-cookie")]
+    assert sorted(names) == ["ai_feedback_key", "ai_feedback_session"]
+
+
+def test_without_keys_a_session_left_by_another_service_still_shows_the_pages(
+    tmp_path: Path,
+) -> None:
+    """With --insecure-no-auth, a stale or foreign session cookie does not lock anyone out."""
+    keys = [_key("old-secret", ["read"])]
+    session = _session_of(tmp_path, keys, "old-secret")
+    config = FeedbackConfig(store="memory")
+    with TestClient(create_app(config, insecure_no_auth=True)) as client:
+        client.cookies.set("ai_feedback_session", session)
+        assert client.get("/ui").status_code == 200
+        client.cookies.set("ai_feedback_session", "afs_garbage.x")
+        assert client.get("/ui").status_code == 200
 
 
 async def test_the_demo_data_shows_in_a_service_without_keys() -> None:

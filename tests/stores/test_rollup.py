@@ -9,6 +9,7 @@ after replays and repeated ids, after deletions, and after migrating an older da
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import sqlite3
@@ -253,6 +254,26 @@ async def test_rebuilding_counts_rows_loaded_behind_the_stores_back(
         assert (await store.save_many(_items(30, seed=12))).is_ok()
         await store.delete(FeedbackFilter(owner_id="o2"))
         await _check(store)
+
+
+@pytest.mark.usefixtures("fixed_now")
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_rebuilds_and_writes_at_the_same_time_stay_exact(
+    backend: str, tmp_path: Path
+) -> None:
+    """Two rebuilds at once, and writes and deletions meanwhile, leave the rollup exact."""
+    async with _store(backend, tmp_path) as store:
+        assert (await store.save_many(_items(500))).is_ok()
+        await _load_behind_the_back(store, _items(300, seed=21))
+        more = _items(200, seed=22)
+
+        async def write() -> None:
+            for start in range(0, len(more), 50):
+                assert (await store.save_many(more[start : start + 50])).is_ok()
+            await store.delete(FeedbackFilter(session_id="s5"))
+
+        await asyncio.gather(store.rebuild_rollup(), store.rebuild_rollup(), write())
+        assert await _check(store) == len(WINDOWS) * 24
 
 
 @pytest.mark.parametrize("minute", [0, 1, 29, 30, 31, 59])

@@ -14,6 +14,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ai_feedback.app import Application
@@ -63,8 +65,8 @@ def _authenticator(config: FeedbackConfig, *, insecure_no_auth: bool) -> Authent
     if secret is None:
         secret = secrets.token_urlsafe(32)
         _LOG.warning(
-            "server.token_secret is not set: browser tokens are signed with a random key "
-            "and work only with this process, until it restarts"
+            "server.token_secret is not set: browser tokens and dashboard logins are signed "
+            "with a random key and work only with this process, until it restarts"
         )
     return Authenticator(settings.api_keys, secret, insecure=insecure_no_auth)
 
@@ -93,6 +95,20 @@ def install(
         FeedbackConfigurationError: No keys are configured and ``insecure_no_auth`` is
             False, or a setting is invalid.
     """
+    _install(app, config, insecure_no_auth=insecure_no_auth, application=application)
+
+
+def _install(
+    app: FastAPI,
+    config: FeedbackConfig | None = None,
+    *,
+    insecure_no_auth: bool = False,
+    application: Application | None = None,
+    own_app: bool = False,
+) -> None:
+    """
+    Install the service in ``app`` (`install`); with ``own_app``, in `create_app`'s.
+    """
     config = config if config is not None else FeedbackConfig.load()
     auth = _authenticator(config, insecure_no_auth=insecure_no_auth)
     metrics = Metrics()
@@ -115,7 +131,13 @@ def install(
                 yield state
 
     app.router.lifespan_context = lifespan
-    app.router.routes.extend(feedback_router().routes)
+    if own_app:
+        # An app of ours has no dependencies or settings of its own to pass on: its routes
+        # are listed flat (FastAPI walks included routers again on every request), and
+        # the submissions take the route that skips dependency resolution.
+        app.router.routes.extend(_service_routes())
+    else:
+        app.include_router(feedback_router())
     install_handlers(app)
     app.add_middleware(_Counting, metrics=metrics)
     if config.server.cors_origins:
@@ -160,22 +182,58 @@ def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool =
         version=_version(),
         **options,
     )
-    install(app, config, insecure_no_auth=insecure_no_auth)
+    _install(app, config, insecure_no_auth=insecure_no_auth, own_app=True)
     started = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(host: FastAPI) -> AsyncIterator[Any]:
-        async with started(host) as state:
-            # What start-up built lives as long as the process: keep it out of the
-            # collector's full passes, which otherwise stall every request for tens of ms.
-            gc.freeze()
-            try:
-                yield state
-            finally:
-                gc.unfreeze()
+        async with started(host) as state, _FREEZER:
+            yield state
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _service_routes() -> list[BaseRoute]:
+    """
+    Return every route of the service, flat, the fast submission routes in place.
+    """
+    fast = {_route_key(route): route for route in native.fast_routes.routes}
+    return [fast.get(_route_key(route), route) for route in feedback_router().routes]
+
+
+def _route_key(route: BaseRoute) -> tuple[str, frozenset[str]] | None:
+    if not isinstance(route, APIRoute):
+        return None
+    return route.path, frozenset(route.methods or ())
+
+
+class _Freezer:
+    """
+    Keeps what start-up built out of the garbage collector's full passes while apps serve.
+
+    Those objects live as long as the process, and full collections over them stalled
+    requests for tens of milliseconds. Counted, so that several apps in one process
+    share it; what the host froze before the first app is left frozen.
+    """
+
+    def __init__(self) -> None:
+        self._serving = 0
+        self._host_froze = False
+
+    async def __aenter__(self) -> None:
+        if self._serving == 0:
+            self._host_froze = gc.get_freeze_count() > 0
+            gc.freeze()
+        self._serving += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._serving -= 1
+        if self._serving == 0 and not self._host_froze:
+            gc.unfreeze()
+
+
+_FREEZER = _Freezer()
 
 
 def _document_bodies(app: FastAPI) -> None:

@@ -38,10 +38,12 @@ from ai_feedback.server.schemas import (
 from ai_feedback.server.service import RequestRoute, bind_owner, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
 
-__all__ = ["decode_cursor", "encode_cursor", "item_out", "router"]
+__all__ = ["decode_cursor", "encode_cursor", "fast_routes", "item_out", "router"]
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
-_hot = APIRouter(prefix="/v1", tags=["feedback"], route_class=RequestRoute)
+fast_routes = APIRouter(prefix="/v1", tags=["feedback"], route_class=RequestRoute)
+"""The two submission routes again, skipping dependency resolution: `create_app` serves
+these in its own app (where no dependency can be added); `router` has the usual ones."""
 
 _ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _READ_ERRORS = errors(401, 403, 422, 503)
@@ -89,14 +91,6 @@ def decode_cursor(cursor: str) -> Cursor:
     return moment, item_id
 
 
-@_hot.post(
-    "/feedback",
-    status_code=202,
-    response_model=AcceptedOut,
-    responses=_ERRORS,
-    summary="Submit one feedback item",
-    openapi_extra=body_schema(FeedbackIn, description="One item; type selects the fields."),
-)
 async def submit(request: Request) -> JSONBody:
     """
     Accept one item (with an API key, or a browser token for its trace); 202 with its id.
@@ -107,14 +101,6 @@ async def submit(request: Request) -> JSONBody:
     return JSONBody({"id": item_id}, status_code=202)
 
 
-@_hot.post(
-    "/feedback/batch",
-    status_code=207,
-    response_model=BatchOut,
-    responses=_ERRORS,
-    summary="Submit many items; one result each",
-    openapi_extra=body_schema(BatchIn, description="Up to server.batch_max_items items."),
-)
 async def submit_batch(request: Request) -> JSONBody:
     """
     Accept each valid item of the batch; 207 with one result per item, in order.
@@ -290,4 +276,28 @@ async def mint_token(
     return JSONBody(body_out, status_code=201)
 
 
-router.routes[0:0] = _hot.routes  # the hot submissions are matched first
+def _add_submissions(target: APIRouter) -> None:
+    target.add_api_route(
+        "/feedback",
+        submit,
+        methods=["POST"],
+        status_code=202,
+        response_model=AcceptedOut,
+        responses=_ERRORS,
+        summary="Submit one feedback item",
+        openapi_extra=body_schema(FeedbackIn, description="One item; type selects the fields."),
+    )
+    target.add_api_route(
+        "/feedback/batch",
+        submit_batch,
+        methods=["POST"],
+        status_code=207,
+        response_model=BatchOut,
+        responses=_ERRORS,
+        summary="Submit many items; one result each",
+        openapi_extra=body_schema(BatchIn, description="Up to server.batch_max_items items."),
+    )
+
+
+_add_submissions(router)
+_add_submissions(fast_routes)

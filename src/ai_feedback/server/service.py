@@ -49,13 +49,16 @@ class RequestRoute(APIRoute):
 
     FastAPI documents the route (parameters, bodies, answers) as usual, but a request
     skips its dependency resolution: the endpoint reads what it needs itself, after
-    authenticating. For the hot submission routes.
+    authenticating. For the hot submission routes of an app with no dependencies of its
+    own (`create_app`'s): included elsewhere, dependencies given there would not run.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """
-        Return the endpoint itself.
+        Return the endpoint itself (FastAPI's handler when the route has dependencies).
         """
+        if self.dependencies or self.dependency_overrides_provider is not None:
+            return super().get_route_handler()
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return endpoint
 

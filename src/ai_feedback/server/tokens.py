@@ -87,7 +87,7 @@ def unseal(secret: str, prefix: str, sealed: str) -> dict[str, Any]:
         msg = "is not a browser token" if prefix == PREFIX else "is not a sealed value"
         raise TokenError(msg)
     body, _, signature = sealed.removeprefix(prefix).partition(".")
-    if not hmac.compare_digest(_sign(secret, body), signature):
+    if not signature.isascii() or not hmac.compare_digest(_sign(secret, body), signature):
         msg = "has a wrong signature"
         raise TokenError(msg)
     try:

@@ -564,19 +564,23 @@ class PostgresFeedbackStore(ClosingContext):
 
         The store keeps the rollup exact as it writes and deletes; this is for rows put
         into the ``feedback`` table behind its back (``COPY`` in SQL). One transaction
-        that holds writers off the table meanwhile (``SHARE`` lock); readers see the old
-        rollup or the new one.
+        that holds writers (and another rebuild) off the table meanwhile (``SHARE ROW
+        EXCLUSIVE`` lock), for up to a day; readers see the old rollup or the new one.
 
         Raises:
             FeedbackStorageError: The database could not be changed.
         """
         recount = sql.ROLLUP_OF_ITEMS_SQL.format(items="feedback")
         action = "rebuild the statistics rollup"
+        # As long as a full count takes: the pool's command timeout is for single reads.
+        wait = _COPY_TIMEOUT_S
         async with self._connection(action) as conn, conn.transaction():
-            await conn.execute("LOCK TABLE feedback IN SHARE MODE")
-            await conn.execute("DELETE FROM feedback_rollup")
-            await conn.execute(f"INSERT INTO feedback_rollup {recount}")
-            counted = await conn.fetchval("SELECT coalesce(sum(items), 0) FROM feedback_rollup")
+            await conn.execute("LOCK TABLE feedback IN SHARE ROW EXCLUSIVE MODE", timeout=wait)
+            await conn.execute("DELETE FROM feedback_rollup", timeout=wait)
+            await conn.execute(f"INSERT INTO feedback_rollup {recount}", timeout=wait)
+            counted = await conn.fetchval(
+                "SELECT coalesce(sum(items), 0) FROM feedback_rollup", timeout=wait
+            )
         return int(counted)
 
     @contextlib.asynccontextmanager

@@ -2,8 +2,8 @@
 Who looks at the dashboard: a key given once in a login form, then a signed session.
 
 The login form checks the key; the browser then keeps a session, never the key's
-secret: the key's public id, a fingerprint of its configured hash and an expiry, signed
-(HMAC-SHA256) with a key derived from the service's ``token_secret``. The cookie is
+secret: the key's public id, a keyed fingerprint of its configured hash and an expiry,
+signed (HMAC-SHA256) with a key derived from the service's ``token_secret``. The cookie is
 ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
 limited to ``Path=/ui`` and ``Secure`` when the page was served over https. Every page
 checks it again: a forged or expired session, or one whose key was removed, given a new
@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 COOKIE = "ai_feedback_session"
+_OLD_COOKIE = "ai_feedback_key"  # earlier versions kept the key's secret there
 LOGIN_MAX_AGE = 8 * 3600
 """How long a login lasts, in seconds."""
 _SESSION = "afs_"
@@ -67,8 +68,15 @@ def viewer(request: Request) -> Principal | None:
     Return who the request's session proves, or None (then the page shows the login form).
     """
     sealed = request.cookies.get(COOKIE)
-    if not sealed:
-        return visitor(request, None)
+    principal = _session(request, sealed) if sealed else None
+    # Without authentication everyone may look, whatever cookie another service left.
+    return principal if principal is not None else visitor(request, None)
+
+
+def _session(request: Request, sealed: str) -> Principal | None:
+    """
+    Return who the session ``sealed`` proves when it is good and may read, else None.
+    """
     auth = service(request).auth
     try:
         fields = unseal(_session_key(auth), _SESSION, sealed)
@@ -79,7 +87,7 @@ def viewer(request: Request) -> Principal | None:
         return None
     if key is None or time.time() >= expires_at:
         return None
-    if not hmac.compare_digest(fingerprint, _fingerprint(key)):
+    if not hmac.compare_digest(fingerprint.encode(), _fingerprint(auth, key).encode()):
         return None  # the key was given a new secret since
     principal = auth.of_key(key)
     return principal if principal.allows("read") else None
@@ -93,7 +101,8 @@ def remember(response: Response, request: Request, principal: Principal) -> None
     key = auth.key(principal.key_id) if principal.key_id is not None else None
     if key is None:  # without authentication there is nothing to remember
         return
-    fields = {"k": key.id, "f": _fingerprint(key), "e": time.time() + LOGIN_MAX_AGE}
+    fields = {"k": key.id, "f": _fingerprint(auth, key), "e": time.time() + LOGIN_MAX_AGE}
+    _forget_old(response, request)
     response.set_cookie(
         COOKIE,
         seal(_session_key(auth), _SESSION, fields),
@@ -107,15 +116,27 @@ def remember(response: Response, request: Request, principal: Principal) -> None
 
 def forget(response: Response, request: Request) -> None:
     """
-    Remove the login cookie.
+    Remove the login cookie (and the one earlier versions kept the key's secret in).
     """
-    response.delete_cookie(
-        COOKIE,
-        path="/ui",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
+    for name in (COOKIE, _OLD_COOKIE):
+        response.delete_cookie(
+            name,
+            path="/ui",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+
+
+def _forget_old(response: Response, request: Request) -> None:
+    if _OLD_COOKIE in request.cookies:
+        response.delete_cookie(
+            _OLD_COOKIE,
+            path="/ui",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
 
 
 def from_other_origin(request: Request) -> bool:
@@ -143,5 +164,11 @@ def _session_key(auth: Authenticator) -> str:
     return hmac.new(secret, b"ai-feedback dashboard session", hashlib.sha256).hexdigest()
 
 
-def _fingerprint(key: ApiKeyEntry) -> str:
-    return hashlib.sha256(f"session:{key.secret_sha256}".encode()).hexdigest()[:32]
+def _fingerprint(auth: Authenticator, key: ApiKeyEntry) -> str:
+    """
+    Return what ties a session to the key's current secret.
+
+    Keyed, so that a stolen cookie gives nothing to guess the secret with.
+    """
+    digest = hmac.new(_session_key(auth).encode(), key.secret_sha256.encode(), hashlib.sha256)
+    return digest.hexdigest()[:32]
