@@ -15,6 +15,7 @@ URL``) runs them alone. The SQL each query runs is a module constant, so tests c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import sqlite3
@@ -433,28 +434,18 @@ class SQLiteFeedbackStore(ClosingContext):
         if limit is not None:
             check_limit(limit)
             chosen += f" ORDER BY created_at, id LIMIT {min(limit, _MAX_INTEGER)}"
-        async with self._lock:
-            db = self._connection()
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-                await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-                await db.execute("DELETE FROM temp.doomed")
-                await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
-                await db.execute(ROLLUP_REMOVE_SQL)
-                await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
-                raw = await db.execute(
-                    "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
-                )
-                items = await db.execute(
-                    "DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)"
-                )
-                await db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                await rollback(db)
-                raise self._error("delete feedback", exc) from exc
-            except BaseException:
-                await rollback(db)
-                raise
+        async with self._transaction("delete feedback") as db:
+            await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+            await db.execute("DELETE FROM temp.doomed")
+            await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
+            await db.execute(ROLLUP_REMOVE_SQL)
+            await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
+            raw = await db.execute(
+                "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
+            )
+            items = await db.execute(
+                "DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)"
+            )
         return Deleted(items=items.rowcount, raw_payloads=raw.rowcount)
 
     async def rebuild_rollup(self) -> int:
@@ -468,25 +459,34 @@ class SQLiteFeedbackStore(ClosingContext):
         Raises:
             FeedbackStorageError: The database refused (locked, read-only).
         """
+        async with self._transaction("rebuild the statistics rollup") as db:
+            await db.execute("DELETE FROM feedback_rollup")
+            await db.execute(f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(where='')}")
+            [(counted,)] = await db.execute_fetchall(
+                "SELECT coalesce(sum(items), 0) FROM feedback_rollup"
+            )
+        return int(counted)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, action: str) -> AsyncIterator[aiosqlite.Connection]:
+        """
+        Run one write transaction under the store's lock; roll it back on any error.
+
+        Raises:
+            FeedbackStorageError: The database refused (locked, read-only, full).
+        """
         async with self._lock:
             db = self._connection()
             try:
                 await db.execute("BEGIN IMMEDIATE")
-                await db.execute("DELETE FROM feedback_rollup")
-                await db.execute(
-                    f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(where='')}"
-                )
-                [(counted,)] = await db.execute_fetchall(
-                    "SELECT coalesce(sum(items), 0) FROM feedback_rollup"
-                )
+                yield db
                 await db.execute("COMMIT")
             except sqlite3.Error as exc:
                 await rollback(db)
-                raise self._error("rebuild the statistics rollup", exc) from exc
+                raise self._error(action, exc) from exc
             except BaseException:
                 await rollback(db)
                 raise
-        return int(counted)
 
     def _connection(self) -> aiosqlite.Connection:
         if self._db is None:

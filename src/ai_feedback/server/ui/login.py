@@ -119,24 +119,17 @@ def forget(response: Response, request: Request) -> None:
     Remove the login cookie (and the one earlier versions kept the key's secret in).
     """
     for name in (COOKIE, _OLD_COOKIE):
-        response.delete_cookie(
-            name,
-            path="/ui",
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+        _delete(response, request, name)
 
 
 def _forget_old(response: Response, request: Request) -> None:
     if _OLD_COOKIE in request.cookies:
-        response.delete_cookie(
-            _OLD_COOKIE,
-            path="/ui",
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+        _delete(response, request, _OLD_COOKIE)
+
+
+def _delete(response: Response, request: Request, name: str) -> None:
+    secure = request.url.scheme == "https"
+    response.delete_cookie(name, path="/ui", secure=secure, httponly=True, samesite="strict")
 
 
 def from_other_origin(request: Request) -> bool:
