@@ -196,10 +196,13 @@ def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool =
 
 def _service_routes() -> list[BaseRoute]:
     """
-    Return every route of the service, flat, the fast submission routes in place.
+    Return every route of the service, flat, with the fast submission routes.
+
+    They come first (the most requested), in place of the usual ones.
     """
-    fast = {_route_key(route): route for route in native.fast_routes.routes}
-    return [fast.get(_route_key(route), route) for route in feedback_router().routes]
+    fast = native.fast_routes.routes
+    taken = {_route_key(route) for route in fast}
+    return [*fast, *(r for r in feedback_router().routes if _route_key(r) not in taken)]
 
 
 def _route_key(route: BaseRoute) -> tuple[str, frozenset[str]] | None:
