@@ -59,6 +59,7 @@ def _basic(name: str) -> dict[str, str]:
         {"Authorization": "Bearer aft_forged.token"},
         {b"authorization": "Bearer aft_forged.t\u00e9".encode()},
         {b"x-api-key": "caf\u00e9".encode()},
+        {b"authorization": "Basic caf\u00e9".encode()},
     ],
 )
 def test_no_valid_key_is_401_before_the_body_is_read(

@@ -29,7 +29,7 @@ from ai_feedback.server.auth import Authenticator
 from ai_feedback.server.errors import install_handlers
 from ai_feedback.server.health import Metrics
 from ai_feedback.server.schemas import component_schemas
-from ai_feedback.server.service import FeedbackService
+from ai_feedback.server.service import FeedbackService, RequestRoute
 
 __all__ = ["create_app", "feedback_router", "install"]
 
@@ -200,7 +200,9 @@ def _service_routes() -> list[BaseRoute]:
 
     They come first (the most requested), in place of the usual ones.
     """
-    fast = native.fast_routes.routes
+    submissions = APIRouter(prefix="/v1", tags=["feedback"], route_class=RequestRoute)
+    native.add_submissions(submissions)
+    fast = submissions.routes
     taken = {_route_key(route) for route in fast}
     return [*fast, *(r for r in feedback_router().routes if _route_key(r) not in taken)]
 
@@ -227,7 +229,7 @@ class _Freezer:
     async def __aenter__(self) -> None:
         if self._serving == 0:
             self._host_froze = gc.get_freeze_count() > 0
-            gc.freeze()
+        gc.freeze()  # this app's start-up too, when another already serves
         self._serving += 1
 
     async def __aexit__(self, *exc: object) -> None:

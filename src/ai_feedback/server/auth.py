@@ -131,7 +131,7 @@ class Authenticator:
     def _basic(self, credentials: str) -> Principal:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error):  # non-ASCII text is a ValueError
             raise _unauthorized("the Basic credentials are not base64 'id:secret'") from None
         key_id, _, secret = decoded.partition(":")
         key = self._by_id.get(key_id)

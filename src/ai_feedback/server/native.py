@@ -35,15 +35,12 @@ from ai_feedback.server.schemas import (
     body_schema,
     errors,
 )
-from ai_feedback.server.service import RequestRoute, bind_owner, service
+from ai_feedback.server.service import bind_owner, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
 
-__all__ = ["decode_cursor", "encode_cursor", "fast_routes", "item_out", "router"]
+__all__ = ["add_submissions", "decode_cursor", "encode_cursor", "item_out", "router"]
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
-fast_routes = APIRouter(prefix="/v1", tags=["feedback"], route_class=RequestRoute)
-"""The two submission routes again, skipping dependency resolution: `create_app` serves
-these in its own app (where no dependency can be added); `router` has the usual ones."""
 
 _ERRORS = errors(400, 401, 403, 408, 409, 413, 415, 422, 429, 503)
 _READ_ERRORS = errors(401, 403, 422, 503)
@@ -276,7 +273,13 @@ async def mint_token(
     return JSONBody(body_out, status_code=201)
 
 
-def _add_submissions(target: APIRouter) -> None:
+def add_submissions(target: APIRouter) -> None:
+    """
+    Add the two submission routes (one item, a batch) to ``target``.
+
+    `router` has them as usual routes; `create_app` adds them to a router of
+    `RequestRoute` for its own app, where no dependency can be added.
+    """
     target.add_api_route(
         "/feedback",
         submit,
@@ -299,5 +302,4 @@ def _add_submissions(target: APIRouter) -> None:
     )
 
 
-_add_submissions(router)
-_add_submissions(fast_routes)
+add_submissions(router)

@@ -20,7 +20,7 @@ from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import TokenClaims
 
-__all__ = ["FeedbackService", "RequestRoute", "bind_owner", "service"]
+__all__ = ["FeedbackService", "bind_owner", "service"]
 
 
 @dataclass(slots=True)
