@@ -78,8 +78,9 @@ def _session(request: Request, sealed: str) -> Principal | None:
     Return who the session ``sealed`` proves when it is good and may read, else None.
     """
     auth = service(request).auth
+    signing = _session_key(auth)
     try:
-        fields = unseal(_session_key(auth), _SESSION, sealed)
+        fields = unseal(signing, _SESSION, sealed)
         key = auth.key(str(fields["k"]))
         expires_at = float(fields["e"])
         fingerprint = str(fields["f"])
@@ -87,7 +88,7 @@ def _session(request: Request, sealed: str) -> Principal | None:
         return None
     if key is None or time.time() >= expires_at:
         return None
-    if not hmac.compare_digest(fingerprint.encode(), _fingerprint(auth, key).encode()):
+    if not hmac.compare_digest(fingerprint.encode(), _fingerprint(signing, key).encode()):
         return None  # the key was given a new secret since
     principal = auth.of_key(key)
     return principal if principal.allows("read") else None
@@ -101,11 +102,12 @@ def remember(response: Response, request: Request, principal: Principal) -> None
     key = auth.key(principal.key_id) if principal.key_id is not None else None
     if key is None:  # without authentication there is nothing to remember
         return
-    fields = {"k": key.id, "f": _fingerprint(auth, key), "e": time.time() + LOGIN_MAX_AGE}
+    signing = _session_key(auth)
+    fields = {"k": key.id, "f": _fingerprint(signing, key), "e": time.time() + LOGIN_MAX_AGE}
     _forget_old(response, request)
     response.set_cookie(
         COOKIE,
-        seal(_session_key(auth), _SESSION, fields),
+        seal(signing, _SESSION, fields),
         max_age=LOGIN_MAX_AGE,
         path="/ui",
         secure=request.url.scheme == "https",
@@ -157,11 +159,11 @@ def _session_key(auth: Authenticator) -> str:
     return hmac.new(secret, b"ai-feedback dashboard session", hashlib.sha256).hexdigest()
 
 
-def _fingerprint(auth: Authenticator, key: ApiKeyEntry) -> str:
+def _fingerprint(signing: str, key: ApiKeyEntry) -> str:
     """
     Return what ties a session to the key's current secret.
 
     Keyed, so that a stolen cookie gives nothing to guess the secret with.
     """
-    digest = hmac.new(_session_key(auth).encode(), key.secret_sha256.encode(), hashlib.sha256)
+    digest = hmac.new(signing.encode(), key.secret_sha256.encode(), hashlib.sha256)
     return digest.hexdigest()[:32]
