@@ -15,6 +15,11 @@ by hand in batches of 1,000 (the writer's batch size here), each batch committed
 ``executemany`` (SQLite) and >= 0.5x raw ``COPY`` (PostgreSQL).
 Modes alternate, 3 repetitions each; min/median/max are shown.
 
+Two ceilings are measured alongside, for 64 submitters: the raw writes in commits of
+64 rows (with 64 submitters each waiting for its own commit, no commit can hold more:
+no durable acknowledgement can beat this), and ``ack: durable`` into a store whose
+writes do nothing (what the submitters, the spool and the writer cost by themselves).
+
 Run with ``uv run --no-sync python benchmarks/bench_durability.py [--quick]``
 (PostgreSQL at ``AI_FEEDBACK_BENCH_POSTGRES_URL``, default the test server).
 """
@@ -42,6 +47,7 @@ from ai_feedback import (
     FeedbackStoreProtocol,
     FeedbackType,
 )
+from ai_feedback.result import Ok, Result
 from ai_feedback.stores import _pg_schema, _sqlite_schema
 from ai_feedback.stores.postgres import PostgresFeedbackStore
 from ai_feedback.stores.postgres import _encode as pg_encode
@@ -67,6 +73,16 @@ class Run:
     p99_us: float
 
 
+async def _write_nothing(
+    items: list[FeedbackItem], *, raw_payloads: object = None
+) -> Result[list[str], Exception]:
+    """
+    A store's ``save_many`` that writes nothing (the ceiling of everything but the store).
+    """
+    del raw_payloads
+    return Ok([item.id for item in items])
+
+
 @asynccontextmanager
 async def _store(kind: str, n: int) -> AsyncIterator[FeedbackStoreProtocol]:
     if kind == "sqlite":
@@ -86,8 +102,10 @@ async def _store(kind: str, n: int) -> AsyncIterator[FeedbackStoreProtocol]:
             await conn.close()
 
 
-async def _measure(kind: str, ack: str, n: int, submitters: int) -> Run:
+async def _measure(kind: str, ack: str, n: int, submitters: int, *, free: bool = False) -> Run:
     async with _store(kind, n) as store:
+        if free:
+            store.save_many = _write_nothing  # type: ignore[attr-defined]
         config = FeedbackConfig(ack=ack, queue_max_size=max(10_000, n), batch_size=1000)
         collector = FeedbackCollector(store, config)
         await collector.start()
@@ -133,11 +151,11 @@ def _items(n: int, submitters: int) -> list[FeedbackItem]:
     return items
 
 
-async def _raw(kind: str, items: list[FeedbackItem]) -> float:
+async def _raw(kind: str, items: list[FeedbackItem], batch: int = RAW_BATCH) -> float:
     """
-    Write ``items`` by hand, batch by batch; return items/s (encoding not timed).
+    Write ``items`` by hand, ``batch`` per commit; return items/s (encoding not timed).
     """
-    batches = range(0, len(items), RAW_BATCH)
+    batches = range(0, len(items), batch)
     if kind == "sqlite":
         path = Path(f"raw-{secrets.token_hex(4)}.db")
         async with await SQLiteFeedbackStore.open(f"sqlite:///{path}"):
@@ -150,7 +168,7 @@ async def _raw(kind: str, items: list[FeedbackItem]) -> float:
             started = time.perf_counter()
             for at in batches:
                 db.execute("BEGIN")
-                db.executemany(_sqlite_schema.INSERT_SQL, rows[at : at + RAW_BATCH])
+                db.executemany(_sqlite_schema.INSERT_SQL, rows[at : at + batch])
                 db.execute("COMMIT")
             return len(items) / (time.perf_counter() - started)
         finally:
@@ -172,7 +190,7 @@ async def _raw(kind: str, items: list[FeedbackItem]) -> float:
                         "feedback",
                         schema_name=schema,
                         columns=_pg_schema.WRITE_COLUMNS,
-                        records=records[at : at + RAW_BATCH],
+                        records=records[at : at + batch],
                     )
             return len(items) / (time.perf_counter() - started)
         finally:
@@ -196,10 +214,13 @@ async def main(quick: bool) -> None:
     """
     n = 6_400 if quick else 64_000
     rows = []
+    ceilings = []
     for kind in ("sqlite", "postgresql"):
         for submitters, count in ((SUBMITTERS, n), (1, n // 8)):
             runs: dict[str, list[Run]] = {"durable": [], "queued": []}
             raw: list[float] = []
+            raw_small: list[float] = []
+            free: list[float] = []
             items = _items(count, submitters) if submitters > 1 else []
             await _measure(kind, "durable", count // 10, submitters)  # warm-up
             for _ in range(REPEATS):
@@ -207,6 +228,11 @@ async def main(quick: bool) -> None:
                     runs[ack].append(await _measure(kind, ack, count, submitters))
                 if items:
                     raw.append(await _raw(kind, items))
+                    raw_small.append(await _raw(kind, items, submitters))
+                    ceiling = await _measure(kind, "durable", count, submitters, free=True)
+                    free.append(ceiling.rate)
+            if items:
+                ceilings.append(_ceiling(kind, submitters, raw, raw_small, free))
             durable, queued = runs["durable"], runs["queued"]
             ratios = [d.rate / q.rate for d, q in zip(durable, queued, strict=True)]
             label = f"{kind}, {submitters} submitter{'s' if submitters > 1 else ''}"
@@ -241,6 +267,34 @@ async def main(quick: bool) -> None:
         ),
         rows,
         title=f"Items/s until stored and caller latency; median (min-max) of {REPEATS} runs",
+    )
+    print_table(
+        (
+            "store, submitters",
+            "raw, 1,000 per commit",
+            "raw, one commit per submitter group",
+            "/ raw",
+            "durable, store writes nothing",
+            "/ raw",
+        ),
+        ceilings,
+        title="Ceilings: what no durable acknowledgement in this process can beat",
+    )
+
+
+def _ceiling(
+    kind: str, submitters: int, raw: list[float], raw_small: list[float], free: list[float]
+) -> tuple[str, ...]:
+    def ratio(values: list[float]) -> str:
+        return _spread([v / r for v, r in zip(values, raw, strict=True)], "{:.2f}x")
+
+    return (
+        f"{kind}, {submitters} submitters",
+        _spread(raw, "{:,.0f}"),
+        f"{_spread(raw_small, '{:,.0f}')} ({submitters} rows)",
+        ratio(raw_small),
+        _spread(free, "{:,.0f}"),
+        ratio(free),
     )
 
 
