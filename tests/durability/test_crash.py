@@ -148,6 +148,7 @@ async def test_sigterm_of_ai_feedback_serve_drains(tmp_path: Path) -> None:
         assert await server.wait() == 0, server.output()
     finally:
         await server.kill()
+    assert server.output().count("Authentication is OFF") == 1, server.output()
     assert_stored_once([a.json()["id"] for a in answers], sqlite_ids(db))
     assert spool_depth(tmp_path / "feedback.db-spool") == 0
 

@@ -392,6 +392,24 @@ def test_no_keys_means_no_start_unless_insecure(tmp_path: Path) -> None:
         assert client.get(f"/v1/feedback/{item_id}").json()["context"]["owner_id"] == "default"
 
 
+def test_start_up_warnings_are_logged_once_per_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Building an app logs nothing; each start warns once of no auth and of no signing key."""
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    caplog.set_level("WARNING", logger="ai_feedback")
+    app = create_app(config, insecure_no_auth=True)
+    assert caplog.messages == []
+    with TestClient(app):
+        pass
+    assert sum("Authentication is OFF" in m for m in caplog.messages) == 1
+    assert sum("token_secret is not set" in m for m in caplog.messages) == 1
+    caplog.clear()
+    with TestClient(create_app(server_config(tmp_path))):  # keys and a signing key
+        pass
+    assert not [m for m in caplog.messages if "Authentication" in m or "token_secret" in m]
+
+
 def test_cors_preflight_for_configured_origins(tmp_path: Path) -> None:
     """A configured origin passes the CORS preflight; another gets no allow-origin header."""
     config = server_config(tmp_path, cors_origins=["https://app.example"])

@@ -56,19 +56,28 @@ def _authenticator(config: FeedbackConfig, *, insecure_no_auth: bool) -> Authent
             "prints one) or start with --insecure-no-auth for a local trial"
         )
         raise FeedbackConfigurationError("server.api_keys", msg)
+    secret = settings.token_secret
+    if secret is None:
+        secret = secrets.token_urlsafe(32)
+    return Authenticator(settings.api_keys, secret, insecure=insecure_no_auth)
+
+
+def _warn_at_start(config: FeedbackConfig, *, insecure_no_auth: bool) -> None:
+    """
+    Log what an operator must know about a service that starts: once per start.
+
+    (Building an app logs nothing: ``serve`` builds one early only to check the settings.)
+    """
     if insecure_no_auth:
         _LOG.warning(
             "Authentication is OFF (--insecure-no-auth): anyone who can reach this service "
             "can write and read feedback, as project 'default'"
         )
-    secret = settings.token_secret
-    if secret is None:
-        secret = secrets.token_urlsafe(32)
+    if config.server.token_secret is None:
         _LOG.warning(
             "server.token_secret is not set: browser tokens and dashboard logins are signed "
             "with a random key and work only with this process, until it restarts"
         )
-    return Authenticator(settings.api_keys, secret, insecure=insecure_no_auth)
 
 
 def install(
@@ -116,6 +125,7 @@ def _install(
 
     @asynccontextmanager
     async def lifespan(host: FastAPI) -> AsyncIterator[Any]:
+        _warn_at_start(config, insecure_no_auth=insecure_no_auth)
         feedback_app = application if application is not None else Application(handle_signals=False)
         feedback_app.add_module(FeedbackModule.configure(config))
         async with feedback_app:
