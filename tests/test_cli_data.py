@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ai_feedback import FeedbackItem, FeedbackType
 from ai_feedback.cli import app
+from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix
 from tests.stores.backend_postgresql import POSTGRES_URL, drop_schema, new_schema_name
 
 runner = CliRunner()
@@ -207,6 +208,42 @@ def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
     memory = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
     assert memory.exit_code == 2
     assert "store" in memory.stderr
+
+
+@pytest.mark.redis
+def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -> None:
+    """With cache_url set, --rebuild-rollup also drops the statistics Redis cached."""
+    import sqlite3  # noqa: PLC0415
+
+    from ai_feedback.stores import _sqlite_schema  # noqa: PLC0415
+    from ai_feedback.stores import sqlite as sqlite_store  # noqa: PLC0415
+
+    prefix = unique_prefix()
+    config = tmp_path / "cached.yaml"
+    config.write_text(
+        f"ai_feedback:\n  store: sqlite\n  database_url: sqlite:///{tmp_path}/cli.db\n"
+        f"  cache_url: {REDIS_URL}\n  cache_prefix: '{prefix}'\n",
+        encoding="utf-8",
+    )
+
+    def total() -> int:
+        stats = runner.invoke(app, ["stats", "--json", "--config", str(config)])
+        assert stats.exit_code == 0, stats.output
+        return int(json.loads(stats.stdout)["total_count"])
+
+    try:
+        _session(tmp_path, n=2)
+        assert total() == 2  # cached now
+        loaded = [FeedbackItem(FeedbackType.RATING, 3) for _ in range(3)]
+        with sqlite3.connect(tmp_path / "cli.db") as db:
+            db.executemany(_sqlite_schema.INSERT_SQL, sqlite_store._encode(loaded))
+        assert total() == 2
+        result = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        assert "rebuilt from 5 item(s)" in result.stdout
+        assert total() == 5
+    finally:
+        asyncio.run(delete_keys(prefix))
 
 
 @pytest.mark.postgres

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -29,9 +29,10 @@ from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.module import FeedbackModule
+from ai_feedback.module import FeedbackModule, open_store
 
 if TYPE_CHECKING:
+    from ai_feedback.stores.cached import CachedFeedbackStore
     from ai_feedback.stores.postgres import PostgresFeedbackStore
     from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 
@@ -371,21 +372,19 @@ async def _migrate(
     if rebuild and target is not None:
         msg = "cannot go with --rebuild-rollup: the rollup needs the latest schema"
         raise FeedbackValidationError("--target", msg, target)
-    store: SQLiteFeedbackStore | PostgresFeedbackStore
     if config.store == "postgresql":
         from ai_feedback.stores import postgres  # noqa: PLC0415 - the postgresql extra
 
         version = await postgres.migrate(url, schema=config.database_schema, target=target)
-        if rebuild:
-            store = await postgres.PostgresFeedbackStore.open(url, schema=config.database_schema)
     else:
         from ai_feedback.stores import sqlite  # noqa: PLC0415
 
         version = await sqlite.migrate(url, target=target)
-        if rebuild:
-            store = await sqlite.SQLiteFeedbackStore.open(url)
     typer.echo(f"{config.store} store at {url}: schema version {version}")
     if rebuild:
+        # Through the configured Redis cache, if any: it drops the statistics it cached.
+        opened = await open_store(config)
+        store = cast("CachedFeedbackStore | SQLiteFeedbackStore | PostgresFeedbackStore", opened)
         async with store:
             counted = await store.rebuild_rollup()
         typer.echo(f"statistics rollup rebuilt from {counted:,} item(s)")

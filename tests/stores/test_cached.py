@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 from ai_feedback import (
     FeedbackItem,
     FeedbackStats,
+    FeedbackStorageError,
     FeedbackSummary,
     FeedbackType,
     FeedbackValidationError,
@@ -24,8 +27,11 @@ from ai_feedback import (
     Ok,
     Result,
 )
+from ai_feedback.stores import _sqlite_schema as sqlite_sql
 from ai_feedback.stores import cached
+from ai_feedback.stores import sqlite as sqlite_store
 from ai_feedback.stores.cached import CachedFeedbackStore
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix
 from tests.stores.tcp_proxy import TcpProxy
 
@@ -484,3 +490,41 @@ def test_bad_options_raise_validation_errors(kwargs: dict[str, Any], field: str)
     with pytest.raises(FeedbackValidationError) as info:
         CachedFeedbackStore(**arguments)
     assert info.value.field == field
+
+
+async def test_rebuilding_the_rollup_drops_cached_statistics(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rebuild through the cache counts rows loaded with SQL and serves no stale stats.
+
+    Also when Redis is cut off during the rebuild: the cache is purged once it is back.
+    """
+    path = tmp_path / "f.db"
+    loaded = [_rating(3, model="m") for _ in range(4)]
+    async with await SQLiteFeedbackStore.open(f"sqlite:///{path}") as store:
+        inner: Any = store
+        async with _proxied_cache(inner, retry_after_seconds=0) as (proxy, cache):
+            assert (await cache.save_many([_rating(5, model="m") for _ in range(2)])).is_ok()
+            assert (await cache.stats(model="m")).summary.total_count == 2  # now cached
+            with sqlite3.connect(path) as db:
+                db.executemany(sqlite_sql.INSERT_SQL, sqlite_store._encode(loaded[:2]))
+            assert (await cache.stats(model="m")).summary.total_count == 2
+
+            assert await cache.rebuild_rollup() == 4
+            assert (await cache.stats(model="m")).summary.total_count == 4
+            assert (await cache.aggregate(model="m")).total_count == 4
+
+            with sqlite3.connect(path) as db:
+                db.executemany(sqlite_sql.INSERT_SQL, sqlite_store._encode(loaded[2:]))
+            await proxy.cut()
+            with caplog.at_level(logging.WARNING, logger="ai_feedback"):
+                assert await cache.rebuild_rollup() == 6
+            await proxy.restore()
+            assert (await cache.stats(model="m")).summary.total_count == 6
+
+
+async def test_rebuilding_needs_a_store_that_keeps_a_rollup() -> None:
+    """A wrapped store without a rollup (the memory store) makes rebuild_rollup an error."""
+    async with _cache(_CountingStore()) as cache:
+        with pytest.raises(FeedbackStorageError, match="keeps no statistics rollup"):
+            await cache.rebuild_rollup()

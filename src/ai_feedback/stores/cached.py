@@ -465,6 +465,32 @@ class CachedFeedbackStore(ClosingContext):
         removed: Deleted = await delete(where, limit=limit)
         if not removed.items:
             return removed  # nothing changed, nothing cached is stale
+        dropped = await self._drop_all()
+        return Deleted(removed.items, removed.raw_payloads, dropped)
+
+    async def rebuild_rollup(self) -> int:
+        """
+        Count the wrapped store's statistics rollup again, then drop every cached entry.
+
+        Returns the number of items counted. When Redis is unreachable the cache is marked
+        dirty and purged before its next use, so no statistic cached before the rebuild
+        is served after it.
+
+        Raises:
+            FeedbackStorageError: The wrapped store has no rollup, or the rebuild failed.
+        """
+        rebuild = getattr(self._store, "rebuild_rollup", None)
+        if rebuild is None:
+            msg = f"{type(self._store).__name__} keeps no statistics rollup to rebuild"
+            raise FeedbackStorageError(msg)
+        counted: int = await rebuild()
+        await self._drop_all()
+        return counted
+
+    async def _drop_all(self) -> int:
+        """
+        Drop every cached entry under the prefix (or mark the cache dirty); return how many.
+        """
         self._dirty += 1
         dropped = 0
         if not self._closed:
@@ -477,7 +503,7 @@ class CachedFeedbackStore(ClosingContext):
                 else:
                     self._purged = dirty
                     self._recovered()
-        return Deleted(removed.items, removed.raw_payloads, dropped)
+        return dropped
 
     async def _cached(
         self,
