@@ -62,12 +62,16 @@ def payloads(count: int = 240, *, seed: int = 11) -> list[dict[str, Any]]:
     return items
 
 
-def seed(client: TestClient | httpx.Client, name: str, items: list[dict[str, Any]]) -> None:
+def seed(
+    client: TestClient | httpx.Client,
+    name: str,
+    items: list[dict[str, Any]],
+    *,
+    path: str = "/v1/feedback/batch",
+) -> None:
     """Submit ``items`` with the key ``name`` (batches of 100) and check each was accepted."""
     for start in range(0, len(items), 100):
-        response = client.post(
-            "/v1/feedback/batch", json={"items": items[start : start + 100]}, headers=key(name)
-        )
+        response = client.post(path, json={"items": items[start : start + 100]}, headers=key(name))
         assert response.status_code == 207, response.text
         assert response.json()["rejected"] == 0, response.text
 

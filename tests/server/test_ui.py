@@ -13,11 +13,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from starlette.testclient import TestClient
 
-from ai_feedback import FeedbackConfig
+from ai_feedback import FeedbackConfig, FeedbackValidationError
 from ai_feedback.demo import run as run_demo
-from ai_feedback.server import create_app
+from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
 from ai_feedback.server.ui import login
 from tests.server.conftest import SECRETS, TOKEN_SECRET, key, server_config
@@ -404,3 +405,52 @@ async def test_the_demo_data_shows_in_a_service_without_keys() -> None:
     assert shown["total_count"] == str(stats["total_count"]) == "7"
     assert shown["average_rating"] == str(stats["average_rating"])
     assert "Canberra" in listing.text
+
+
+_LINK = re.compile(r'(?:href|src|action)="([^"]+)"')
+
+
+@pytest.mark.parametrize("root_path", ["", "/proxy"])
+def test_the_dashboard_follows_the_prefix_it_is_installed_under(
+    tmp_path: Path, root_path: str
+) -> None:
+    """Under install(prefix=...) (and a proxy's root path) links, redirects and cookie follow.
+
+    Every link, form and asset of every page resolves to a page of the prefixed dashboard
+    (followed and answered 200), the redirects name it, and the session cookie is limited
+    to it.
+    """
+    app = FastAPI()
+    install(app, server_config(tmp_path), prefix="/fb")
+    ui = f"{root_path}/fb/ui"  # what the browser asks for: the proxy passes the whole path
+    with TestClient(app, root_path=root_path) as client:
+        seed(client, "a-all", payloads(12), path=f"{root_path}/fb/v1/feedback/batch")
+        assert client.get(f"{root_path}/ui/login").status_code == 404  # only under the prefix
+        assert client.get(ui, follow_redirects=False).headers["location"] == f"{ui}/login"
+        response = client.post(
+            f"{ui}/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False
+        )
+        assert response.headers["location"] == ui
+        assert f"Path={ui};" in response.headers["set-cookie"] + ";"
+        item_id = re.findall(r'data-id="([^"]+)"', client.get(f"{ui}/feedback").text)[0]
+        seen: set[str] = set()
+        for page in ("", "/feedback", f"/feedback/{item_id}"):
+            html = client.get(f"{ui}{page}").text
+            for link in set(_LINK.findall(html.replace("&amp;", "&"))) - {"#main", "data:,"}:
+                assert link.startswith((ui, f"{root_path}/fb/v1/")), (page, link)
+                seen.add(link.split("?")[0])
+        expected = {"", "/feedback", "/logout", "/static/dashboard.css", "/static/dashboard.js"}
+        assert {ui + page for page in expected} | {f"{root_path}/fb/v1/stats"} <= seen
+        for link in seen - {f"{ui}/logout"}:
+            assert client.get(link, headers=key("a-read")).status_code == 200, link
+        out = client.post(f"{ui}/logout", follow_redirects=False)
+        assert out.headers["location"] == f"{ui}/login"
+        assert f"Path={ui};" in out.headers["set-cookie"] + ";"
+        assert client.get(ui, follow_redirects=False).status_code == 303
+
+
+@pytest.mark.parametrize("prefix", ["fb", "/fb/", "//fb", 3])
+def test_install_refuses_a_prefix_that_is_not_a_path(tmp_path: Path, prefix: Any) -> None:
+    """A prefix must be empty or a path like /feedback: the error names the field."""
+    with pytest.raises(FeedbackValidationError, match="prefix"):
+        install(FastAPI(), server_config(tmp_path), prefix=prefix)

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
-from ai_feedback.exceptions import FeedbackConfigurationError
+from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackValidationError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackStoreProtocol
 from ai_feedback.server import data, health, langfuse, langsmith, native, ui
@@ -86,6 +86,7 @@ def install(
     *,
     insecure_no_auth: bool = False,
     application: Application | None = None,
+    prefix: str = "",
 ) -> None:
     """
     Add the service's routes, error handlers, CORS and metrics to ``app``.
@@ -99,12 +100,20 @@ def install(
             None).
         insecure_no_auth: Accept requests without keys, as project ``default``.
         application: An `Application` of yours to add the feedback module to.
+        prefix: A path the routes go under (``/feedback`` serves ``/feedback/v1/...``
+            and the dashboard at ``/feedback/ui``); none by default.
 
     Raises:
         FeedbackConfigurationError: No keys are configured and ``insecure_no_auth`` is
             False, or a setting is invalid.
+        FeedbackValidationError: ``prefix`` is not empty or a path like ``/feedback``.
     """
-    _install(app, config, insecure_no_auth=insecure_no_auth, application=application)
+    if not isinstance(prefix, str) or (
+        prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix)
+    ):
+        msg = "must be empty or a path that starts with '/' and does not end with one"
+        raise FeedbackValidationError("prefix", msg, prefix)
+    _install(app, config, insecure_no_auth=insecure_no_auth, application=application, prefix=prefix)
 
 
 def _install(
@@ -114,6 +123,7 @@ def _install(
     insecure_no_auth: bool = False,
     application: Application | None = None,
     own_app: bool = False,
+    prefix: str = "",
 ) -> None:
     """
     Install the service in ``app`` (`install`); with ``own_app``, in `create_app`'s.
@@ -147,7 +157,7 @@ def _install(
         # the submissions take the route that skips dependency resolution.
         app.router.routes.extend(_service_routes())
     else:
-        app.include_router(feedback_router())
+        app.include_router(feedback_router(), prefix=prefix)
     install_handlers(app)
     app.add_middleware(_Counting, metrics=metrics)
     if config.server.cors_origins:

@@ -5,9 +5,10 @@ The login form checks the key; the browser then keeps a session, never the key's
 secret: the key's public id, a keyed fingerprint of its configured hash and an expiry,
 signed (HMAC-SHA256) with a key derived from the service's ``token_secret``. The cookie is
 ``HttpOnly`` (no script reads it), ``SameSite=Strict`` (no other site's page sends it),
-limited to ``Path=/ui`` and ``Secure`` when the page was served over https. Every page
-checks it again: a forged or expired session, or one whose key was removed, given a new
-secret or lost the ``read`` scope, shows the login form, never data.
+limited to the dashboard's path (``/ui``, after any prefix) and ``Secure`` when the page
+was served over https. Every page checks it again: a forged or expired session, or one
+whose key was removed, given a new secret or lost the ``read`` scope, shows the login
+form, never data.
 
 Forms that change state (log in, log out) are also refused when the browser says they
 come from another origin (``Origin``), which SameSite alone leaves to the browser.
@@ -35,6 +36,7 @@ __all__ = [
     "forget",
     "from_other_origin",
     "remember",
+    "ui_root",
     "viewer",
     "visitor",
 ]
@@ -109,7 +111,7 @@ def remember(response: Response, request: Request, principal: Principal) -> None
         COOKIE,
         seal(signing, _SESSION, fields),
         max_age=LOGIN_MAX_AGE,
-        path="/ui",
+        path=ui_root(request),
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
@@ -131,7 +133,30 @@ def _forget_old(response: Response, request: Request) -> None:
 
 def _delete(response: Response, request: Request, name: str) -> None:
     secure = request.url.scheme == "https"
-    response.delete_cookie(name, path="/ui", secure=secure, httponly=True, samesite="strict")
+    path = ui_root(request)
+    response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="strict")
+
+
+def ui_root(request: Request) -> str:
+    """
+    Return the dashboard's path as the browser sees it: ``/ui`` after any prefix.
+
+    The prefix is what the app included the routes under, after the root path of a
+    mount or a proxy (``root_path``). It is what precedes the part of the request's path
+    that the matched route's own pattern (``/ui/...``) matches.
+    """
+    scope = request.scope
+    root = str(scope.get("root_path", ""))
+    path = str(scope.get("path", ""))
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]  # servers that include the root path in the path
+    pattern = getattr(scope.get("route"), "path_regex", None)
+    at = path.rfind("/ui")
+    while at >= 0:
+        if pattern is None or pattern.match(path[at:]):
+            return root + path[:at] + "/ui"
+        at = path.rfind("/ui", 0, at)
+    return root + "/ui"
 
 
 def from_other_origin(request: Request) -> bool:

@@ -37,6 +37,7 @@ from ai_feedback.server.ui.login import (
     forget,
     from_other_origin,
     remember,
+    ui_root,
     viewer,
     visitor,
 )
@@ -77,7 +78,6 @@ def _templates() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals["asset"] = _asset_url
     env.filters["number"] = _number
     env.filters["when"] = _when
     return env
@@ -94,8 +94,8 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-def _asset_url(name: str) -> str:
-    return f"/ui/static/{name}?v={_assets()[name][1]}"
+def _asset_url(root: str, name: str) -> str:
+    return f"{root}/static/{name}?v={_assets()[name][1]}"
 
 
 def _number(value: object, digits: int = 2) -> str:
@@ -121,12 +121,15 @@ def _page(
     status: int = 200,
     **values: Any,  # noqa: ANN401 - template values
 ) -> HTMLResponse:
+    root = ui_root(request)
     html = (
         _templates()
         .get_template(template)
         .render(
             principal=principal,
             signed_in=request.cookies.get(COOKIE) is not None,
+            ui=root,
+            asset=lambda name: _asset_url(root, name),
             path=request.url.path,
             version=version("ai-feedback"),
             **values,
@@ -151,8 +154,8 @@ def _bad_parameter(request: Request, principal: Principal, exc: BadParameterErro
     )
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"{ui_root(request)}/login", status_code=303, headers=_SECURITY_HEADERS)
 
 
 @router.get("/static/{name}")
@@ -179,7 +182,7 @@ async def login_form(request: Request) -> Response:
     The login form (or the overview, when the cookie is already good).
     """
     if viewer(request) is not None and request.cookies.get(COOKIE):
-        return RedirectResponse("/ui", status_code=303)
+        return RedirectResponse(ui_root(request), status_code=303)
     return _login_page(request)
 
 
@@ -209,7 +212,7 @@ async def login(request: Request) -> Response:
             else "This key is not valid."
         )
         return _login_page(request, error=why, status=401)
-    response = RedirectResponse("/ui", status_code=303, headers=_SECURITY_HEADERS)
+    response = RedirectResponse(ui_root(request), status_code=303, headers=_SECURITY_HEADERS)
     remember(response, request, principal)
     return response
 
@@ -221,7 +224,7 @@ async def logout(request: Request) -> Response:
     """
     if from_other_origin(request):
         return _login_page(request, error="This form was sent from another site.", status=403)
-    response = _to_login()
+    response = _to_login(request)
     forget(response, request)
     return response
 
@@ -233,7 +236,7 @@ async def overview(request: Request) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login()
+        return _to_login(request)
     try:
         view = OverviewQuery.parse(request.query_params)
     except BadParameterError as exc:
@@ -292,7 +295,8 @@ async def overview(request: Request) -> Response:
         sorts=SORTS,
         # "<" escaped: the JSON sits in a <script> element.
         chart_json=orjson.dumps(chart).decode().replace("<", "\\u003c"),
-        stats_link="/v1/stats"
+        stats_link=ui_root(request).removesuffix("/ui")
+        + "/v1/stats"
         + _query(
             window_hours=f"{view.window:g}",
             model=view.model,
@@ -328,7 +332,7 @@ async def feedback_list(request: Request) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login()
+        return _to_login(request)
     try:
         view = ListQuery.parse(request.query_params)
         before = decoded_cursor(view.cursor)
@@ -385,7 +389,7 @@ async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login()
+        return _to_login(request)
     store: Any = service(request).store
     try:
         item: FeedbackItem | None = await store.get(item_id)
