@@ -177,17 +177,22 @@ def test_migrate_sqlite_reports_the_version(tmp_path: Path) -> None:
     assert runner.invoke(app, ["migrate", "--target", "99", *_db(tmp_path)]).exit_code == 2
 
 
-def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
-    """--rebuild-rollup counts rows loaded with SQL into the statistics; bad uses are refused."""
+def _load_behind_the_back(tmp_path: Path, count: int) -> None:
+    """Insert ``count`` ratings into the CLI tests' database with SQL: not in the rollup."""
     import sqlite3  # noqa: PLC0415
 
     from ai_feedback.stores import _sqlite_schema  # noqa: PLC0415
     from ai_feedback.stores import sqlite as sqlite_store  # noqa: PLC0415
 
-    _session(tmp_path, n=2)
-    loaded = [FeedbackItem(FeedbackType.RATING, 3, context={"model": "m"}) for _ in range(5)]
+    loaded = [FeedbackItem(FeedbackType.RATING, 3, context={"model": "m"}) for _ in range(count)]
     with sqlite3.connect(tmp_path / "cli.db") as db:
         db.executemany(_sqlite_schema.INSERT_SQL, sqlite_store._encode(loaded))
+
+
+def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
+    """--rebuild-rollup counts rows loaded with SQL into the statistics; bad uses are refused."""
+    _session(tmp_path, n=2)
+    _load_behind_the_back(tmp_path, 5)
 
     def total() -> int:
         stats = runner.invoke(app, ["stats", "--json", *_db(tmp_path)])
@@ -213,11 +218,6 @@ def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
 @pytest.mark.redis
 def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -> None:
     """With cache_url set, --rebuild-rollup also drops the statistics Redis cached."""
-    import sqlite3  # noqa: PLC0415
-
-    from ai_feedback.stores import _sqlite_schema  # noqa: PLC0415
-    from ai_feedback.stores import sqlite as sqlite_store  # noqa: PLC0415
-
     prefix = unique_prefix()
     config = tmp_path / "cached.yaml"
     config.write_text(
@@ -234,9 +234,7 @@ def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -
     try:
         _session(tmp_path, n=2)
         assert total() == 2  # cached now
-        loaded = [FeedbackItem(FeedbackType.RATING, 3) for _ in range(3)]
-        with sqlite3.connect(tmp_path / "cli.db") as db:
-            db.executemany(_sqlite_schema.INSERT_SQL, sqlite_store._encode(loaded))
+        _load_behind_the_back(tmp_path, 3)
         assert total() == 2
         result = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
         assert result.exit_code == 0, result.output
