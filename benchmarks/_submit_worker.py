@@ -6,10 +6,9 @@ JSON. IMPL is ``ours`` (ai-feedback's `FeedbackCollector` on a `MemoryFeedbackSt
 default configuration, timed until every item is stored), ``ours-sync``
 (``async_processing: false``: stored before each call returns) or ``upstream``
 (lexigram-ai-feedback 0.1.5008's collector, run by the interpreter of its own
-environment) or ``floor`` (the least any submit path that keeps our rules can do: the
-checks and copy of the arguments, a new id and timestamp, the item, a list append; no
-store indexes, no pipeline, no writer). CALL is ``collect_rating`` or
-``submit_feedback``.
+environment) or ``floor`` (the same rules checked by the same functions, a new id,
+timestamp and item, a list append; no store indexes, no pipeline, no writer). CALL is
+``collect_rating`` or ``submit_feedback``.
 
 Upstream's ``submit_feedback`` lives on its ``FeedbackService`` and needs a store: it
 gets the smallest possible one (a list append). Its INFO log line per submission is

@@ -17,8 +17,9 @@ Modes alternate, 3 repetitions each; min/median/max are shown.
 
 Two ceilings are measured alongside, for 64 submitters: the raw writes in commits of
 64 rows (with 64 submitters each waiting for its own commit, no commit can hold more:
-no durable acknowledgement can beat this), and ``ack: durable`` into a store whose
-writes do nothing (what the submitters, the spool and the writer cost by themselves).
+what an acknowledgement committed straight into the store's table could reach at best),
+and ``ack: durable`` into a store whose writes do nothing (what the submitters, the
+spool and the writer cost by themselves).
 
 Run with ``uv run --no-sync python benchmarks/bench_durability.py [--quick]``
 (PostgreSQL at ``AI_FEEDBACK_BENCH_POSTGRES_URL``, default the test server).
@@ -278,7 +279,7 @@ async def main(quick: bool) -> None:
             "/ raw",
         ),
         ceilings,
-        title="Ceilings: what no durable acknowledgement in this process can beat",
+        title="Ceilings, measured in the same run",
     )
 
 

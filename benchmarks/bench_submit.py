@@ -10,10 +10,9 @@ the ratio of the medians. Ours is timed until every item is stored (``flush``), 
 default configuration (background writer) and with ``async_processing: false``.
 Target: ours >= 1.5x upstream.
 
-A third row, ``floor``, measures the least a submit path can do while keeping our
-rules: the same checks and copy of the arguments, a new id and timestamp and the item,
-appended to a list (no store indexes, no pipeline, no writer). No implementation that
-keeps the rules can beat it by much, so its ratio bounds what the target can ask.
+A third row, ``floor``, checks the same rules with the same functions, makes a new id,
+timestamp and item, and appends it to a list (no store indexes, no pipeline, no writer):
+a bound for any submit path built from these parts.
 
 Run with ``uv run --no-sync python benchmarks/bench_submit.py [--quick]``. The upstream
 environment is kept in ``~/.cache/ai-feedback-bench`` (``AI_FEEDBACK_BENCH_CACHE``).

@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 
 from ai_feedback import FeedbackItem, FeedbackType
 from ai_feedback.cli import app
-from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix
 from tests.stores.backend_postgresql import POSTGRES_URL, drop_schema, new_schema_name
 
 runner = CliRunner()
@@ -218,6 +217,8 @@ def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
 @pytest.mark.redis
 def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -> None:
     """With cache_url set, --rebuild-rollup also drops the statistics Redis cached."""
+    from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix  # noqa: PLC0415
+
     prefix = unique_prefix()
     config = tmp_path / "cached.yaml"
     config.write_text(
@@ -242,6 +243,21 @@ def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -
         assert total() == 5
     finally:
         asyncio.run(delete_keys(prefix))
+
+
+def test_migrate_rebuild_fails_when_the_cache_cannot_be_purged(tmp_path: Path) -> None:
+    """Redis unreachable: the rollup is rebuilt, but the command says the cache is stale."""
+    config = tmp_path / "unreachable.yaml"
+    config.write_text(
+        f"ai_feedback:\n  store: sqlite\n  database_url: sqlite:///{tmp_path}/cli.db\n"
+        "  cache_url: redis://127.0.0.1:1/0\n",
+        encoding="utf-8",
+    )
+    _session(tmp_path, n=2)
+    result = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert "rebuilt from 2 item(s)" in result.stdout
+    assert "could not be purged" in result.stderr
 
 
 @pytest.mark.postgres

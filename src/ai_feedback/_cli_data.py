@@ -363,7 +363,7 @@ def migrate_command(
 
 async def _migrate(
     config_path: Path | None, database_url: str | None, target: int | None, *, rebuild: bool
-) -> None:
+) -> int:
     config = _store_config(config_path, database_url)
     url = config.resolved_database_url
     if config.store == "memory" or url is None:
@@ -387,7 +387,17 @@ async def _migrate(
         store = cast("CachedFeedbackStore | SQLiteFeedbackStore | PostgresFeedbackStore", opened)
         async with store:
             counted = await store.rebuild_rollup()
+            stale = getattr(store, "purge_pending", False)
         typer.echo(f"statistics rollup rebuilt from {counted:,} item(s)")
+        if stale:
+            typer.echo(
+                f"error: the Redis cache at {config.cache_url} could not be purged: services "
+                "may serve the statistics cached before the rebuild until those entries "
+                "expire; run the command again once Redis answers",
+                err=True,
+            )
+            return EXIT_FAILED
+    return 0
 
 
 def demo_command(config: ConfigOption = None) -> None:

@@ -410,38 +410,48 @@ async def test_the_demo_data_shows_in_a_service_without_keys() -> None:
 _LINK = re.compile(r'(?:href|src|action)="([^"]+)"')
 
 
+def _links(html: str) -> set[str]:
+    return set(_LINK.findall(html.replace("&amp;", "&"))) - {"#main", "data:,"}
+
+
 @pytest.mark.parametrize("root_path", ["", "/proxy"])
 def test_the_dashboard_follows_the_prefix_it_is_installed_under(
     tmp_path: Path, root_path: str
 ) -> None:
     """Under install(prefix=...) (and a proxy's root path) links, redirects and cookie follow.
 
-    Every link, form and asset of every page resolves to a page of the prefixed dashboard
-    (followed and answered 200), the redirects name it, and the session cookie is limited
-    to it.
+    Every link, form and asset of the login page and of every page behind it points into
+    the prefixed dashboard (or its API) and answers 200 when followed; the redirects name
+    it, the session cookie is limited to it, and the navigation marks the current page.
+    Here the server puts the proxy's root path in the request's path, as the browser
+    sent it.
     """
     app = FastAPI()
     install(app, server_config(tmp_path), prefix="/fb")
-    ui = f"{root_path}/fb/ui"  # what the browser asks for: the proxy passes the whole path
+    ui = f"{root_path}/fb/ui"
     with TestClient(app, root_path=root_path) as client:
         seed(client, "a-all", payloads(12), path=f"{root_path}/fb/v1/feedback/batch")
         assert client.get(f"{root_path}/ui/login").status_code == 404  # only under the prefix
         assert client.get(ui, follow_redirects=False).headers["location"] == f"{ui}/login"
+        seen = _links(client.get(f"{ui}/login").text)
+        assert seen == {f"{ui}/login", f"{ui}/static/dashboard.css?v={_version(client, ui)}"}
         response = client.post(
             f"{ui}/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False
         )
         assert response.headers["location"] == ui
         assert f"Path={ui};" in response.headers["set-cookie"] + ";"
         item_id = re.findall(r'data-id="([^"]+)"', client.get(f"{ui}/feedback").text)[0]
-        seen: set[str] = set()
         for page in ("", "/feedback", f"/feedback/{item_id}"):
             html = client.get(f"{ui}{page}").text
-            for link in set(_LINK.findall(html.replace("&amp;", "&"))) - {"#main", "data:,"}:
+            for link in _links(html):
                 assert link.startswith((ui, f"{root_path}/fb/v1/")), (page, link)
-                seen.add(link.split("?")[0])
+                seen.add(link)
+            if page in ("", "/feedback"):
+                assert f'<a href="{ui}{page}" aria-current="page">' in html
+        paths = {link.split("?")[0] for link in seen}
         expected = {"", "/feedback", "/logout", "/static/dashboard.css", "/static/dashboard.js"}
-        assert {ui + page for page in expected} | {f"{root_path}/fb/v1/stats"} <= seen
-        for link in seen - {f"{ui}/logout"}:
+        assert {ui + page for page in expected} | {f"{root_path}/fb/v1/stats"} <= paths
+        for link in seen - {f"{ui}/logout", f"{ui}/login"}:
             assert client.get(link, headers=key("a-read")).status_code == 200, link
         out = client.post(f"{ui}/logout", follow_redirects=False)
         assert out.headers["location"] == f"{ui}/login"
@@ -449,7 +459,34 @@ def test_the_dashboard_follows_the_prefix_it_is_installed_under(
         assert client.get(ui, follow_redirects=False).status_code == 303
 
 
-@pytest.mark.parametrize("prefix", ["fb", "/fb/", "//fb", 3])
+def _version(client: TestClient, ui: str) -> str:
+    found: list[str] = re.findall(r"dashboard\.css\?v=(\w+)", client.get(f"{ui}/login").text)
+    return found[0]
+
+
+def test_behind_a_proxy_that_strips_its_root_path_links_keep_it(tmp_path: Path) -> None:
+    """When the server leaves the proxy's root path out of the path, links still hold it."""
+    app = FastAPI()
+    install(app, server_config(tmp_path), prefix="/fb")
+    ui = "/proxy/fb/ui"
+    with TestClient(app, root_path="/proxy") as client:
+        assert client.get("/fb/ui", follow_redirects=False).headers["location"] == f"{ui}/login"
+        assert f'action="{ui}/login"' in client.get("/fb/ui/login").text
+        response = client.post(
+            "/fb/ui/login", data={"key": SECRETS["a-read"][0]}, follow_redirects=False
+        )
+        assert response.headers["location"] == ui
+        assert f"Path={ui};" in response.headers["set-cookie"] + ";"
+        session = response.cookies[login.COOKIE]
+        cookie = {"cookie": f"{login.COOKIE}={session}"}  # the browser would send it
+        page = client.get("/fb/ui/feedback", headers=cookie).text
+        assert f'<a href="{ui}/feedback" aria-current="page">' in page
+        assert all(link.startswith(("/proxy/fb/ui", "/proxy/fb/v1/")) for link in _links(page))
+
+
+@pytest.mark.parametrize(
+    "prefix", ["fb", "/fb/", "//fb", "/fb;x", "/my feedback", "/f\u00e9", "/..", "/fb/{x}", 3]
+)
 def test_install_refuses_a_prefix_that_is_not_a_path(tmp_path: Path, prefix: Any) -> None:
     """A prefix must be empty or a path like /feedback: the error names the field."""
     with pytest.raises(FeedbackValidationError, match="prefix"):

@@ -516,11 +516,15 @@ async def test_rebuilding_the_rollup_drops_cached_statistics(
 
             with sqlite3.connect(path) as db:
                 db.executemany(sqlite_sql.INSERT_SQL, sqlite_store._encode(loaded[2:]))
+            assert not cache.purge_pending
             await proxy.cut()
             with caplog.at_level(logging.WARNING, logger="ai_feedback"):
                 assert await cache.rebuild_rollup() == 6
+            assert "during purge" in caplog.text
+            assert cache.purge_pending
             await proxy.restore()
             assert (await cache.stats(model="m")).summary.total_count == 6
+            assert not cache.purge_pending
 
 
 async def test_rebuilding_needs_a_store_that_keeps_a_rollup() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import inspect
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -46,6 +47,9 @@ def feedback_router() -> APIRouter:
     for module in (native, data, health, langfuse, langsmith, ui):
         router.routes.extend(module.router.routes)
     return router
+
+
+_PREFIX = re.compile(r"(/(?!\.{1,2}(?:/|$))[A-Za-z0-9._~-]+)*")
 
 
 def _authenticator(config: FeedbackConfig, *, insecure_no_auth: bool) -> Authenticator:
@@ -108,10 +112,11 @@ def install(
             False, or a setting is invalid.
         FeedbackValidationError: ``prefix`` is not empty or a path like ``/feedback``.
     """
-    if not isinstance(prefix, str) or (
-        prefix and (not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix)
-    ):
-        msg = "must be empty or a path that starts with '/' and does not end with one"
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        msg = (
+            "must be empty or a path like /feedback: segments of letters, digits, "
+            "'.', '_', '~' and '-', each after one '/', and no '/' at the end"
+        )
         raise FeedbackValidationError("prefix", msg, prefix)
     _install(app, config, insecure_no_auth=insecure_no_auth, application=application, prefix=prefix)
 

@@ -468,13 +468,24 @@ class CachedFeedbackStore(ClosingContext):
         dropped = await self._drop_all()
         return Deleted(removed.items, removed.raw_payloads, dropped)
 
+    @property
+    def purge_pending(self) -> bool:
+        """
+        True while stale entries could not be dropped from Redis (it was unreachable).
+
+        Entries a write, deletion or rebuild made stale are purged by this object before
+        it uses Redis again; other processes may be served them until they expire.
+        """
+        return self._dirty != self._purged
+
     async def rebuild_rollup(self) -> int:
         """
         Count the wrapped store's statistics rollup again, then drop every cached entry.
 
         Returns the number of items counted. When Redis is unreachable the cache is marked
-        dirty and purged before its next use, so no statistic cached before the rebuild
-        is served after it.
+        dirty (`purge_pending`) and this object purges it before its next use of Redis, so
+        it serves no statistic cached before the rebuild; other processes may, until
+        those entries expire (``stats_ttl_seconds``).
 
         Raises:
             FeedbackStorageError: The wrapped store has no rollup, or the rebuild failed.

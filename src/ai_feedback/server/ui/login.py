@@ -36,7 +36,6 @@ __all__ = [
     "forget",
     "from_other_origin",
     "remember",
-    "ui_root",
     "viewer",
     "visitor",
 ]
@@ -96,9 +95,11 @@ def _session(request: Request, sealed: str) -> Principal | None:
     return principal if principal.allows("read") else None
 
 
-def remember(response: Response, request: Request, principal: Principal) -> None:
+def remember(response: Response, request: Request, principal: Principal, *, path: str) -> None:
     """
     Start a session for ``principal`` (who logged in with a key) in ``response``'s cookie.
+
+    ``path`` is the dashboard's path as the browser sees it; the cookie is sent there only.
     """
     auth = service(request).auth
     key = auth.key(principal.key_id) if principal.key_id is not None else None
@@ -106,57 +107,34 @@ def remember(response: Response, request: Request, principal: Principal) -> None
         return
     signing = _session_key(auth)
     fields = {"k": key.id, "f": _fingerprint(signing, key), "e": time.time() + LOGIN_MAX_AGE}
-    _forget_old(response, request)
+    _forget_old(response, request, path)
     response.set_cookie(
         COOKIE,
         seal(signing, _SESSION, fields),
         max_age=LOGIN_MAX_AGE,
-        path=ui_root(request),
+        path=path,
         secure=request.url.scheme == "https",
         httponly=True,
         samesite="strict",
     )
 
 
-def forget(response: Response, request: Request) -> None:
+def forget(response: Response, request: Request, *, path: str) -> None:
     """
     Remove the login cookie (and the one earlier versions kept the key's secret in).
     """
     for name in (COOKIE, _OLD_COOKIE):
-        _delete(response, request, name)
+        _delete(response, request, name, path)
 
 
-def _forget_old(response: Response, request: Request) -> None:
+def _forget_old(response: Response, request: Request, path: str) -> None:
     if _OLD_COOKIE in request.cookies:
-        _delete(response, request, _OLD_COOKIE)
+        _delete(response, request, _OLD_COOKIE, path)
 
 
-def _delete(response: Response, request: Request, name: str) -> None:
+def _delete(response: Response, request: Request, name: str, path: str) -> None:
     secure = request.url.scheme == "https"
-    path = ui_root(request)
     response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="strict")
-
-
-def ui_root(request: Request) -> str:
-    """
-    Return the dashboard's path as the browser sees it: ``/ui`` after any prefix.
-
-    The prefix is what the app included the routes under, after the root path of a
-    mount or a proxy (``root_path``). It is what precedes the part of the request's path
-    that the matched route's own pattern (``/ui/...``) matches.
-    """
-    scope = request.scope
-    root = str(scope.get("root_path", ""))
-    path = str(scope.get("path", ""))
-    if root and (path == root or path.startswith(root + "/")):
-        path = path[len(root) :]  # servers that include the root path in the path
-    pattern = getattr(scope.get("route"), "path_regex", None)
-    at = path.rfind("/ui")
-    while at >= 0:
-        if pattern is None or pattern.match(path[at:]):
-            return root + path[:at] + "/ui"
-        at = path.rfind("/ui", 0, at)
-    return root + "/ui"
 
 
 def from_other_origin(request: Request) -> bool:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import re
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
 from importlib.resources import files
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ai_feedback._models import FeedbackItem, FeedbackType
@@ -37,7 +39,6 @@ from ai_feedback.server.ui.login import (
     forget,
     from_other_origin,
     remember,
-    ui_root,
     viewer,
     visitor,
 )
@@ -94,6 +95,41 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     return found
 
 
+def ui_root(request: Request) -> str:
+    """
+    Return the dashboard's path as the browser sees it: ``/ui`` after any prefix.
+    """
+    return _located(request)[0]
+
+
+def _located(request: Request) -> tuple[str, str]:
+    """
+    Return the dashboard's path and this page's, URL-encoded, as the browser sees them.
+
+    The dashboard's path is what precedes the part of the request's path that one of its
+    own routes (``/ui...``) matches: the prefix the routes were included under, after the
+    root path of a proxy (``root_path``, whether or not the server put it in the path).
+    """
+    scope = request.scope
+    root = str(scope.get("root_path", ""))
+    path = str(scope.get("path", ""))
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root) :]
+    at = path.rfind("/ui")
+    while at >= 0:
+        if any(pattern.match(path[at:]) for pattern in _own_patterns()):
+            break
+        at = path.rfind("/ui", 0, at)
+    base = root + (path[:at] if at >= 0 else "") + "/ui"
+    return quote(base, safe="/"), quote(root + path, safe="/")
+
+
+@cache
+def _own_patterns() -> tuple[re.Pattern[str], ...]:
+    # The router's own routes: their patterns never hold the prefix they are included under.
+    return tuple(route.path_regex for route in router.routes if isinstance(route, APIRoute))
+
+
 def _asset_url(root: str, name: str) -> str:
     return f"{root}/static/{name}?v={_assets()[name][1]}"
 
@@ -121,7 +157,7 @@ def _page(
     status: int = 200,
     **values: Any,  # noqa: ANN401 - template values
 ) -> HTMLResponse:
-    root = ui_root(request)
+    root, here = _located(request)
     html = (
         _templates()
         .get_template(template)
@@ -130,7 +166,7 @@ def _page(
             signed_in=request.cookies.get(COOKIE) is not None,
             ui=root,
             asset=lambda name: _asset_url(root, name),
-            path=request.url.path,
+            path=here,
             version=version("ai-feedback"),
             **values,
         )
@@ -213,7 +249,7 @@ async def login(request: Request) -> Response:
         )
         return _login_page(request, error=why, status=401)
     response = RedirectResponse(ui_root(request), status_code=303, headers=_SECURITY_HEADERS)
-    remember(response, request, principal)
+    remember(response, request, principal, path=ui_root(request))
     return response
 
 
@@ -225,7 +261,7 @@ async def logout(request: Request) -> Response:
     if from_other_origin(request):
         return _login_page(request, error="This form was sent from another site.", status=403)
     response = _to_login(request)
-    forget(response, request)
+    forget(response, request, path=ui_root(request))
     return response
 
 
