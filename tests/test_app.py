@@ -29,6 +29,7 @@ from ai_feedback import (
 )
 from ai_feedback.capture import CaptureStore
 from ai_feedback.events import EventBus
+from ai_feedback.module import open_store
 from ai_feedback.pipeline import Pipeline, ProcessorRegistry
 from ai_feedback.stores.consistent import ReadYourWritesStore
 from tests.stores.backend_cached import delete_keys
@@ -386,6 +387,23 @@ async def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         async with app:
             pass
     assert not app.is_running
+
+
+async def test_missing_cache_extra_is_named_before_the_store_is_opened(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without redis installed, cache_url names the extra, and no database is touched."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "redis" else real(name)
+    )
+    db = tmp_path / "f.db"
+    config = FeedbackConfig(
+        store="sqlite", database_url=f"sqlite:///{db}", cache_url="redis://127.0.0.1:6379/0"
+    )
+    with pytest.raises(FeedbackConfigurationError, match=r"ai-feedback\[redis\]"):
+        await open_store(config)
+    assert not db.exists()
 
 
 def test_module_rejects_a_non_config() -> None:

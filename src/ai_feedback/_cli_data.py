@@ -29,7 +29,7 @@ from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.module import FeedbackModule, open_store
+from ai_feedback.module import FeedbackModule, open_store, require_extra
 
 if TYPE_CHECKING:
     from ai_feedback.stores.cached import CachedFeedbackStore
@@ -372,6 +372,8 @@ async def _migrate(
     if rebuild and target is not None:
         msg = "cannot go with --rebuild-rollup: the rollup needs the latest schema"
         raise FeedbackValidationError("--target", msg, target)
+    if rebuild and config.cache_url is not None:
+        require_extra("redis", "redis")  # the cache is purged too: fail before migrating
     if config.store == "postgresql":
         from ai_feedback.stores import postgres  # noqa: PLC0415 - the postgresql extra
 

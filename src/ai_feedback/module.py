@@ -115,6 +115,8 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
         FeedbackConfigurationError: The store's optional dependency is not installed.
         FeedbackStorageError: The database cannot be opened.
     """
+    if config.cache_url is not None:
+        require_extra("redis", "redis")  # before anything is opened (or migrated)
     store: FeedbackStoreProtocol
     if config.store == "memory":
         store = MemoryFeedbackStore(max_items=config.memory_max_items, limits=config.limits)
@@ -124,7 +126,7 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
         url = config.resolved_database_url or ""
         store = await SQLiteFeedbackStore.open(url, limits=config.limits)
     else:
-        _require("asyncpg", "postgresql")
+        require_extra("asyncpg", "postgresql")
         from ai_feedback.stores.postgres import PostgresFeedbackStore  # noqa: PLC0415
 
         store = await PostgresFeedbackStore.open(
@@ -132,7 +134,6 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
         )
     if config.cache_url is None:
         return store
-    _require("redis", "redis")
     from ai_feedback.stores.cached import CachedFeedbackStore  # noqa: PLC0415 - optional
 
     return await CachedFeedbackStore.open(
@@ -145,7 +146,10 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
     )
 
 
-def _require(module: str, extra: str) -> None:
+def require_extra(module: str, extra: str) -> None:
+    """
+    Raise `FeedbackConfigurationError` when ``module`` (of the extra ``extra``) is missing.
+    """
     if importlib.util.find_spec(module) is None:
         msg = f"needs the {module} package: pip install 'ai-feedback[{extra}]'"
         raise FeedbackConfigurationError("store", msg)
