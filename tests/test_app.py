@@ -406,6 +406,22 @@ async def test_missing_cache_extra_is_named_before_the_store_is_opened(
     assert not db.exists()
 
 
+@pytest.mark.redis
+async def test_the_cache_takes_its_lifetimes_from_the_configuration(tmp_path: Path) -> None:
+    """cache_ttl_seconds and cache_stats_ttl_seconds reach the Redis cache in front."""
+    config = FeedbackConfig(
+        store="sqlite",
+        database_url=f"sqlite:///{tmp_path / 'f.db'}",
+        cache_url="redis://127.0.0.1:6379/0",
+        cache_prefix=f"ai_feedback_test:{uuid.uuid4().hex}:",
+        cache_ttl_seconds=30,
+        cache_stats_ttl_seconds=2.5,
+    )
+    store: Any = await open_store(config)
+    async with store:
+        assert (store._ttl_ms, store._stats_ttl_ms) == (30_000, 2_500)
+
+
 def test_module_rejects_a_non_config() -> None:
     """configure() and stub() take a FeedbackConfig or None."""
     with pytest.raises(FeedbackValidationError, match="'config'"):

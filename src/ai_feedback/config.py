@@ -88,6 +88,7 @@ class FeedbackConfig(BaseSettings):
         database_schema: PostgreSQL schema for the tables (the default search path if None).
         cache_url: ``redis://host:port/db`` to cache reads in Redis; no cache when None.
         cache_ttl_seconds: Lifetime of cached items and lists.
+        cache_stats_ttl_seconds: Lifetime of cached aggregates and statistics.
         cache_prefix: Start of every Redis key; give each application its own.
         window_hours: Window of ``get_feedback_stats``.
         max_text_length: Longest accepted text, in characters.
@@ -138,6 +139,7 @@ class FeedbackConfig(BaseSettings):
     database_schema: str | None = None
     cache_url: str | None = None
     cache_ttl_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    cache_stats_ttl_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     cache_prefix: str = Field(default="ai_feedback:", min_length=1)
     window_hours: float = Field(default=24.0, gt=0, le=MAX_WINDOW_HOURS, allow_inf_nan=False)
     max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)

@@ -140,6 +140,7 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
         store,
         config.cache_url,
         ttl_seconds=config.cache_ttl_seconds,
+        stats_ttl_seconds=config.cache_stats_ttl_seconds,
         prefix=config.cache_prefix,
         owns_store=True,
         limits=config.limits,
