@@ -602,3 +602,36 @@ async def test_mixed_case_schema_names_are_quoted(db: asyncpg.Connection[asyncpg
             assert found == 1
         finally:
             await db.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+async def test_a_rebuild_that_times_out_names_its_own_timeout(
+    pg: PostgresFeedbackStore,
+    db: asyncpg.Connection[asyncpg.Record],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rebuild waiting past its (day-long) timeout says so, not the pool's command_timeout."""
+    monkeypatch.setattr(postgres, "_COPY_TIMEOUT_S", 0.3)
+    assert (await pg.save_many([_rating(5, model="m")])).is_ok()
+    async with db.transaction():
+        await db.execute("LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(FeedbackStorageError, match=r"no answer within 0\.3 s\.") as info:
+            await pg.rebuild_rollup()
+    assert "command_timeout" not in str(info.value)
+    assert await pg.rebuild_rollup() == 1  # the lock gone, the store works on
+
+
+async def test_an_export_whose_reader_stops_says_why(
+    pg: PostgresFeedbackStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader that takes nothing for the stall limit gets an error saying so."""
+    monkeypatch.setattr(postgres, "_COPY_STALL_S", 0.2)
+    padding = "x" * 2000
+    for _ in range(4):
+        batch = [_rating(4, model="m", note=padding) for _ in range(1000)]
+        assert (await pg.save_many(batch)).is_ok()
+    lines = pg.raw_lines()
+    assert await anext(lines)
+    await asyncio.sleep(0.6)  # the server's side fills the queue, then waits in vain
+    with pytest.raises(FeedbackStorageError, match=r"the reader took nothing for 0\.2 s"):
+        async for _ in lines:
+            pass

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -495,14 +495,11 @@ class PostgresFeedbackStore(ClosingContext):
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_COPY_CHUNKS)
         failure: list[BaseException] = []
 
-        async def put(data: bytes) -> None:
-            # A reader that stops reading must not hold a pooled connection (and a
-            # snapshot) for long: a minute without progress ends the export.
-            await asyncio.wait_for(queue.put(data), _COPY_STALL_S)
+        put = _feeder(queue, self._target)
 
         async def copy() -> None:
             try:
-                async with self._connection("export feedback") as conn:
+                async with self._connection("export feedback", limit_s=_COPY_TIMEOUT_S) as conn:
                     await conn.copy_from_query(
                         query, *conditions.params, output=put, timeout=_COPY_TIMEOUT_S
                     )
@@ -574,7 +571,7 @@ class PostgresFeedbackStore(ClosingContext):
         action = "rebuild the statistics rollup"
         # As long as a full count takes: the pool's command timeout is for single reads.
         wait = _COPY_TIMEOUT_S
-        async with self._connection(action) as conn, conn.transaction():
+        async with self._connection(action, limit_s=wait) as conn, conn.transaction():
             await conn.execute("LOCK TABLE feedback IN SHARE ROW EXCLUSIVE MODE", timeout=wait)
             await conn.execute("DELETE FROM feedback_rollup", timeout=wait)
             await conn.execute(f"INSERT INTO feedback_rollup {recount}", timeout=wait)
@@ -584,12 +581,16 @@ class PostgresFeedbackStore(ClosingContext):
         return int(counted)
 
     @contextlib.asynccontextmanager
-    async def _connection(self, action: str) -> AsyncIterator[Connection]:
+    async def _connection(
+        self, action: str, *, limit_s: float | None = None
+    ) -> AsyncIterator[Connection]:
         """
         Lend a pooled connection; turn driver errors into `FeedbackStorageError`.
 
-        A connection that failed in a way that may leave it unusable (lost, timed out)
-        is terminated, so the pool replaces it on the next call.
+        ``limit_s`` is the timeout the statements run under, when not the pool's
+        ``command_timeout`` (what a timeout's message names). A connection that failed
+        in a way that may leave it unusable (lost, timed out) is terminated, so the pool
+        replaces it on the next call.
         """
         pool = self._pool
         if pool is None:
@@ -603,14 +604,18 @@ class PostgresFeedbackStore(ClosingContext):
                     conn.terminate()
                     raise
         except DB_ERRORS as exc:
-            raise self._error(action, exc) from exc
+            raise self._error(action, exc, limit_s) from exc
 
     async def _fetch(self, query: str, *params: object) -> list[asyncpg.Record]:
         async with self._connection("read feedback") as conn:
             return await conn.fetch(query, *params)
 
-    def _error(self, action: str, exc: BaseException) -> FeedbackStorageError:
-        if isinstance(exc, TimeoutError):
+    def _error(
+        self, action: str, exc: BaseException, limit_s: float | None = None
+    ) -> FeedbackStorageError:
+        if isinstance(exc, TimeoutError) and limit_s is not None:
+            why = f"no answer within {limit_s:g} s"
+        elif isinstance(exc, TimeoutError):
             why = f"no answer within {self._timeout:g} s (command_timeout)"
         elif isinstance(exc, _BROKEN):
             why = f"the connection failed ({sql.describe(exc)}); the next call reconnects"
@@ -625,6 +630,29 @@ class PostgresFeedbackStore(ClosingContext):
 _COPY_CHUNKS = 16
 _COPY_TIMEOUT_S = 24 * 3600.0  # an export as long as its reader takes, within a day
 _COPY_STALL_S = 60.0
+
+
+def _feeder(
+    queue: asyncio.Queue[bytes | None], target: str
+) -> Callable[[bytes], Coroutine[Any, Any, None]]:
+    """
+    Return the COPY output callback that hands chunks to the reader of an export.
+
+    A reader that stops reading must not hold a pooled connection (and a snapshot) for
+    long: `_COPY_STALL_S` without progress ends the export.
+    """
+
+    async def put(data: bytes) -> None:
+        try:
+            await asyncio.wait_for(queue.put(data), _COPY_STALL_S)
+        except TimeoutError:
+            msg = (
+                f"Could not export feedback from PostgreSQL at {target}: the reader took "
+                f"nothing for {_COPY_STALL_S:g} s, so the export was ended."
+            )
+            raise FeedbackStorageError(msg) from None
+
+    return put
 
 
 async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
