@@ -31,8 +31,9 @@ from ai_feedback.capture import CaptureStore
 from ai_feedback.events import EventBus
 from ai_feedback.module import open_store
 from ai_feedback.pipeline import Pipeline, ProcessorRegistry
+from ai_feedback.stores.cached import CachedFeedbackStore
 from ai_feedback.stores.consistent import ReadYourWritesStore
-from tests.stores.backend_cached import delete_keys
+from tests.stores.backend_cached import REDIS_URL, delete_keys
 from tests.stores.backend_postgresql import drop_schema
 
 
@@ -404,6 +405,25 @@ async def test_missing_cache_extra_is_named_before_the_store_is_opened(
     with pytest.raises(FeedbackConfigurationError, match=r"ai-feedback\[redis\]"):
         await open_store(config)
     assert not db.exists()
+
+
+async def test_a_cache_that_cannot_open_leaves_no_store_open(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """When the cache in front fails to open, open_store closes the store it opened."""
+    opened: list[Any] = []
+
+    async def refuse(store: Any, *args: Any, **kwargs: Any) -> Any:
+        opened.append(store)
+        raise FeedbackConfigurationError("cache_url", "refused for the test")
+
+    monkeypatch.setattr(CachedFeedbackStore, "open", refuse)
+    config = FeedbackConfig(
+        store="sqlite", database_url=f"sqlite:///{tmp_path / 'f.db'}", cache_url=REDIS_URL
+    )
+    with pytest.raises(FeedbackConfigurationError, match="refused for the test"):
+        await open_store(config)
+    assert "closed" in repr(opened[0])
 
 
 @pytest.mark.redis

@@ -185,7 +185,8 @@ def test_durability_defaults() -> None:
         ({"max_attempts": 0}, "max_attempts", "greater than or equal to 1"),
         ({"window_hours": 2_000_000}, "window_hours", "less than or equal to 1000000"),
         ({"window_hours": float("inf")}, "window_hours", "finite"),
-        ({"cache_stats_ttl_seconds": 0}, "cache_stats_ttl_seconds", "greater than 0"),
+        ({"cache_stats_ttl_seconds": 0}, "cache_stats_ttl_seconds", "greater than or equal"),
+        ({"cache_ttl_seconds": 0.0005}, "cache_ttl_seconds", "greater than or equal to 0.001"),
     ],
 )
 def test_bad_durability_settings_name_the_key(

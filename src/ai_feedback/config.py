@@ -138,8 +138,8 @@ class FeedbackConfig(BaseSettings):
     database_url: str | None = None
     database_schema: str | None = None
     cache_url: str | None = None
-    cache_ttl_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
-    cache_stats_ttl_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    cache_ttl_seconds: float = Field(default=60.0, ge=0.001, allow_inf_nan=False)
+    cache_stats_ttl_seconds: float = Field(default=10.0, ge=0.001, allow_inf_nan=False)
     cache_prefix: str = Field(default="ai_feedback:", min_length=1)
     window_hours: float = Field(default=24.0, gt=0, le=MAX_WINDOW_HOURS, allow_inf_nan=False)
     max_text_length: int = Field(default=MAX_TEXT_LENGTH, ge=1)

@@ -136,15 +136,28 @@ async def open_store(config: FeedbackConfig) -> FeedbackStoreProtocol:
         return store
     from ai_feedback.stores.cached import CachedFeedbackStore  # noqa: PLC0415 - optional
 
-    return await CachedFeedbackStore.open(
-        store,
-        config.cache_url,
-        ttl_seconds=config.cache_ttl_seconds,
-        stats_ttl_seconds=config.cache_stats_ttl_seconds,
-        prefix=config.cache_prefix,
-        owns_store=True,
-        limits=config.limits,
-    )
+    try:
+        return await CachedFeedbackStore.open(
+            store,
+            config.cache_url,
+            ttl_seconds=config.cache_ttl_seconds,
+            stats_ttl_seconds=config.cache_stats_ttl_seconds,
+            prefix=config.cache_prefix,
+            owns_store=True,
+            limits=config.limits,
+        )
+    except BaseException:
+        await _close(store)
+        raise
+
+
+async def _close(store: object) -> None:
+    """
+    Close ``store`` when it can be closed (every store of this package can).
+    """
+    close = getattr(store, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def require_extra(module: str, extra: str) -> None:

@@ -620,18 +620,39 @@ async def test_a_rebuild_that_times_out_names_its_own_timeout(
     assert await pg.rebuild_rollup() == 1  # the lock gone, the store works on
 
 
+async def test_waiting_for_a_connection_names_the_pools_timeout(schema: str) -> None:
+    """A rebuild that finds no free connection says command_timeout, not its own limit."""
+    store = await PostgresFeedbackStore.open(
+        POSTGRES_URL, schema=schema, min_size=1, max_size=1, command_timeout=0.3
+    )
+    async with store:
+        pool: Any = store._pool
+        async with pool.acquire():  # the only connection, held
+            with pytest.raises(FeedbackStorageError, match=r"0\.3 s \(command_timeout\)"):
+                await store.rebuild_rollup()
+        assert await store.rebuild_rollup() == 0
+
+
 async def test_an_export_whose_reader_stops_says_why(
-    pg: PostgresFeedbackStore, monkeypatch: pytest.MonkeyPatch
+    schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reader that takes nothing for the stall limit gets an error saying so."""
+    """A reader that takes nothing for the stall limit gets an error saying so.
+
+    The connection goes back to the pool: with a pool of one, the store works on.
+    """
     monkeypatch.setattr(postgres, "_COPY_STALL_S", 0.2)
-    padding = "x" * 2000
-    for _ in range(4):
-        batch = [_rating(4, model="m", note=padding) for _ in range(1000)]
-        assert (await pg.save_many(batch)).is_ok()
-    lines = pg.raw_lines()
-    assert await anext(lines)
-    await asyncio.sleep(0.6)  # the server's side fills the queue, then waits in vain
-    with pytest.raises(FeedbackStorageError, match=r"the reader took nothing for 0\.2 s"):
-        async for _ in lines:
-            pass
+    store = await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema, max_size=1)
+    async with store:
+        padding = "x" * 2000
+        for _ in range(4):
+            batch = [_rating(4, model="m", note=padding) for _ in range(1000)]
+            assert (await store.save_many(batch)).is_ok()
+        lines = store.raw_lines()
+        assert await anext(lines)
+        await asyncio.sleep(0.6)  # the server's side fills the queue, then waits in vain
+        with pytest.raises(FeedbackStorageError, match=r"the reader took nothing for 0\.2 s"):
+            async for _ in lines:
+                pass
+        assert (await store.aggregate(window_hours=1)).total_count == 4000
+        exported = b"".join([chunk async for chunk in store.raw_lines()])
+        assert exported.count(b"\n") == 4000

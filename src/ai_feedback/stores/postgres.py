@@ -495,7 +495,7 @@ class PostgresFeedbackStore(ClosingContext):
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=_COPY_CHUNKS)
         failure: list[BaseException] = []
 
-        put = _feeder(queue, self._target)
+        put = _feeder(queue, self._where())
 
         async def copy() -> None:
             try:
@@ -596,15 +596,19 @@ class PostgresFeedbackStore(ClosingContext):
         if pool is None:
             msg = f"The PostgreSQL store for {self._target} is closed; open a new one."
             raise FeedbackStorageError(msg)
+        lent = False
         try:
             async with pool.acquire(timeout=self._timeout) as conn:
+                lent = True
                 try:
                     yield conn
                 except _BROKEN:
                     conn.terminate()
                     raise
         except DB_ERRORS as exc:
-            raise self._error(action, exc, limit_s) from exc
+            # Waiting for a free connection runs under command_timeout, whatever the
+            # statements then run under.
+            raise self._error(action, exc, limit_s if lent else None) from exc
 
     async def _fetch(self, query: str, *params: object) -> list[asyncpg.Record]:
         async with self._connection("read feedback") as conn:
@@ -621,10 +625,11 @@ class PostgresFeedbackStore(ClosingContext):
             why = f"the connection failed ({sql.describe(exc)}); the next call reconnects"
         else:
             why = sql.describe(exc)
+        return FeedbackStorageError(f"Could not {action} in {self._where()}: {why}.")
+
+    def _where(self) -> str:
         schema = f" (schema {self._schema!r})" if self._schema else ""
-        return FeedbackStorageError(
-            f"Could not {action} in PostgreSQL at {self._target}{schema}: {why}."
-        )
+        return f"PostgreSQL at {self._target}{schema}"
 
 
 _COPY_CHUNKS = 16
@@ -633,7 +638,7 @@ _COPY_STALL_S = 60.0
 
 
 def _feeder(
-    queue: asyncio.Queue[bytes | None], target: str
+    queue: asyncio.Queue[bytes | None], where: str
 ) -> Callable[[bytes], Coroutine[Any, Any, None]]:
     """
     Return the COPY output callback that hands chunks to the reader of an export.
@@ -647,8 +652,8 @@ def _feeder(
             await asyncio.wait_for(queue.put(data), _COPY_STALL_S)
         except TimeoutError:
             msg = (
-                f"Could not export feedback from PostgreSQL at {target}: the reader took "
-                f"nothing for {_COPY_STALL_S:g} s, so the export was ended."
+                f"Could not export feedback in {where}: the reader took nothing for "
+                f"{_COPY_STALL_S:g} s, so the export was ended."
             )
             raise FeedbackStorageError(msg) from None
 
