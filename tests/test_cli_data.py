@@ -188,6 +188,17 @@ def _load_behind_the_back(tmp_path: Path, count: int) -> None:
         db.executemany(_sqlite_schema.INSERT_SQL, sqlite_store._encode(loaded))
 
 
+def _cached_config(tmp_path: Path, cache_url: str, more: str = "") -> Path:
+    """Write a configuration of the CLI tests' SQLite database behind a Redis cache."""
+    config = tmp_path / "cached.yaml"
+    config.write_text(
+        f"ai_feedback:\n  store: sqlite\n  database_url: sqlite:///{tmp_path}/cli.db\n"
+        f"  cache_url: {cache_url}\n{more}",
+        encoding="utf-8",
+    )
+    return config
+
+
 def test_migrate_rebuilds_the_rollup_when_asked(tmp_path: Path) -> None:
     """--rebuild-rollup counts rows loaded with SQL into the statistics; bad uses are refused."""
     _session(tmp_path, n=2)
@@ -220,12 +231,7 @@ def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -
     from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix  # noqa: PLC0415
 
     prefix = unique_prefix()
-    config = tmp_path / "cached.yaml"
-    config.write_text(
-        f"ai_feedback:\n  store: sqlite\n  database_url: sqlite:///{tmp_path}/cli.db\n"
-        f"  cache_url: {REDIS_URL}\n  cache_prefix: '{prefix}'\n",
-        encoding="utf-8",
-    )
+    config = _cached_config(tmp_path, REDIS_URL, f"  cache_prefix: '{prefix}'\n")
 
     def total() -> int:
         stats = runner.invoke(app, ["stats", "--json", "--config", str(config)])
@@ -247,12 +253,7 @@ def test_migrate_rebuild_drops_what_the_configured_cache_holds(tmp_path: Path) -
 
 def test_migrate_rebuild_fails_when_the_cache_cannot_be_purged(tmp_path: Path) -> None:
     """Redis unreachable: the rollup is rebuilt, but the command says the cache is stale."""
-    config = tmp_path / "unreachable.yaml"
-    config.write_text(
-        f"ai_feedback:\n  store: sqlite\n  database_url: sqlite:///{tmp_path}/cli.db\n"
-        "  cache_url: redis://127.0.0.1:1/0\n",
-        encoding="utf-8",
-    )
+    config = _cached_config(tmp_path, "redis://127.0.0.1:1/0")
     _session(tmp_path, n=2)
     result = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
     assert result.exit_code == 1, result.output

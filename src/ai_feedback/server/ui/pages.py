@@ -190,8 +190,8 @@ def _bad_parameter(request: Request, principal: Principal, exc: BadParameterErro
     )
 
 
-def _to_login(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"{ui_root(request)}/login", status_code=303, headers=_SECURITY_HEADERS)
+def _to_login(root: str) -> RedirectResponse:
+    return RedirectResponse(f"{root}/login", status_code=303, headers=_SECURITY_HEADERS)
 
 
 @router.get("/static/{name}")
@@ -248,8 +248,9 @@ async def login(request: Request) -> Response:
             else "This key is not valid."
         )
         return _login_page(request, error=why, status=401)
-    response = RedirectResponse(ui_root(request), status_code=303, headers=_SECURITY_HEADERS)
-    remember(response, request, principal, path=ui_root(request))
+    root = ui_root(request)
+    response = RedirectResponse(root, status_code=303, headers=_SECURITY_HEADERS)
+    remember(response, request, principal, path=root)
     return response
 
 
@@ -260,8 +261,9 @@ async def logout(request: Request) -> Response:
     """
     if from_other_origin(request):
         return _login_page(request, error="This form was sent from another site.", status=403)
-    response = _to_login(request)
-    forget(response, request, path=ui_root(request))
+    root = ui_root(request)
+    response = _to_login(root)
+    forget(response, request, path=root)
     return response
 
 
@@ -272,7 +274,7 @@ async def overview(request: Request) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login(request)
+        return _to_login(ui_root(request))
     try:
         view = OverviewQuery.parse(request.query_params)
     except BadParameterError as exc:
@@ -368,7 +370,7 @@ async def feedback_list(request: Request) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login(request)
+        return _to_login(ui_root(request))
     try:
         view = ListQuery.parse(request.query_params)
         before = decoded_cursor(view.cursor)
@@ -425,7 +427,7 @@ async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
     """
     principal = viewer(request)
     if principal is None:
-        return _to_login(request)
+        return _to_login(ui_root(request))
     store: Any = service(request).store
     try:
         item: FeedbackItem | None = await store.get(item_id)
