@@ -593,3 +593,36 @@ def test_your_apps_own_dependencies_run_on_every_route(tmp_path: Path, how: str)
         ):
             answer = client.request(method, prefix + path, json={"score": 1}, headers=key("a-all"))
             assert answer.status_code == 418, (method, path, answer.status_code)
+
+
+def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(tmp_path: Path) -> None:
+    """A mounted app gets no lifespan: its routes say so (503 naming install()), not 500.
+
+    With a key, without one and with a bad body; liveness still answers; the store is
+    never opened.
+    """
+    outer = FastAPI()
+    outer.mount("/fb", create_app(server_config(tmp_path)))
+    with TestClient(outer) as client:
+        for method, path, headers, body in (
+            ("POST", "/fb/v1/feedback", key("a-all"), {"type": "rating", "score": 4}),
+            ("POST", "/fb/v1/feedback", {}, {"type": "rating", "score": 4}),
+            ("POST", "/fb/v1/feedback", key("a-all"), "not json"),
+            ("POST", "/fb/v1/feedback/batch", key("a-all"), [{"type": "rating", "score": 4}]),
+            ("GET", "/fb/v1/feedback", key("a-all"), None),
+            ("GET", "/fb/v1/stats", key("a-read"), None),
+            ("GET", "/fb/readyz", {}, None),
+            ("GET", "/fb/ui/login", {}, None),
+        ):
+            answer = client.request(method, path, json=body, headers=headers)
+            assert answer.status_code == 503, (method, path, answer.text)
+            assert answer.json()["error"] == "not_started"
+            assert "app.mount()" in answer.json()["message"]
+            assert "install(app, config, prefix=" in answer.json()["message"]
+        assert client.get("/fb/healthz").status_code == 200
+    assert not (tmp_path / "feedback.db").exists()  # the store was never opened
+    # The same app with its lifespan run serves the same request.
+    with TestClient(create_app(server_config(tmp_path))) as client:
+        rating = {"type": "rating", "score": 4}
+        answer = client.post("/v1/feedback", json=rating, headers=key("a-all"))
+        assert answer.status_code == 202, answer.text

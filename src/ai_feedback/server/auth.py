@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from ai_feedback._server_settings import SCOPES, ApiKeyEntry, Scope
+from ai_feedback.server._state import running
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import PREFIX, TokenClaims, TokenError, verify
 
@@ -166,7 +167,7 @@ def authorize(request: Request, scope: Scope | None, *, token: bool = False) -> 
     Raises:
         ApiError: 401 without valid credentials, 403 without the scope.
     """
-    authenticator: Authenticator = request.app.state.ai_feedback.auth
+    authenticator: Authenticator = running(request).auth
     principal = authenticator.principal(request.headers)
     if principal is None:
         raise _unauthorized("send an API key (Authorization: Bearer, x-api-key or Basic)")

@@ -17,6 +17,7 @@ import orjson
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
+from ai_feedback.server._state import running
 from ai_feedback.server.errors import ApiError
 
 __all__ = ["read_json"]
@@ -29,7 +30,7 @@ async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
     Raises:
         ApiError: 415, 413, 408 or 400 as described in the module.
     """
-    settings = request.app.state.ai_feedback.settings
+    settings = running(request).settings
     content_type = request.headers.get("content-type", "")
     media = content_type.partition(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):

@@ -16,6 +16,7 @@ from ai_feedback._server_settings import ServerSettings
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.protocols import FeedbackStoreProtocol
+from ai_feedback.server._state import running
 from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import TokenClaims
@@ -66,8 +67,11 @@ class RequestRoute(APIRoute):
 def service(request: Request) -> FeedbackService:
     """
     Return the service of the app serving ``request``.
+
+    Raises:
+        ApiError: 503 when the app's lifespan, which starts the service, did not run.
     """
-    found: FeedbackService = request.app.state.ai_feedback
+    found: FeedbackService = running(request)
     return found
 
 
