@@ -1,22 +1,27 @@
 """
-Unmodified Langfuse and LangSmith SDKs send feedback to a real server; /v1 reads it back.
+Unmodified Langfuse, LangSmith and MLflow SDKs send feedback to a real server; /v1 reads it.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
+import mlflow
 import pytest
 from langfuse import Langfuse
 from langsmith import Client
+from mlflow.entities import AssessmentSource, AssessmentSourceType
+from mlflow.exceptions import MlflowException
 
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.peers import langfuse_score_payload as score_payload
 from ai_feedback.peers import langsmith_feedback_payload as feedback_payload
+from ai_feedback.peers import mlflow_assessment_payload as assessment_payload
 from tests.server.conftest import SECRETS, key
 
 
@@ -297,3 +302,157 @@ def test_unmappable_peer_payloads_are_validation_errors() -> None:
         warnings.simplefilter("error")
         with pytest.raises(FeedbackValidationError, match="'feedback'"):
             feedback_payload(["x"])
+
+
+@pytest.fixture
+def mlflow_at(live: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """MLflow's client pointed at the live service with the ingest key, without retries."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", live)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRETS["a-ingest"][0])
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri(live)
+    return live
+
+
+def test_mlflow_sdk_feedback_and_expectations(mlflow_at: str) -> None:
+    """log_feedback of each value type and log_expectation land as the matching items."""
+    trace = f"tr-{uuid.uuid4().hex}"
+    human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="reviewer-1")
+    rated = mlflow.log_feedback(
+        trace_id=trace,
+        name="relevance",
+        value=0.9,
+        source=human,
+        rationale="answers the question",
+        metadata={"model": "gpt-4o"},
+        span_id="span-1",
+    )
+    mlflow.log_feedback(trace_id=trace, name="thumbs", value=True)
+    mlflow.log_feedback(trace_id=trace, name="tone", value="polite")
+    mlflow.log_feedback(trace_id=trace, name="scores", value={"a": 0.5, "b": "x"})
+    mlflow.log_expectation(trace_id=trace, name="expected", value="Canberra")
+    mlflow.log_expectation(trace_id=trace, name="facts", value={"expected_facts": ["a"]})
+    items = {i["metadata"]["name"]: i for i in _items(mlflow_at, trace_id=trace)}
+    assert set(items) == {"relevance", "thumbs", "tone", "scores", "expected", "facts"}
+    first = items["relevance"]
+    assert rated.assessment_id == first["id"]
+    assert (first["type"], first["value"]) == ("rating", 0.9)
+    assert first["context"] == {
+        "trace_id": trace,
+        "span_id": "span-1",
+        "comment": "answers the question",
+        "owner_id": "proj-a",
+    }
+    assert first["metadata"] == {
+        "source": "mlflow",
+        "name": "relevance",
+        "mlflow_source": {"source_type": "HUMAN", "source_id": "reviewer-1"},
+        "mlflow_metadata": {"model": "gpt-4o"},
+    }
+    assert rated.create_time_ms is not None
+    sent = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=rated.create_time_ms)
+    assert datetime.fromisoformat(first["created_at"]) == sent
+    assert (items["thumbs"]["value"], items["thumbs"]["metadata"]["scale"]) == (1, "thumbs")
+    assert items["tone"]["value"] == {"label": "polite", "input": None}
+    assert items["scores"]["value"] == {"label": "scores", "input": {"a": 0.5, "b": "x"}}
+    assert items["expected"]["value"] == {"original": "", "corrected": "Canberra"}
+    facts = items["facts"]["value"]["corrected"]
+    assert (items["facts"]["type"], json.loads(facts)) == ("correction", {"expected_facts": ["a"]})
+
+
+def test_mlflow_errors_reach_the_sdk_with_their_code(
+    mlflow_at: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refusals raise MlflowException with MLflow's error code and our message; none stored."""
+    trace = f"tr-{uuid.uuid4().hex}"
+    with pytest.raises(MlflowException, match=r"INVALID_PARAMETER_VALUE.*feedback\.value"):
+        mlflow.log_feedback(trace_id=trace, name="judge", error=TimeoutError("slow"))
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", SECRETS["a-read"][0])
+    with pytest.raises(MlflowException, match=r"PERMISSION_DENIED.*ingest") as denied:
+        mlflow.log_feedback(trace_id=trace, name="q", value=1.0)
+    assert denied.value.error_code == "PERMISSION_DENIED"
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "not-a-key")
+    with pytest.raises(MlflowException, match="UNAUTHENTICATED") as refused:
+        mlflow.log_feedback(trace_id=trace, name="q", value=1.0)
+    assert refused.value.error_code == "UNAUTHENTICATED"
+    assert _items(mlflow_at, trace_id=trace) == []
+
+
+def _assessments(live: str, trace: str) -> str:
+    return f"{live}/api/3.0/mlflow/traces/{trace}/assessments"
+
+
+def test_mlflow_route_authorizes_before_the_body_and_stores_a_resend_once(live: str) -> None:
+    """401 without a key and 403 without the scope, bad body or not; a resend is one item."""
+    url = _assessments(live, "tr-1")
+    for body in ({"assessment": {"feedback": {"value": 1.0}}}, "not json"):
+        answer = httpx.post(url, json=body)
+        assert (answer.status_code, answer.json()["error_code"]) == (401, "UNAUTHENTICATED")
+        answer = httpx.post(url, json=body, headers=key("a-read"))
+        assert (answer.status_code, answer.json()["error_code"]) == (403, "PERMISSION_DENIED")
+    assessment = {
+        "assessment_name": "q",
+        "trace_id": "tr-1",
+        "create_time": "2026-11-30T21:31:23.644Z",
+        "feedback": {"value": 4.0},
+    }
+    first = httpx.post(url, json={"assessment": assessment}, headers=key("a-ingest"))
+    again = httpx.post(url, json={"assessment": assessment}, headers=key("a-ingest"))
+    other = httpx.post(url, json={"assessment": assessment}, headers=key("b-all"))
+    assert (first.status_code, again.status_code, other.status_code) == (200, 200, 200)
+    recorded = first.json()["assessment"]
+    assert recorded == {**assessment, "assessment_id": recorded["assessment_id"]}
+    assert again.json() == first.json()  # the same content, the same id
+    assert other.json()["assessment"]["assessment_id"] != recorded["assessment_id"]
+    assert [i["id"] for i in _items(live, trace_id="tr-1")] == [recorded["assessment_id"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"assessment": "x"}, "assessment"),
+        ({"feedback": {"value": 1}}, "assessment"),
+        ({"assessment": {"name": "q"}}, "assessment"),
+        ({"assessment": {"trace_id": "tr-2", "feedback": {"value": 1}}}, "assessment.trace_id"),
+        ({"assessment": {"feedback": 3}}, "assessment.feedback"),
+        ({"assessment": {"feedback": {"error": {"error_code": "X"}}}}, "assessment.feedback.value"),
+        ({"assessment": {"expectation": {}}}, "assessment.expectation"),
+        ({"assessment": {"feedback": {"value": 1}, "create_time": "yesterday"}}, "created_at"),
+        ({"assessment": {"feedback": {"value": 1}, "span_id": 7}}, None),
+    ],
+)
+def test_mlflow_route_refuses_bad_assessments_naming_the_field(
+    live: str, body: dict[str, Any], field: str | None
+) -> None:
+    """Each malformed assessment is a 422 naming its field, with MLflow's error code."""
+    answer = httpx.post(_assessments(live, "tr-1"), json=body, headers=key("a-ingest"))
+    if field is None:  # any JSON value is fine in the context
+        assert answer.status_code == 200, answer.text
+        return
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+@pytest.mark.parametrize(
+    ("assessment", "expected"),
+    [
+        ({"feedback": {"value": 2.0}}, {"type": "rating", "score": 2.0}),
+        ({"feedback": {"value": False}}, {"type": "rating", "score": 0}),
+        ({"feedback": {"value": "yes"}}, {"type": "label", "label": "yes", "input": None}),
+        ({"feedback": {"value": [1.0]}}, {"type": "label", "label": "feedback", "input": [1.0]}),
+        (
+            {"expectation": {"value": 3.0}},
+            {"type": "correction", "original": "", "corrected": "3.0"},
+        ),
+        (
+            {"expectation": {"serialized_value": {"value": '{"a": 1}'}}},
+            {"type": "correction", "original": "", "corrected": '{"a": 1}'},
+        ),
+        ({"feedback": {"value": 1.0}, "assessment_id": "a-9"}, {"id": "a-9"}),
+    ],
+)
+def test_mlflow_mapping(assessment: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Each MLflow assessment shape maps to the documented item type and value."""
+    payload = assessment_payload(assessment, trace_id="tr")
+    assert {k: payload[k] for k in expected} == expected

@@ -25,7 +25,7 @@ from ai_feedback.config import FeedbackConfig
 from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackValidationError
 from ai_feedback.module import FeedbackModule
 from ai_feedback.protocols import FeedbackStoreProtocol
-from ai_feedback.server import data, health, langfuse, langsmith, native, ui
+from ai_feedback.server import data, health, langfuse, langsmith, mlflow, native, ui
 from ai_feedback.server.auth import Authenticator
 from ai_feedback.server.errors import install_handlers
 from ai_feedback.server.health import Metrics
@@ -39,12 +39,12 @@ _LOG = logging.getLogger("ai_feedback")
 
 def feedback_router() -> APIRouter:
     """
-    Return every route of the service: ``/v1``, health and metrics, Langfuse, LangSmith.
+    Return every route of the service: ``/v1``, health, metrics, Langfuse, LangSmith, MLflow.
 
     Mount it with `install`, which also starts the feedback module with the app.
     """
     router = APIRouter()
-    for module in (native, data, health, langfuse, langsmith, ui):
+    for module in (native, data, health, langfuse, langsmith, mlflow, ui):
         router.routes.extend(module.router.routes)
     return router
 

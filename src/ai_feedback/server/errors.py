@@ -4,6 +4,8 @@ Errors of the HTTP service: one body shape and one table of statuses.
 Every error answers ``{"error": <kind>, "message": <sentence>}``, plus ``field`` and
 ``rule`` for invalid input, ``ids`` for a conflict and ``retry_after`` when overloaded.
 Library errors map through the same table as the ASGI endpoint (`ai_feedback.asgi`).
+On MLflow's routes the body also carries ``error_code``, MLflow's name for the status,
+which its client shows in the exception it raises.
 """
 
 from __future__ import annotations
@@ -65,25 +67,45 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def _response(status: int, body: dict[str, Any], headers: dict[str, str]) -> JSONBody:
+_MLFLOW_PATH = "/api/3.0/mlflow/"
+_MLFLOW_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    408: "DEADLINE_EXCEEDED",
+    409: "RESOURCE_CONFLICT",
+    413: "INVALID_PARAMETER_VALUE",
+    415: "BAD_REQUEST",
+    422: "INVALID_PARAMETER_VALUE",
+    429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def _response(
+    request: Request, status: int, body: dict[str, Any], headers: dict[str, str]
+) -> JSONBody:
+    if _MLFLOW_PATH in request.url.path:
+        body["error_code"] = _MLFLOW_CODES.get(status, "INTERNAL_ERROR")
     return JSONBody(body, status_code=status, headers=headers)
 
 
-async def _api_error(_request: Request, exc: Exception) -> JSONBody:
+async def _api_error(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     return _response(
-        exc.status, {"error": exc.error, "message": exc.message, **exc.extra}, exc.headers
+        request, exc.status, {"error": exc.error, "message": exc.message, **exc.extra}, exc.headers
     )
 
 
-async def _feedback_error(_request: Request, exc: Exception) -> JSONBody:
+async def _feedback_error(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, FeedbackError)  # noqa: S101 - registered for FeedbackError only
     status, body = _error_body(exc)
     headers = {k.decode(): v.decode() for k, v in _error_headers(exc)}
-    return _response(status, body, headers)
+    return _response(request, status, body, headers)
 
 
-async def _invalid_request(_request: Request, exc: Exception) -> JSONBody:
+async def _invalid_request(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
     first = exc.errors()[0] if exc.errors() else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path")]
@@ -95,14 +117,14 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONBody:
         "field": field,
         "rule": rule,
     }
-    return _response(422, body, {})
+    return _response(request, 422, body, {})
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONBody:
+async def _http_error(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     kinds = {404: "not_found", 405: "method_not_allowed"}
     body = {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)}
-    return _response(exc.status_code, body, dict(exc.headers or {}))
+    return _response(request, exc.status_code, body, dict(exc.headers or {}))
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -112,6 +112,7 @@ class ErrorOut(BaseModel):
     retry_after: float | None = None
     step: str | None = None
     reason: str | None = None
+    error_code: str | None = Field(None, description="MLflow's error code, on its routes")
 
 
 class AcceptedOut(BaseModel):
@@ -261,6 +262,12 @@ class PresignedOut(BaseModel):
     expires_at: datetime
 
 
+class AssessmentOut(BaseModel):
+    """The MLflow assessment as recorded, with its ``assessment_id``."""
+
+    assessment: dict[str, Any]
+
+
 class ReadyOut(BaseModel):
     """Whether the service can store and read, and what waits in its spool."""
 
@@ -280,7 +287,7 @@ _ERROR_DESCRIPTIONS = {
     415: "The body is not JSON",
     422: "Invalid input: field and rule name what broke",
     429: "The spool is full: retry after Retry-After seconds",
-    503: "The store or the spool is unavailable",
+    503: "The store or the spool is unavailable, or the service has not started",
 }
 
 
