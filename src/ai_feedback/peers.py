@@ -27,11 +27,13 @@ with ``metadata.scale`` ``"thumbs"``), a string a label, a list or object a labe
 after the assessment with the value as its input; an expectation makes a correction
 whose ``corrected`` is the expected value (its JSON when it is not a string; MLflow
 sends no original, so ``original`` is empty). A feedback that carries an error instead
-of a value records nothing and is refused. The trace id goes to the context with
-``span_id``; ``rationale`` to ``context.comment``; the assessment's name to
-``metadata.name``, its source and metadata to ``metadata.mlflow_source`` and
-``metadata.mlflow_metadata``; ``create_time`` to ``created_at``. `content_id` gives a
-payload that came without an id (MLflow sends none) one derived from its content, so a
+of a value records nothing and is refused (an error beside a value is kept in
+``metadata.mlflow_error``); an assessment holds a feedback or an expectation, not both.
+The trace id goes to the context with ``span_id``; ``rationale`` to ``context.comment``;
+the assessment's name to ``metadata.name``, its source and metadata to
+``metadata.mlflow_source`` and ``metadata.mlflow_metadata``; ``create_time`` to
+``created_at``. Other fields (``valid``, ``overrides``) are not kept. `content_id` gives
+a payload that came without an id (MLflow sends none) one derived from its content, so a
 resent assessment is stored once.
 """
 
@@ -201,14 +203,10 @@ def mlflow_assessment_payload(assessment: object, *, trace_id: str) -> dict[str,
 
     Raises:
         FeedbackValidationError: The assessment is not an object, names another trace,
-            or holds neither a feedback value nor an expectation.
+            has a field of the wrong type, holds both or neither of a feedback and an
+            expectation, or a feedback without a value (an error only).
     """
-    if not isinstance(assessment, Mapping):
-        raise FeedbackValidationError("assessment", "must be a JSON object", assessment)
-    named = assessment.get("trace_id")
-    if named is not None and named != trace_id:
-        msg = f"must be the trace of the path ({trace_id!r}) when given"
-        raise FeedbackValidationError("assessment.trace_id", msg, named)
+    assessment = _checked_assessment(assessment, trace_id)
     context: dict[str, Any] = {"trace_id": trace_id}
     if assessment.get("span_id"):
         context["span_id"] = assessment["span_id"]
@@ -219,7 +217,6 @@ def mlflow_assessment_payload(assessment: object, *, trace_id: str) -> dict[str,
         ("name", "assessment_name"),
         ("mlflow_source", "source"),
         ("mlflow_metadata", "metadata"),
-        ("mlflow_run_id", "run_id"),
     ):
         if assessment.get(theirs):
             metadata[ours] = assessment[theirs]
@@ -228,38 +225,66 @@ def mlflow_assessment_payload(assessment: object, *, trace_id: str) -> dict[str,
         payload["id"] = assessment["assessment_id"]
     if assessment.get("create_time"):
         payload["created_at"] = assessment["create_time"]
-    kind = _mlflow_kind(assessment, metadata.get("name"))
-    feedback = assessment.get("feedback")
-    if isinstance(feedback, Mapping) and isinstance(feedback.get("value"), bool):
-        metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
-    return payload | kind
+    return payload | _mlflow_kind(assessment, metadata)
 
 
-def _mlflow_kind(assessment: Mapping[str, Any], name: object) -> dict[str, Any]:
+_MLFLOW_FIELDS = (
+    ("assessment_name", str, "must be a string"),
+    ("span_id", str, "must be a string"),
+    ("rationale", str, "must be a string"),
+    ("assessment_id", str, "must be a string"),
+    ("create_time", str, "must be an RFC 3339 time string"),
+    ("source", Mapping, "must be an object"),
+    ("metadata", Mapping, "must be an object"),
+    ("feedback", Mapping, "must be an object"),
+    ("expectation", Mapping, "must be an object"),
+)
+
+
+def _checked_assessment(assessment: object, trace_id: str) -> Mapping[str, Any]:
+    """
+    Return ``assessment`` once it is an object of this trace with fields of their types.
+    """
+    if not isinstance(assessment, Mapping):
+        raise FeedbackValidationError("assessment", "must be a JSON object", assessment)
+    named = assessment.get("trace_id")
+    if named is not None and named != trace_id:
+        msg = f"must be the trace of the path ({trace_id!r}) when given"
+        raise FeedbackValidationError("assessment.trace_id", msg, named)
+    for field, kind, rule in _MLFLOW_FIELDS:
+        value = assessment.get(field)
+        if value is not None and not isinstance(value, kind):
+            raise FeedbackValidationError(f"assessment.{field}", rule, value)
+    return assessment
+
+
+def _mlflow_kind(assessment: Mapping[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
     """
     The type and value fields of an assessment, by the rules in the module.
+
+    Marks a boolean feedback as thumbs, and keeps a feedback's error in ``metadata``.
     """
-    feedback, expectation = assessment.get("feedback"), assessment.get("expectation")
-    if feedback is not None:
-        if not isinstance(feedback, Mapping):
-            raise FeedbackValidationError("assessment.feedback", "must be an object", feedback)
-        value = feedback.get("value")
-        if isinstance(value, bool):
-            return {"type": "rating", "score": int(value)}
-        if isinstance(value, int | float):
-            return {"type": "rating", "score": value}
-        if isinstance(value, str):
-            return {"type": "label", "label": value, "input": None}
-        if value is not None:
-            return {"type": "label", "label": str(name or "feedback"), "input": value}
+    feedback: Mapping[str, Any] | None = assessment.get("feedback")
+    expectation: Mapping[str, Any] | None = assessment.get("expectation")
+    if (feedback is None) == (expectation is None):
+        msg = "must hold either a feedback or an expectation"
+        raise FeedbackValidationError("assessment", msg)
+    if feedback is None:
+        return {"type": "correction", "original": "", "corrected": _expected(expectation or {})}
+    value = feedback.get("value")
+    if value is None:
         msg = "is required: a feedback that carries an error instead of a value records nothing"
         raise FeedbackValidationError("assessment.feedback.value", msg, feedback.get("error"))
-    if expectation is not None:
-        if not isinstance(expectation, Mapping):
-            msg = "must be an object"
-            raise FeedbackValidationError("assessment.expectation", msg, expectation)
-        return {"type": "correction", "original": "", "corrected": _expected(expectation)}
-    raise FeedbackValidationError("assessment", "must hold a feedback or an expectation")
+    if feedback.get("error") is not None:
+        metadata["mlflow_error"] = feedback["error"]
+    if isinstance(value, bool):
+        metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
+        return {"type": "rating", "score": int(value)}
+    if isinstance(value, int | float):
+        return {"type": "rating", "score": value}
+    if isinstance(value, str):
+        return {"type": "label", "label": value, "input": None}
+    return {"type": "label", "label": str(metadata.get("name", "feedback")), "input": value}
 
 
 def _expected(expectation: Mapping[str, Any]) -> str:
@@ -269,7 +294,11 @@ def _expected(expectation: Mapping[str, Any]) -> str:
     if value is not None:
         return orjson.dumps(value).decode()
     serialized = expectation.get("serialized_value")
-    if isinstance(serialized, Mapping) and isinstance(serialized.get("value"), str):
-        return str(serialized["value"])
-    msg = "must hold a value or a serialized_value"
-    raise FeedbackValidationError("assessment.expectation", msg, dict(expectation))
+    if not isinstance(serialized, Mapping) or not isinstance(serialized.get("value"), str):
+        msg = "must hold a value or a serialized_value"
+        raise FeedbackValidationError("assessment.expectation", msg, dict(expectation))
+    form = serialized.get("serialization_format", "JSON_FORMAT")
+    if form != "JSON_FORMAT":
+        msg = "must be JSON_FORMAT (the only format MLflow writes)"
+        raise FeedbackValidationError("assessment.expectation.serialized_value", msg, form)
+    return str(serialized["value"])

@@ -595,11 +595,13 @@ def test_your_apps_own_dependencies_run_on_every_route(tmp_path: Path, how: str)
             assert answer.status_code == 418, (method, path, answer.status_code)
 
 
-def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(tmp_path: Path) -> None:
+def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A mounted app gets no lifespan: its routes say so (503 naming install()), not 500.
 
-    With a key, without one and with a bad body; liveness still answers; the store is
-    never opened.
+    With a key, without one and with a bad body; liveness still answers; the reason is
+    logged once (clients retry a 503); the store is never opened.
     """
     outer = FastAPI()
     outer.mount("/fb", create_app(server_config(tmp_path)))
@@ -613,6 +615,12 @@ def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(tmp_path
             ("GET", "/fb/v1/stats", key("a-read"), None),
             ("GET", "/fb/readyz", {}, None),
             ("GET", "/fb/ui/login", {}, None),
+            ("GET", "/fb/metrics", {}, None),
+            ("GET", "/fb/v1/export?format=raw", key("a-read"), None),
+            ("DELETE", "/fb/v1/feedback?trace_id=t", key("b-all"), None),
+            ("POST", "/fb/api/public/scores", key("a-all"), [{"value": 1, "traceId": "t"}]),
+            ("POST", "/fb/feedback", key("a-all"), {"run_id": "r", "score": 1}),
+            ("POST", "/fb/api/3.0/mlflow/traces/t/assessments", {}, {"assessment": {}}),
         ):
             answer = client.request(method, path, json=body, headers=headers)
             assert answer.status_code == 503, (method, path, answer.text)
@@ -620,6 +628,8 @@ def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(tmp_path
             assert "app.mount()" in answer.json()["message"]
             assert "install(app, config, prefix=" in answer.json()["message"]
         assert client.get("/fb/healthz").status_code == 200
+    logged = [r for r in caplog.records if "has not started" in r.getMessage()]
+    assert [r.levelname for r in logged] == ["ERROR"]
     assert not (tmp_path / "feedback.db").exists()  # the store was never opened
     # The same app with its lifespan run serves the same request.
     with TestClient(create_app(server_config(tmp_path))) as client:

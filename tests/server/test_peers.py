@@ -407,31 +407,87 @@ def test_mlflow_route_authorizes_before_the_body_and_stores_a_resend_once(live: 
     assert [i["id"] for i in _items(live, trace_id="tr-1")] == [recorded["assessment_id"]]
 
 
+def test_mlflow_route_without_a_time_stores_each_post(live: str) -> None:
+    """A caller that sends no create_time gets no content-derived id: repeats are kept."""
+    url = _assessments(live, "tr-3")
+    body = {"assessment": {"assessment_name": "q", "feedback": {"value": 1.0}}}
+    answers = [httpx.post(url, json=body, headers=key("a-ingest")) for _ in range(2)]
+    ids = {answer.json()["assessment"]["assessment_id"] for answer in answers}
+    assert len(ids) == 2
+    assert {i["id"] for i in _items(live, trace_id="tr-3")} == ids
+
+
+def test_other_mlflow_endpoints_answer_endpoint_not_found(mlflow_at: str) -> None:
+    """Only creating assessments is served: the client raises (or reads None) with our reason."""
+    trace = f"tr-{uuid.uuid4().hex}"
+    logged = mlflow.log_feedback(trace_id=trace, name="q", value=1.0)
+    assert logged.assessment_id is not None
+    with pytest.raises(MlflowException, match=r"ENDPOINT_NOT_FOUND.*not served") as missing:
+        mlflow.delete_assessment(trace_id=trace, assessment_id=logged.assessment_id)
+    assert missing.value.error_code == "ENDPOINT_NOT_FOUND"
+    with pytest.raises(MlflowException, match="ENDPOINT_NOT_FOUND"):
+        mlflow.override_feedback(
+            trace_id=trace, assessment_id=logged.assessment_id, value=0.0, rationale="no"
+        )
+    assert mlflow.get_trace(trace) is None  # the client warns and returns None
+    answer = httpx.get(_assessments(mlflow_at, trace), headers=key("a-read"))
+    assert (answer.status_code, answer.json()["error_code"]) == (405, "ENDPOINT_NOT_FOUND")
+    assert len(_items(mlflow_at, trace_id=trace)) == 1  # nothing changed or removed
+
+
 @pytest.mark.parametrize(
-    ("body", "field"),
+    ("assessment", "status", "field"),
     [
-        ({"assessment": "x"}, "assessment"),
-        ({"feedback": {"value": 1}}, "assessment"),
-        ({"assessment": {"name": "q"}}, "assessment"),
-        ({"assessment": {"trace_id": "tr-2", "feedback": {"value": 1}}}, "assessment.trace_id"),
-        ({"assessment": {"feedback": 3}}, "assessment.feedback"),
-        ({"assessment": {"feedback": {"error": {"error_code": "X"}}}}, "assessment.feedback.value"),
-        ({"assessment": {"expectation": {}}}, "assessment.expectation"),
-        ({"assessment": {"feedback": {"value": 1}, "create_time": "yesterday"}}, "created_at"),
-        ({"assessment": {"feedback": {"value": 1}, "span_id": 7}}, None),
+        ("x", 422, "assessment"),
+        (None, 422, "assessment"),
+        ({"assessment_name": "q"}, 422, "assessment"),
+        ({"feedback": {"value": 1}, "expectation": {"value": "x"}}, 422, "assessment"),
+        ({"trace_id": "tr-2", "feedback": {"value": 1}}, 422, "assessment.trace_id"),
+        ({"feedback": 3}, 422, "assessment.feedback"),
+        ({"feedback": {"error": {"error_code": "X"}}}, 422, "assessment.feedback.value"),
+        ({"feedback": {"value": ""}}, 422, "assessment.feedback.value"),
+        ({"feedback": {"value": 2.0**60}}, 422, "assessment.feedback.value"),
+        ({"feedback": {"value": "x" * 10_001}}, 413, "assessment.feedback.value"),
+        ({"expectation": {"value": "x" * 10_001}}, 413, "assessment.expectation.value"),
+        ({"expectation": {}}, 422, "assessment.expectation"),
+        (
+            {"expectation": {"serialized_value": {"serialization_format": "XML", "value": "<a/>"}}},
+            422,
+            "assessment.expectation.serialized_value",
+        ),
+        ({"feedback": {"value": 1}, "create_time": "yesterday"}, 422, "assessment.create_time"),
+        ({"feedback": {"value": 1}, "span_id": 7}, 422, "assessment.span_id"),
+        ({"feedback": {"value": 1}, "rationale": ["no"]}, 422, "assessment.rationale"),
+        ({"feedback": {"value": 1}, "metadata": "m"}, 422, "assessment.metadata"),
+        ({"feedback": {"value": 1}, "assessment_id": " "}, 422, "assessment.assessment_id"),
+        ({"feedback": {"value": 1}, "assessment_name": "n" * 60_000}, 413, "assessment"),
+        ({"feedback": {"value": 1}, "span_id": "a\u0000b"}, 422, "assessment.span_id"),
     ],
 )
 def test_mlflow_route_refuses_bad_assessments_naming_the_field(
-    live: str, body: dict[str, Any], field: str | None
+    live: str, assessment: Any, status: int, field: str
 ) -> None:
-    """Each malformed assessment is a 422 naming its field, with MLflow's error code."""
+    """Each malformed assessment is refused naming MLflow's field, with its error code."""
+    body = {"assessment": assessment} if assessment is not None else {"feedback": {"value": 1}}
     answer = httpx.post(_assessments(live, "tr-1"), json=body, headers=key("a-ingest"))
-    if field is None:  # any JSON value is fine in the context
-        assert answer.status_code == 200, answer.text
-        return
-    assert answer.status_code == 422, answer.text
-    assert answer.json()["field"] == field
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"].startswith(field), answer.text
     assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert _items(live, trace_id="tr-1") == []
+
+
+def test_mlflow_route_names_an_overlong_trace_id(live: str) -> None:
+    """The trace id of the path is checked like every trace id, and named as MLflow's."""
+    answer = httpx.post(
+        _assessments(live, "t" * 300),
+        json={"assessment": {"feedback": {"value": 1}}},
+        headers=key("a-ingest"),
+    )
+    assert answer.status_code == 413, answer.text
+    assert (answer.json()["field"], answer.json()["error_code"]) == (
+        "trace_id",
+        "INVALID_PARAMETER_VALUE",
+    )
 
 
 @pytest.mark.parametrize(
@@ -450,6 +506,14 @@ def test_mlflow_route_refuses_bad_assessments_naming_the_field(
             {"type": "correction", "original": "", "corrected": '{"a": 1}'},
         ),
         ({"feedback": {"value": 1.0}, "assessment_id": "a-9"}, {"id": "a-9"}),
+        (
+            {"feedback": {"value": 0.0, "error": {"error_code": "X"}}, "assessment_name": "j"},
+            {"metadata": {"source": "mlflow", "name": "j", "mlflow_error": {"error_code": "X"}}},
+        ),
+        (
+            {"feedback": {"value": True}},
+            {"metadata": {"source": "mlflow", "scale": "thumbs"}},
+        ),
     ],
 )
 def test_mlflow_mapping(assessment: dict[str, Any], expected: dict[str, Any]) -> None:

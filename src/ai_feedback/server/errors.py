@@ -10,6 +10,7 @@ which its client shows in the exception it raises.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -67,12 +68,13 @@ class ApiError(Exception):
         self.extra = extra
 
 
-_MLFLOW_PATH = "/api/3.0/mlflow/"
+_MLFLOW_PATH = re.compile(r"/api/[0-9.]+/mlflow/")
 _MLFLOW_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
-    404: "RESOURCE_DOES_NOT_EXIST",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "ENDPOINT_NOT_FOUND",
     408: "DEADLINE_EXCEEDED",
     409: "RESOURCE_CONFLICT",
     413: "INVALID_PARAMETER_VALUE",
@@ -86,7 +88,7 @@ _MLFLOW_CODES = {
 def _response(
     request: Request, status: int, body: dict[str, Any], headers: dict[str, str]
 ) -> JSONBody:
-    if _MLFLOW_PATH in request.url.path:
+    if _MLFLOW_PATH.search(request.scope.get("path", "")):
         body["error_code"] = _MLFLOW_CODES.get(status, "INTERNAL_ERROR")
     return JSONBody(body, status_code=status, headers=headers)
 
@@ -123,7 +125,14 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONBody:
 async def _http_error(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     kinds = {404: "not_found", 405: "method_not_allowed"}
-    body = {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)}
+    message = str(exc.detail)
+    path = request.scope.get("path", "")
+    if exc.status_code in kinds and _MLFLOW_PATH.search(path):
+        message = (
+            f"{request.method} {path} is not served: this service records MLflow "
+            "assessments only (POST /api/3.0/mlflow/traces/{trace_id}/assessments)"
+        )
+    body = {"error": kinds.get(exc.status_code, "http_error"), "message": message}
     return _response(request, exc.status_code, body, dict(exc.headers or {}))
 
 
