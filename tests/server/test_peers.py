@@ -356,6 +356,12 @@ def test_mlflow_sdk_feedback_and_expectations(mlflow_at: str) -> None:
     assert items["tone"]["value"] == {"label": "polite", "input": None}
     assert items["scores"]["value"] == {"label": "scores", "input": {"a": 0.5, "b": "x"}}
     assert items["expected"]["value"] == {"original": "", "corrected": "Canberra"}
+    assert items["expected"]["context"] == {"trace_id": trace, "owner_id": "proj-a"}
+    assert items["expected"]["metadata"] == {
+        "source": "mlflow",
+        "name": "expected",
+        "mlflow_source": {"source_type": "HUMAN", "source_id": "default"},
+    }
     facts = items["facts"]["value"]["corrected"]
     assert (items["facts"]["type"], json.loads(facts)) == ("correction", {"expected_facts": ["a"]})
 
