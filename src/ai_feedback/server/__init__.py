@@ -1,7 +1,7 @@
 """
 The HTTP service (extra ``server``): the native API, health, metrics and peer routes.
 
-It also serves the Langfuse and LangSmith ingestion routes their unmodified SDKs send to.
+It also serves the Langfuse, LangSmith and MLflow routes their unmodified SDKs send to.
 
 ``ai-feedback serve`` runs `create_app` under uvicorn; `install` adds the same routes to
 a FastAPI app of yours.

@@ -203,7 +203,7 @@ def create_app(config: FeedbackConfig | None = None, *, insecure_no_auth: bool =
         options["telemetry"] = {"tracing": False, "metrics": False, "logs": False}
     app = FastAPI(
         title="ai-feedback",
-        summary="Collect feedback on AI model outputs; Langfuse and LangSmith SDKs welcome.",
+        summary="Collect feedback on AI model outputs; Langfuse, LangSmith, MLflow SDKs welcome.",
         version=_version(),
         **options,
     )
