@@ -133,11 +133,34 @@ def test_import_reports_bad_lines_and_exits_1(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["import", str(path), *_db(tmp_path)])
     assert result.exit_code == 1
-    assert "imported 1 of 3 records" in result.stderr
+    assert "imported 1 item from 3 records" in result.stderr
     assert "line 2: Invalid 'record'" in result.stderr
     assert "line 3: Invalid 'feedback_type'" in result.stderr
     missing = runner.invoke(app, ["import", str(tmp_path / "nope.jsonl"), *_db(tmp_path)])
     assert missing.exit_code == 2
+
+
+def test_import_of_mlflow_traces_counts_items_and_names_assessments(tmp_path: Path) -> None:
+    """A trace line imports each assessment; a bad one is named by its position; exit 1."""
+    trace = {
+        "info": {
+            "trace_id": "tr-1",
+            "assessments": [
+                {"assessment_id": "a-1", "assessment_name": "q", "feedback": {"value": 5.0}},
+                {"assessment_id": "a-2", "feedback": {"error": {"error_code": "TIMEOUT"}}},
+                {"assessment_id": "a-3", "expectation": {"value": "Paris"}},
+            ],
+        }
+    }
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(orjson.dumps(trace) + b"\n")
+    result = runner.invoke(app, ["import", str(path), "--source", "mlflow", *_db(tmp_path)])
+    assert result.exit_code == 1, result.output
+    assert "imported 2 items from 1 record" in result.stderr
+    assert "line 1: Invalid 'info.assessments[1].feedback.value'" in result.stderr
+    stats = runner.invoke(app, ["stats", "--json", *_db(tmp_path)])
+    by_type = json.loads(stats.stdout)["by_type"]
+    assert by_type == {"rating": 1, "text": 0, "correction": 1, "label": 0}
 
 
 def test_delete_asks_unless_yes_and_prints_a_receipt(

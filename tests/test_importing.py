@@ -8,6 +8,18 @@ from typing import Any
 
 import orjson
 import pytest
+from mlflow.entities import (
+    Assessment,
+    AssessmentError,
+    AssessmentSource,
+    Expectation,
+    Feedback,
+    Trace,
+    TraceData,
+    TraceInfo,
+    TraceState,
+)
+from mlflow.entities.trace_location import TraceLocation
 
 from ai_feedback import (
     FeedbackCollector,
@@ -18,7 +30,7 @@ from ai_feedback import (
     MemoryFeedbackStore,
 )
 from ai_feedback.export import export
-from ai_feedback.importing import import_file
+from ai_feedback.importing import Source, import_file
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.training_session import training_session
 
@@ -223,3 +235,161 @@ async def test_a_pretty_printed_page_is_one_document(tmp_path: Path) -> None:
     path.write_bytes(orjson.dumps({"data": [score], "meta": {}}, option=orjson.OPT_INDENT_2))
     summary = await import_file(MemoryFeedbackStore(), path)
     assert (summary.imported, summary.invalid) == (1, 0)
+
+
+def _mlflow_trace(trace_id: str, *assessments: Assessment) -> Trace:
+    """A trace as MLflow's own entities build it, holding ``assessments``."""
+    info = TraceInfo(
+        trace_id=trace_id,
+        trace_location=TraceLocation.from_experiment_id("0"),
+        request_time=1_790_000_000_000,
+        state=TraceState.OK,
+        assessments=list(assessments),
+    )
+    return Trace(info=info, data=TraceData(spans=[]))
+
+
+def _as_dict(assessment: Assessment) -> dict[str, Any]:
+    """What MLflow writes for an assessment (its REST form)."""
+    written: dict[str, Any] = assessment.to_dictionary()  # type: ignore[no-untyped-call]
+    return written
+
+
+def _mlflow_assessments(trace_id: str) -> list[Assessment]:
+    """A rating, a thumbs, a label, an expectation and a failed judge, with server ids."""
+    human = AssessmentSource(source_type="HUMAN", source_id="reviewer-1")
+    made = [
+        Feedback(
+            name="relevance",
+            value=4,
+            rationale="on topic",
+            source=human,
+            trace_id=trace_id,
+            metadata={"model": "gpt-4o"},
+            span_id="span-1",
+        ),
+        Feedback(name="thumbs", value=False, trace_id=trace_id),
+        Feedback(name="tone", value="polite", trace_id=trace_id),
+        Expectation(name="facts", value={"expected": ["Paris"]}, trace_id=trace_id),
+        Feedback(name="judge", error=AssessmentError(error_code="TIMEOUT"), trace_id=trace_id),
+    ]
+    for number, assessment in enumerate(made):
+        assessment.assessment_id = f"a-{trace_id}-{number}"
+    return made
+
+
+async def test_mlflow_traces_import_each_assessment(tmp_path: Path) -> None:
+    """Trace.to_json lines: every assessment becomes its item; a failed judge is reported."""
+    first, second = _mlflow_assessments("tr-1"), _mlflow_assessments("tr-2")
+    lines = [
+        _mlflow_trace("tr-1", *first).to_json().encode(),
+        _mlflow_trace("tr-2", *second[:2]).to_json().encode(),
+        _mlflow_trace("tr-3").to_json().encode(),  # no assessments: nothing to import
+    ]
+    path = _write_lines(tmp_path / "traces.jsonl", lines)
+    async with await SQLiteFeedbackStore.open(tmp_path / "mlflow.db") as store:
+        summary = await import_file(store, path)
+        assert (summary.read, summary.imported, summary.invalid) == (3, 6, 1)
+        assert summary.by_source == {"mlflow": 6}
+        [problem] = summary.problems
+        assert (problem.line, problem.field) == (1, "info.assessments[4].feedback.value")
+        assert "records nothing" in problem.message
+        rating = await store.get("a-tr-1-0")
+        assert rating is not None
+        assert (rating.feedback_type, rating.value) == (FeedbackType.RATING, 4.0)
+        assert rating.context == {"trace_id": "tr-1", "span_id": "span-1", "comment": "on topic"}
+        assert rating.metadata == {
+            "source": "mlflow",
+            "name": "relevance",
+            "mlflow_source": {"source_type": "HUMAN", "source_id": "reviewer-1"},
+            "mlflow_metadata": {"model": "gpt-4o"},
+        }
+        assert rating.created_at.timestamp() * 1000 == first[0].create_time_ms
+        thumbs, tone, facts = [await store.get(f"a-tr-1-{n}") for n in (1, 2, 3)]
+        assert thumbs is not None
+        assert (thumbs.value, thumbs.metadata["scale"]) == (0, "thumbs")
+        assert tone is not None
+        assert tone.value == {"label": "polite", "input": None}
+        assert facts is not None
+        assert facts.feedback_type is FeedbackType.CORRECTION
+        assert orjson.loads(facts.value["corrected"]) == {"expected": ["Paris"]}
+        assert await store.get_raw_payload("a-tr-1-2") == _as_dict(first[2])
+        again = await import_file(store, path)  # ids are MLflow's: stored once
+        assert (again.imported, again.invalid) == (6, 1)
+        assert len([i async for i in store.scan()]) == 6
+
+
+async def test_mlflow_pages_single_traces_and_assessments(tmp_path: Path) -> None:
+    """A search page, a pretty-printed trace and assessments on their own are read."""
+    made = _mlflow_assessments("tr-9")
+    trace = _mlflow_trace("tr-9", *made[:2])
+    page = tmp_path / "page.json"
+    page.write_bytes(orjson.dumps({"traces": [trace.info.to_dict()], "next_page_token": "x"}))
+    pretty = tmp_path / "trace.json"
+    pretty.write_text(_mlflow_trace("tr-9", made[2]).to_json(pretty=True))
+    single = _write_lines(tmp_path / "single.jsonl", [_as_dict(made[3])])
+    no_id = {**_as_dict(made[0]), "assessment_name": "again"}
+    del no_id["assessment_id"]
+    anonymous = _write_lines(tmp_path / "anonymous.jsonl", [no_id])
+    store = MemoryFeedbackStore()
+    for path, count in ((page, 2), (pretty, 1), (single, 1), (anonymous, 1), (anonymous, 1)):
+        source: Source = "mlflow" if path is page else "auto"
+        summary = await import_file(store, path, source=source)
+        assert (summary.read, summary.imported, summary.invalid) == (1, count, 0), path
+    items = await store.query(limit=10)
+    assert sorted(i.metadata["name"] for i in items) == [
+        "again",
+        "facts",
+        "relevance",
+        "thumbs",
+        "tone",
+    ]  # the assessment without an id got one from its content: imported twice, stored once
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"info": "x"}, "info"),
+        ({"info": {"assessments": []}}, "info.trace_id"),
+        ({"trace_info": {"trace_id": "t", "assessments": {}}}, "trace_info.assessments"),
+        ({"info": {"trace_id": "t", "assessments": ["x"]}}, "info.assessments[0]"),
+        (
+            {
+                "info": {
+                    "trace_id": "t",
+                    "assessments": [{"trace_id": "u", "feedback": {"value": 1}}],
+                }
+            },
+            "info.assessments[0].trace_id",
+        ),
+        (
+            {
+                "info": {
+                    "trace_id": "t",
+                    "assessments": [{"feedback": {"value": 1}, "rationale": 5}],
+                }
+            },
+            "info.assessments[0].rationale",
+        ),
+        (
+            {"info": {"trace_id": "t" * 300, "assessments": [{"feedback": {"value": 1}}]}},
+            "info.trace_id",
+        ),
+        ({"trace_id": "t", "assessment_name": "q"}, "record"),
+        (
+            {"trace_id": "t", "assessment_name": "q", "feedback": {"value": "x" * 10_001}},
+            "feedback.value",
+        ),
+        ({"trace_id": "t", "expectation": {"value": 1}, "create_time": "soon"}, "create_time"),
+        ({"assessment_name": "q", "feedback": {"value": 1}}, "trace_id"),
+    ],
+)
+async def test_bad_mlflow_records_name_the_field(
+    tmp_path: Path, record: dict[str, Any], field: str
+) -> None:
+    """A malformed trace or assessment is reported naming MLflow's field; nothing is stored."""
+    store = MemoryFeedbackStore()
+    summary = await import_file(store, _write_lines(tmp_path / "bad.jsonl", [record]))
+    assert (summary.imported, summary.invalid) == (0, 1)
+    assert [(p.line, p.field) for p in summary.problems] == [(1, field)]
+    assert await store.query() == []

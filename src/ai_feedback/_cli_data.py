@@ -252,17 +252,22 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="JSON Lines, a JSON array or a Langfuse page.", exists=True, dir_okay=False
+            help="JSON Lines or one JSON document (an array, a Langfuse or MLflow page).",
+            exists=True,
+            dir_okay=False,
         ),
     ],
     source: Annotated[
-        str, typer.Option(help="auto, raw, langfuse or langsmith (auto: by each record's keys).")
+        str,
+        typer.Option(
+            help="auto, raw, langfuse, langsmith or mlflow (auto: by each record's keys)."
+        ),
     ] = "auto",
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """
-    Import feedback: a raw export, Langfuse scores or LangSmith feedback.
+    Import feedback: a raw export, Langfuse scores, LangSmith feedback, MLflow traces.
 
     Invalid records are reported with their line number and skipped. Exit status 0 when
     every record was imported, 1 when some were skipped.
@@ -285,7 +290,8 @@ async def _import(
                 progress=_updater(progress, task),
             )
     _stderr.print(
-        f"imported {summary.imported:,} of {summary.read:,} records from {file} "
+        f"imported {_count(summary.imported, 'item')} from "
+        f"{_count(summary.read, 'record')} of {file} "
         f"in {summary.seconds:.2f} s ({summary.invalid:,} skipped)"
     )
     for problem in summary.problems:
@@ -293,6 +299,10 @@ async def _import(
     if summary.invalid > len(summary.problems):
         _stderr.print(f"  ... and {summary.invalid - len(summary.problems):,} more")
     return EXIT_FAILED if summary.invalid else 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def delete_command(

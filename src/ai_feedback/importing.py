@@ -1,12 +1,16 @@
 """
-Import feedback from files: the ``raw`` export, Langfuse scores and LangSmith feedback.
+Import feedback from files: raw exports, Langfuse, LangSmith and MLflow records.
 
 ``await import_file(store_or_collector, "feedback.jsonl")`` reads JSON Lines (or one JSON
-array, or a Langfuse API page ``{"data": [...]}``), recognizes each record by its shape,
-and stores the valid ones in batches. A record that is not valid JSON, has an unknown
-shape, breaks a rule, or conflicts with a stored item is reported with its line number
-and skipped; it is never partly stored. Stores are idempotent on ids, so importing a
-file twice stores each item once, and a ``raw`` export imports back to equal items.
+document: an array, a Langfuse API page ``{"data": [...]}``, an MLflow search page
+``{"traces": [...]}`` or a single object), recognizes each record by its shape, and
+stores the valid ones in batches. A record that is not valid JSON, has an unknown shape,
+breaks a rule, or conflicts with a stored item is reported with its line number and
+skipped; it is never partly stored. An MLflow trace is a record holding several
+assessments: each is imported or skipped on its own, and a skipped one is reported with
+the trace's line and the assessment's position (``info.assessments[1].feedback.value``).
+Stores are idempotent on ids, so importing a file twice stores each item once, and a
+``raw`` export imports back to equal items.
 """
 
 from __future__ import annotations
@@ -26,14 +30,22 @@ from ai_feedback.exceptions import (
     FeedbackStorageError,
     FeedbackValidationError,
 )
-from ai_feedback.peers import langfuse_score_payload, langsmith_feedback_payload
+from ai_feedback.peers import (
+    content_id,
+    langfuse_score_payload,
+    langsmith_feedback_payload,
+    mlflow_assessment_payload,
+    mlflow_error,
+)
 
 __all__ = ["SOURCES", "ImportSummary", "Problem", "Source", "import_file"]
 
-Source: TypeAlias = Literal["auto", "raw", "langfuse", "langsmith"]
+Source: TypeAlias = Literal["auto", "raw", "langfuse", "langsmith", "mlflow"]
 """Which shape the records have; ``auto`` recognizes each record by its keys."""
 
-SOURCES: tuple[Source, ...] = ("auto", "raw", "langfuse", "langsmith")
+SOURCES: tuple[Source, ...] = ("auto", "raw", "langfuse", "langsmith", "mlflow")
+# The lists a JSON document may hold its records in: Langfuse's page, MLflow's search page.
+_PAGE_KEYS = ("data", "traces")
 _KEPT_PROBLEMS = 100
 _BATCH = 1000
 
@@ -64,11 +76,13 @@ class ImportSummary:
 
     Args:
         path: The file read.
-        read: Records read.
-        imported: Records stored (or already stored under the same id, unchanged).
-        invalid: Records skipped.
+        read: Records read (an MLflow trace is one record, whatever it holds).
+        imported: Items stored (or already stored under the same id, unchanged): one
+            per record, one per assessment of an MLflow trace.
+        invalid: Records (or assessments of a trace) skipped.
         problems: The first 100 skipped records and why.
-        by_source: Records stored, by shape (``raw``, ``langfuse``, ``langsmith``).
+        by_source: Items stored, by shape (``raw``, ``langfuse``, ``langsmith``,
+            ``mlflow``).
         seconds: How long it took.
     """
 
@@ -117,9 +131,11 @@ async def import_file(
         target: A store with ``save_many``, or a `FeedbackCollector` (its store is used,
             after the items it accepted are written). Imported items go straight to the
             store: the pipeline's processors do not run on them.
-        path: A JSON Lines file, a JSON array, or a Langfuse API page.
+        path: A JSON Lines file, or one JSON document: an array, a Langfuse API page,
+            an MLflow search page or a single record.
         source: ``raw`` (``ai-feedback export raw``), ``langfuse`` (scores),
-            ``langsmith`` (feedback), or ``auto`` to recognize each record.
+            ``langsmith`` (feedback), ``mlflow`` (traces or assessments), or ``auto``
+            to recognize each record.
         progress: Called with (records read, records stored) after each batch.
 
     Raises:
@@ -135,11 +151,11 @@ async def import_file(
     batch: list[_Record] = []
     for line, record in _records(Path(path)):
         summary.read += 1
-        try:
-            batch.append(_parse(line, record, source, build))
-        except FeedbackValidationError as exc:
-            _skip(summary, line, exc.field, str(exc))
-            continue
+        for parsed in _parse(line, record, source, build):
+            if isinstance(parsed, Problem):
+                _skip(summary, parsed.line, parsed.field, parsed.message)
+            else:
+                batch.append(parsed)
         if len(batch) >= _BATCH:
             await _save(store, batch, summary)
             if progress is not None:
@@ -184,8 +200,8 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
             except orjson.JSONDecodeError as exc:
                 yield number, exc
                 continue
-            if number == 1 and isinstance(record, dict) and isinstance(record.get("data"), list):
-                yield from _document(line)  # a Langfuse API page on one line
+            if number == 1 and _page(record) is not None:
+                yield from _document(line)  # a Langfuse or MLflow page on one line
                 continue
             yield number, record
 
@@ -204,28 +220,56 @@ def _document(data: bytes) -> Iterator[tuple[int, Any]]:
     except orjson.JSONDecodeError as exc:
         yield 1, exc
         return
-    records = doc.get("data") if isinstance(doc, dict) else doc
-    if not isinstance(records, list):
-        yield 1, ValueError('a JSON document must be an array or {"data": [...]}')
-        return
-    yield from enumerate(records, start=1)
+    if isinstance(doc, list):
+        yield from enumerate(doc, start=1)
+    elif isinstance(doc, dict):
+        records = _page(doc)
+        yield from enumerate([doc] if records is None else records, start=1)
+    else:
+        yield 1, ValueError("a JSON document must be an array or an object")
+
+
+def _page(doc: object) -> list[Any] | None:
+    """
+    The records of a page (``{"data": [...]}``, ``{"traces": [...]}``), else None.
+    """
+    if isinstance(doc, dict):
+        for key in _PAGE_KEYS:
+            if isinstance(doc.get(key), list):
+                records: list[Any] = doc[key]
+                return records
+    return None
 
 
 def _parse(
     line: int, record: object, source: Source, build: Callable[[Mapping[str, Any]], FeedbackItem]
-) -> _Record:
+) -> list[_Record | Problem]:
+    """
+    Return the items of one record, or the problems that keep them out.
+    """
+    try:
+        return _parsed(line, record, source, build)
+    except FeedbackValidationError as exc:
+        return [Problem(line, exc.field, str(exc))]
+
+
+def _parsed(
+    line: int, record: object, source: Source, build: Callable[[Mapping[str, Any]], FeedbackItem]
+) -> list[_Record | Problem]:
     if isinstance(record, Exception):
         raise FeedbackValidationError("record", f"is not valid JSON ({record})")
     if not isinstance(record, dict):
         raise FeedbackValidationError("record", "must be a JSON object", record)
     shape = source if source != "auto" else _shape(record)
+    if shape == "mlflow":
+        return list(_mlflow(line, record, build))
     if shape == "raw":
-        return _Record(line, shape, FeedbackItem.from_dict(record), None)
+        return [_Record(line, shape, FeedbackItem.from_dict(record), None)]
     if shape == "langfuse":
         if record.get("dataType") == "CATEGORICAL" and record.get("stringValue") is not None:
             record = {**record, "value": record["stringValue"]}  # exports put it there
-        return _Record(line, shape, build(langfuse_score_payload(record)), record)
-    return _Record(line, shape, build(langsmith_feedback_payload(record)), record)
+        return [_Record(line, shape, build(langfuse_score_payload(record)), record)]
+    return [_Record(line, shape, build(langsmith_feedback_payload(record)), record)]
 
 
 def _shape(record: Mapping[str, Any]) -> str:
@@ -235,8 +279,56 @@ def _shape(record: Mapping[str, Any]) -> str:
         return "langfuse"
     if "run_id" in record or "key" in record:
         return "langsmith"
-    msg = "is not a raw item, a Langfuse score or a LangSmith feedback (no known keys)"
+    if not _MLFLOW_KEYS.isdisjoint(record):
+        return "mlflow"
+    msg = (
+        "is not a raw item, a Langfuse score, a LangSmith feedback or an MLflow trace or "
+        "assessment (no known keys)"
+    )
     raise FeedbackValidationError("record", msg)
+
+
+# A trace (Trace.to_json), a trace's info (MLflow's REST API), an assessment.
+_MLFLOW_KEYS = frozenset(
+    ("info", "trace_info", "assessments", "assessment_name", "feedback", "expectation")
+)
+
+
+def _mlflow(
+    line: int, record: Mapping[str, Any], build: Callable[[Mapping[str, Any]], FeedbackItem]
+) -> Iterator[_Record | Problem]:
+    """
+    Yield an item (or a problem) for each assessment of an MLflow trace or assessment.
+    """
+    trace, where = record, ""
+    for key in ("info", "trace_info"):
+        if key in record:
+            trace, where = record[key], f"{key}."
+            if not isinstance(trace, Mapping):
+                raise FeedbackValidationError(key, "must be an object", trace)
+            break
+    trace_id = trace.get("trace_id")
+    if not isinstance(trace_id, str) or not trace_id:
+        raise FeedbackValidationError(f"{where}trace_id", "must be a non-empty string", trace_id)
+    assessments = trace.get("assessments", [] if where else None)
+    if assessments is None:  # one assessment on its own
+        found: list[tuple[str, object]] = [("", trace)]
+    elif isinstance(assessments, list):  # a trace (MLflow leaves out an empty list)
+        found = [(f"{where}assessments[{i}]", a) for i, a in enumerate(assessments)]
+    else:
+        msg = "must be a list"
+        raise FeedbackValidationError(f"{where}assessments", msg, trace["assessments"])
+    for prefix, assessment in found:
+        try:
+            payload = mlflow_assessment_payload(assessment, trace_id=trace_id)
+            if "id" not in payload and "created_at" in payload:
+                payload["id"] = content_id(payload)
+            item = build(payload)
+        except FeedbackValidationError as exc:
+            named = mlflow_error(exc, assessment, prefix=prefix, trace_field=f"{where}trace_id")
+            yield Problem(line, named.field, str(named))
+            continue
+        yield _Record(line, "mlflow", item, assessment)
 
 
 async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> None:  # noqa: ANN401

@@ -45,13 +45,14 @@ from typing import Any
 
 import orjson
 
-from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationError
 
 __all__ = [
     "content_id",
     "langfuse_score_payload",
     "langsmith_feedback_payload",
     "mlflow_assessment_payload",
+    "mlflow_error",
 ]
 
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
@@ -302,3 +303,49 @@ def _expected(expectation: Mapping[str, Any]) -> str:
         msg = "must be JSON_FORMAT (the only format MLflow writes)"
         raise FeedbackValidationError("assessment.expectation.serialized_value", msg, form)
     return str(serialized["value"])
+
+
+def mlflow_error(
+    exc: FeedbackValidationError,
+    assessment: object,
+    *,
+    prefix: str = "assessment",
+    trace_field: str = "trace_id",
+) -> FeedbackValidationError:
+    """
+    Return ``exc`` naming the MLflow field at fault instead of the item's.
+
+    ``prefix`` is where the assessment sits (``assessment`` in a request body,
+    ``info.assessments[0]`` in an exported trace, ``""`` for an assessment on its own)
+    and ``trace_field`` where its trace id came from.
+    """
+    kind = (
+        "expectation"
+        if isinstance(assessment, Mapping) and "expectation" in assessment
+        else "feedback"
+    )
+    value = f"assessment.{kind}.value"
+    names = (
+        ("context.trace_id", trace_field),
+        ("context.span_id", "assessment.span_id"),
+        ("context.comment", "assessment.rationale"),
+        ("metadata.name", "assessment.assessment_name"),
+        ("metadata.mlflow_source", "assessment.source"),
+        ("metadata.mlflow_metadata", "assessment.metadata"),
+        ("context", "assessment"),
+        ("metadata", "assessment"),
+        ("created_at", "assessment.create_time"),
+        ("id", "assessment.assessment_id"),
+        *((ours, value) for ours in ("score", "label", "input_data", "corrected")),
+    )
+    field = exc.field
+    for ours, theirs in names:
+        if field == ours or field.startswith(ours + "."):
+            field = theirs + field[len(ours) :]
+            break
+    if field == "assessment" or field.startswith(("assessment.", "assessment[")):
+        rest = field[len("assessment") :]
+        field = prefix + rest if prefix else rest.removeprefix(".") or "record"
+    if isinstance(exc, FeedbackTooLargeError):
+        return FeedbackTooLargeError(field, size=exc.size, limit=exc.limit)
+    return FeedbackValidationError(field, exc.rule, exc.value)

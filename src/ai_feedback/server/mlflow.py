@@ -24,8 +24,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationError
-from ai_feedback.peers import content_id, mlflow_assessment_payload
+from ai_feedback.exceptions import FeedbackValidationError
+from ai_feedback.peers import content_id, mlflow_assessment_payload, mlflow_error
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import JSONBody
@@ -57,38 +57,9 @@ async def create_assessment(
     payload = bind_owner(mlflow_assessment_payload(assessment, trace_id=trace_id), principal)
     if "id" not in payload and "created_at" in payload:  # without a time, repeats are new
         payload["id"] = content_id(payload)
-    kind = "feedback" if payload["type"] != "correction" else "expectation"
     try:
         item_id = await service(request).collector.submit_payload(payload)
     except FeedbackValidationError as exc:
-        raise _in_mlflow_terms(exc, kind) from None
+        raise mlflow_error(exc, assessment) from None
     recorded = {**(assessment or {}), "trace_id": trace_id, "assessment_id": item_id}
     return JSONBody({"assessment": recorded})
-
-
-def _in_mlflow_terms(exc: FeedbackValidationError, kind: str) -> FeedbackValidationError:
-    """
-    Return ``exc`` naming the assessment's field instead of the item's.
-    """
-    value = f"assessment.{kind}.value"
-    names = (
-        ("context.trace_id", "trace_id"),
-        ("context.span_id", "assessment.span_id"),
-        ("context.comment", "assessment.rationale"),
-        ("metadata.name", "assessment.assessment_name"),
-        ("metadata.mlflow_source", "assessment.source"),
-        ("metadata.mlflow_metadata", "assessment.metadata"),
-        ("context", "assessment"),
-        ("metadata", "assessment"),
-        ("created_at", "assessment.create_time"),
-        ("id", "assessment.assessment_id"),
-        *((ours, value) for ours in ("score", "label", "input_data", "corrected")),
-    )
-    field = exc.field
-    for ours, theirs in names:
-        if field == ours or field.startswith(ours + "."):
-            field = theirs + field[len(ours) :]
-            break
-    if isinstance(exc, FeedbackTooLargeError):
-        return FeedbackTooLargeError(field, size=exc.size, limit=exc.limit)
-    return FeedbackValidationError(field, exc.rule, exc.value)
