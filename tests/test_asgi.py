@@ -185,6 +185,8 @@ def test_denied_submission_is_forbidden_before_processing(client: TestClient) ->
         (["not", "an", "object"], 422, "invalid", "payload"),
         ({"score": 1, "context": _deep(300)}, 422, "invalid", "context"),
         ({"type": "rating", "processor": "text", "score": 3}, 422, "invalid", "processor"),
+        ({"score": 1, "metadata": {"n": 10**30}}, 422, "invalid", "metadata"),
+        ({"score": -(2**63) - 1}, 422, "invalid", "score"),
     ],
 )
 def test_bad_payloads_get_clear_errors(

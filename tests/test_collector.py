@@ -272,6 +272,8 @@ BAD_CALLS = [
     (_call("collect_rating", score=1, context={"k": "\ud800"}), "context.k", "surrogates"),
     (_call("collect_rating", score=1, metadata={"k\x00": 1}), "metadata", "NUL"),
     (_call("collect_label", label="l", input_data=_nested(100)), "input_data", "nested deeper"),
+    (_call("collect_label", label="l", input_data=[1, {"a": "\x00"}]), "input_data[1].a", "NUL"),
+    (_call("collect_label", label="l", input_data="x" * 60_000), "input_data", "at most"),
     (_call("collect_rating", score=1, context=_nested(5000)), "context", "nested deeper"),
     (_call("get_feedback_stats", provider=5), "provider", "string"),
 ]

@@ -7,7 +7,9 @@ and the rule, before anything is stored.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +124,29 @@ def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT
         if size > limits.max_payload_chars:
             raise FeedbackTooLargeError(field, size=size, limit=limits.max_payload_chars)
     return size
+
+
+# orjson reads integers beyond 64 bits as floats; a run of 19 digits may be one.
+_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+
+
+def json_loads(data: bytes) -> Any:  # noqa: ANN401 - any JSON value
+    """
+    Return the JSON value of ``data``, keeping integers beyond 64 bits exact.
+
+    orjson reads such integers as floats, so 10**30 would pass the checks as 1e30;
+    read exactly, they are refused by the rules that follow (`json_copy`, `check_score`).
+
+    Raises:
+        orjson.JSONDecodeError: ``data`` is not valid JSON.
+    """
+    value = orjson.loads(data)
+    if _LONG_DIGITS.search(data) is None:
+        return value
+    try:
+        return json.loads(data)  # valid JSON (orjson said so), read with exact integers
+    except ValueError as exc:  # an integer past the interpreter's digit limit
+        raise orjson.JSONDecodeError(str(exc), data.decode("utf-8", "replace"), 0) from None
 
 
 class _NotPlainJSON(Exception):  # noqa: N818 - internal signal

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeAlias
 import orjson
 
 from ai_feedback._models import new_id
+from ai_feedback._validation import json_loads
 from ai_feedback.capture import Capture, _current
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.exceptions import (
@@ -265,7 +266,7 @@ class FeedbackEndpoint:
             await _respond(send, 413, {"error": "too_large", "message": f"over {limit} bytes"}, [])
             return
         try:
-            payload = orjson.loads(body or b"null")
+            payload = json_loads(body or b"null")
         except orjson.JSONDecodeError as exc:
             await _respond(send, 400, {"error": "bad_json", "message": str(exc)}, [])
             return

@@ -343,7 +343,12 @@ class FeedbackCollector:
             "metadata": metadata,
             "processor": processor,
         }
-        return await self._collect(FeedbackType.LABEL, args, args)
+        try:
+            return await self._collect(FeedbackType.LABEL, args, args)
+        except FeedbackValidationError as exc:
+            if exc.field == "input" or exc.field.startswith(("input.", "input[")):
+                raise exc.renamed("input_data" + exc.field[len("input") :]) from None
+            raise
 
     async def submit_payload(self, payload: Mapping[str, Any]) -> str:
         """
@@ -711,8 +716,8 @@ class FeedbackCollector:
                 for key in ("original", "corrected")
             }
         else:
-            data = json_copy("input_data", args.get("input"))
-            check_payload_size("input_data", data, limits=limits)
+            data = json_copy("input", args.get("input"))
+            check_payload_size("input", data, limits=limits)
             value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
         item = checked_item(kind, value, context, metadata, **_identity(args))
         # The value's texts were checked against the limits above; the payloads now.

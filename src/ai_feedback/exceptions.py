@@ -68,6 +68,12 @@ class FeedbackValidationError(FeedbackError, ValueError):
         msg = f"Invalid {field!r}: {rule}" + (f" (got {shown})" if shown else "") + "."
         super().__init__(msg)
 
+    def renamed(self, field: str) -> FeedbackValidationError:
+        """
+        Return the same error naming ``field`` (what a caller calls the same value).
+        """
+        return FeedbackValidationError(field, self.rule, self.value)
+
 
 class FeedbackTooLargeError(FeedbackValidationError):
     """
@@ -87,6 +93,12 @@ class FeedbackTooLargeError(FeedbackValidationError):
             f"must be at most {limit:,} characters but is {size:,}; "
             "shorten it or raise the limit in FeedbackConfig",
         )
+
+    def renamed(self, field: str) -> FeedbackTooLargeError:
+        """
+        Return the same error naming ``field``.
+        """
+        return FeedbackTooLargeError(field, size=self.size, limit=self.limit)
 
 
 class FeedbackProcessingError(FeedbackError):

@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from ai_feedback._models import FeedbackItem
+from ai_feedback._validation import json_loads
 from ai_feedback.exceptions import (
     FeedbackConflictError,
     FeedbackStorageError,
@@ -196,7 +197,7 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                record = orjson.loads(line)
+                record = json_loads(line)
             except orjson.JSONDecodeError as exc:
                 yield number, exc
                 continue
@@ -216,7 +217,7 @@ def _parses(line: bytes) -> bool:
 
 def _document(data: bytes) -> Iterator[tuple[int, Any]]:
     try:
-        doc = orjson.loads(data)
+        doc = json_loads(data)
     except orjson.JSONDecodeError as exc:
         yield 1, exc
         return

@@ -72,7 +72,7 @@ def test_export_formats_and_filters(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("params", "field"),
     [
-        ({"kind": "sft", "format": "csv"}, "file_format"),
+        ({"kind": "sft", "format": "csv"}, "format"),
         ({"kind": "kto", "flavor": "openai"}, "flavor"),
         ({"kind": "chat"}, "kind"),
         ({}, "kind"),
@@ -130,3 +130,26 @@ def test_delete_by_id_or_trace_and_bad_requests(client: TestClient) -> None:
     nothing = client.delete("/v1/feedback", headers=key("b-all"))
     assert nothing.status_code == 422
     assert nothing.json()["field"] == "id"
+
+
+def test_delete_by_owner_refuses_unknown_filters_and_names_its_parameters(
+    client: TestClient,
+) -> None:
+    """owner_id deletes the whole project (only its own); a misspelt filter never widens it."""
+    _rated(client, "b-all", 2, "s1")
+    _rated(client, "b-all", 1, "s2")
+    kept = _rated(client, "a-all", 1, "s1")
+    misspelt = client.delete(
+        "/v1/feedback", params={"trace_id": "s1-t0", "sesion_id": "x"}, headers=key("b-all")
+    )
+    assert (misspelt.status_code, misspelt.json()["field"]) == (422, "sesion_id")
+    blank = client.delete("/v1/feedback", params={"id": " "}, headers=key("b-all"))
+    assert (blank.status_code, blank.json()["field"]) == (422, "id")
+    other = client.delete("/v1/feedback", params={"owner_id": "proj-a"}, headers=key("b-all"))
+    assert other.status_code == 403
+    assert client.get("/v1/stats", headers=key("b-all")).json()["total_count"] == 3
+    everything = client.delete("/v1/feedback", params={"owner_id": "proj-b"}, headers=key("b-all"))
+    assert everything.status_code == 200, everything.text
+    assert everything.json()["removed"]["items"] == 3
+    assert client.get("/v1/stats", headers=key("b-all")).json()["total_count"] == 0
+    assert client.get(f"/v1/feedback/{kept[0]}", headers=key("a-all")).status_code == 200

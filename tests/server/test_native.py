@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
@@ -145,6 +146,11 @@ def test_projects_never_see_each_other(client: TestClient) -> None:
     assert page["items"] == []
 
 
+def _cursor(position: list[Any]) -> str:
+    """A cursor made by hand, in the service's encoding."""
+    return base64.urlsafe_b64encode(orjson.dumps(position)).rstrip(b"=").decode()
+
+
 def test_listing_filters_and_pages(client: TestClient) -> None:
     """GET /v1/feedback filters, pages newest first with next_cursor, and rejects bad input."""
     base = datetime.now(UTC) - timedelta(hours=1)
@@ -185,6 +191,9 @@ def test_listing_filters_and_pages(client: TestClient) -> None:
     assert [i["id"] for i in by_trace["items"]] == ["item-07"]
     for bad, field in (
         ({"cursor": "nonsense"}, "cursor"),
+        ({"cursor": _cursor([-62135596800000000 - 1, "x"])}, "cursor"),  # before year 1
+        ({"cursor": _cursor([0, "a\u0000b"])}, "cursor"),
+        ({"cursor": _cursor([0, 7])}, "cursor"),
         ({"limit": 0}, "limit"),
         ({"type": "vote"}, "type"),
         ({"since": "2026-01-01T00:00:00"}, "since"),
@@ -216,6 +225,24 @@ def test_stats_match_the_library(client: TestClient) -> None:
     assert bad.json()["field"] == "window_hours"
 
 
+def test_json_integers_beyond_64_bits_are_refused_not_rounded(client: TestClient) -> None:
+    """A huge integer is refused naming its field, not stored as a float; labels say input."""
+    for body, status, field in (
+        ({"score": 1, "metadata": {"n": 10**30}}, 422, "metadata.n"),
+        ({"type": "label", "label": "x", "input": {"n": 2**64}}, 422, "input.n"),
+        ({"type": "label", "label": "x", "input": {"a": "\u0000"}}, 422, "input.a"),
+        ({"type": "label", "label": "x", "input": "x" * 60_000}, 413, "input"),
+    ):
+        answer = client.post("/v1/feedback", json=body, headers=key("a-all"))
+        assert (answer.status_code, answer.json()["field"]) == (status, field), answer.text
+    kept = client.post(
+        "/v1/feedback", json={"score": 1, "metadata": {"n": 2**64 - 1}}, headers=key("a-all")
+    )
+    item = client.get(f"/v1/feedback/{kept.json()['id']}", headers=key("a-all")).json()
+    assert item["metadata"]["n"] == 2**64 - 1
+    assert client.get("/v1/stats", headers=key("a-all")).json()["total_count"] == 1
+
+
 def test_a_batch_reports_each_item(client: TestClient) -> None:
     """A batch answers 207 with one result per item; invalid ones are named, the rest stored."""
     items = [RATING, {"score": "five"}, {"type": "text", "text": "hi", "id": "t-x"}, "nope"]
@@ -230,7 +257,7 @@ def test_a_batch_reports_each_item(client: TestClient) -> None:
         "rejected",
     ]
     assert body["results"][1]["error"]["field"] == "score"
-    assert body["results"][3]["error"]["field"].startswith("items[3]")
+    assert (body["results"][3]["index"], body["results"][3]["error"]["field"]) == (3, "payload")
     again = client.post("/v1/feedback/batch", json={"items": [items[2]]}, headers=key("a-all"))
     assert again.json()["results"][0]["id"] == "t-x"  # the same id again: idempotent
     assert (
@@ -353,6 +380,17 @@ def test_browser_tokens(client: TestClient) -> None:
         ).status_code
         == 401
     )
+    both = {"score": 1, "trace_id": "trace-9", "context": {"trace_id": "t-evil"}}
+    assert client.post("/v1/feedback", json=both, headers=auth).status_code == 403
+    for wanted, field in (
+        ({"trace_id": "t", "feedback_key": "a\u0000b"}, "feedback_key"),
+        ({"trace_id": "t", "feedback_key": "   "}, "feedback_key"),
+        ({"trace_id": "t", "session_id": " "}, "session_id"),
+        ({"trace_id": "t", "expires_in": "5"}, "expires_in"),
+        ({"trace_id": "t", "expires_in": True}, "expires_in"),
+    ):
+        refused = client.post("/v1/tokens", json=wanted, headers=key("a-ingest"))
+        assert (refused.status_code, refused.json()["field"]) == (422, field), wanted
     too_long = client.post(
         "/v1/tokens", json={"trace_id": "t", "expires_in": 10**9}, headers=key("a-ingest")
     )

@@ -245,6 +245,8 @@ def test_the_detail_shows_the_captured_call_the_diff_and_the_raw_payload(
         ("/ui?order=up", "order"),
         ("/ui/feedback?cursor=not-a-cursor", "cursor"),
         ("/ui/feedback?cursor=WyJ4IiwxXQ", "cursor"),
+        ("/ui/feedback?cursor=Wy02MjEzNTU5NjgwMDAwMDAwMSwieCJd", "cursor"),  # before year 1
+        ("/ui/feedback?cursor=WzAsImFcdTAwMDBiIl0", "cursor"),  # a NUL in its id
     ],
 )
 def test_bad_parameters_name_the_field(seeded: TestClient, path: str, field: str) -> None:

@@ -17,6 +17,7 @@ import orjson
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
+from ai_feedback._validation import json_loads
 from ai_feedback.server._state import running
 from ai_feedback.server.errors import ApiError
 
@@ -63,7 +64,7 @@ async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
         raise ApiError(400, "bad_request", "The client went away mid-body.") from None
     body = b"".join(chunks)
     try:
-        return orjson.loads(body)
+        return json_loads(body)
     except orjson.JSONDecodeError as exc:
         what = "is empty" if not body else f"is not valid JSON ({exc})"
         raise ApiError(400, "bad_json", f"The body {what}.") from None

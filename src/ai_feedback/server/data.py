@@ -20,7 +20,7 @@ from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.export import ExportOptions, export_chunks
 from ai_feedback.export._sinks import encoder
 from ai_feedback.server.auth import Principal, require
-from ai_feedback.server.errors import JSONBody
+from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import ReceiptOut, errors
 from ai_feedback.server.service import service
 
@@ -74,7 +74,10 @@ async def export_route(
         owner_id=principal.project, session_id=session_id, model=model, since=since, until=until
     )
     options = ExportOptions(kind, flavor, style, min_rating, max_rating, where)
-    encoder(options, format)  # refuses csv for anything but labels, before streaming
+    try:
+        encoder(options, format)  # refuses csv for anything but labels, before streaming
+    except FeedbackValidationError as exc:
+        raise exc.renamed("format") if exc.field == "file_format" else exc from None
     chunks = export_chunks(service(request).store, options, format)
     filename = f"feedback-{kind}.{_SUFFIX[format]}"
     return StreamingResponse(
@@ -84,11 +87,14 @@ async def export_route(
     )
 
 
+_DELETE_FILTERS = ("id", "trace_id", "session_id", "owner_id")
+
+
 @router.delete(
     "/feedback",
     response_model=ReceiptOut,
     responses=errors(401, 403, 422, 503),
-    summary="Delete the project's feedback by id, trace or session",
+    summary="Delete the project's feedback by id, trace, session or owner",
 )
 async def delete_route(
     request: Request,
@@ -97,17 +103,30 @@ async def delete_route(
     id: _Text = None,  # noqa: A002 - the item's field name
     trace_id: _Text = None,
     session_id: _Text = None,
+    owner_id: _Text = None,
 ) -> JSONBody:
     """
     Delete the project's items matching every given field; answer the receipt.
 
-    At least one of ``id``, ``trace_id`` and ``session_id`` is required. Afterwards no
-    read, statistic or export returns the items.
+    At least one filter is required; ``owner_id`` is the project itself (every item a key
+    writes belongs to its project), so ``owner_id`` alone deletes all of the project's
+    feedback. An unknown query parameter is refused, so that a misspelt filter never
+    widens a deletion. Afterwards no read, statistic or export returns the items.
     """
-    if id is None and trace_id is None and session_id is None:
-        raise FeedbackValidationError("id", "or trace_id or session_id is required")
-    where = FeedbackFilter(
-        item_id=id, trace_id=trace_id, session_id=session_id, owner_id=principal.project
-    )
+    for name in request.query_params:
+        if name not in _DELETE_FILTERS:
+            rule = f"is not a filter of this deletion (known: {', '.join(_DELETE_FILTERS)})"
+            raise FeedbackValidationError(name, rule)
+    if id is None and trace_id is None and session_id is None and owner_id is None:
+        raise FeedbackValidationError("id", "or trace_id, session_id or owner_id is required")
+    if owner_id is not None and owner_id != principal.project:
+        msg = f"A key deletes its own project's feedback only (owner_id {principal.project!r})."
+        raise ApiError(403, "forbidden", msg)
+    try:
+        where = FeedbackFilter(
+            item_id=id, trace_id=trace_id, session_id=session_id, owner_id=principal.project
+        )
+    except FeedbackValidationError as exc:
+        raise exc.renamed("id") if exc.field == "item_id" else exc from None
     receipt = await service(request).collector.delete(where)
     return JSONBody(receipt.to_dict())

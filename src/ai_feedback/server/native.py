@@ -16,8 +16,8 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import ValidationError
 
-from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem
-from ai_feedback._validation import MAX_WINDOW_HOURS
+from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem, check_cursor
+from ai_feedback._validation import MAX_WINDOW_HOURS, check_id, check_optional_id
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, authorize, require
 from ai_feedback.server.body import read_json
@@ -83,9 +83,13 @@ def decode_cursor(cursor: str) -> Cursor:
     except (ValueError, TypeError, OverflowError, OSError):
         msg = "is not a cursor this service returned"
         raise FeedbackValidationError("cursor", msg, cursor) from None
-    if not isinstance(item_id, str):
-        raise FeedbackValidationError("cursor", "is not a cursor this service returned", cursor)
-    return moment, item_id
+    try:
+        checked = check_cursor((moment, item_id))
+    except FeedbackValidationError:
+        msg = "is not a cursor this service returned"
+        raise FeedbackValidationError("cursor", msg, cursor) from None
+    assert checked is not None  # noqa: S101 - a pair was given
+    return checked
 
 
 async def submit(request: Request) -> JSONBody:
@@ -112,11 +116,10 @@ async def submit_batch(request: Request) -> JSONBody:
         msg = f"must hold at most {limit} items (server.batch_max_items)"
         raise FeedbackValidationError("items", msg, len(items))
     bound: list[dict[str, Any] | FeedbackValidationError] = []
-    for index, payload in enumerate(items):
+    for payload in items:
         try:
             bound.append(bind_owner(payload, principal))
-        except FeedbackValidationError as exc:
-            exc.field = f"items[{index}].{exc.field}"
+        except FeedbackValidationError as exc:  # named as in the item, as the other errors
             bound.append(exc)
     valid = [p for p in bound if isinstance(p, dict)]
     outcomes = iter(await service(request).collector.submit_payloads(valid))
@@ -253,7 +256,10 @@ async def mint_token(
     if wanted.expires_in > settings.token_max_seconds:
         msg = f"must be at most {settings.token_max_seconds:g} seconds (server.token_max_seconds)"
         raise FeedbackValidationError("expires_in", msg, wanted.expires_in)
-    FeedbackFilter(trace_id=wanted.trace_id, session_id=wanted.session_id)  # the id rules
+    # The rules the token's submissions will meet, so that no token is minted unusable.
+    check_id("trace_id", wanted.trace_id)
+    check_optional_id("session_id", wanted.session_id)
+    check_optional_id("feedback_key", wanted.feedback_key)
     claims = TokenClaims(
         project=principal.project,
         trace_id=wanted.trace_id,

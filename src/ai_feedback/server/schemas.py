@@ -213,7 +213,7 @@ class TokenIn(BaseModel):
     session_id: str | None = _Id
     feedback_key: str | None = _Id
     type: Literal["rating", "text", "correction", "label"] | None = None
-    expires_in: float = Field(default=3600.0, gt=0, description="Seconds.")
+    expires_in: float = Field(default=3600.0, gt=0, strict=True, description="Seconds.")
 
 
 class TokenOut(BaseModel):

@@ -114,9 +114,9 @@ def _within_token(payload: dict[str, Any], context: dict[str, Any], claims: Toke
     kind = payload.get("type", "rating")
     if claims.feedback_type is not None and kind != claims.feedback_type:
         _outside(f"allows {claims.feedback_type} feedback only")
-    trace = (payload.get("trace_id") if kind == "rating" else None) or context.get("trace_id")
-    if trace is not None and trace != claims.trace_id:
-        _outside(f"is for trace {claims.trace_id!r}")
+    for trace in (payload.get("trace_id") if kind == "rating" else None, context.get("trace_id")):
+        if trace is not None and trace != claims.trace_id:
+            _outside(f"is for trace {claims.trace_id!r}")
     if kind == "rating":
         payload["trace_id"] = claims.trace_id
     context["trace_id"] = claims.trace_id
