@@ -59,10 +59,11 @@ async def chat(request: Request) -> JSONResponse:
 async def stats(request: Request) -> JSONResponse:
     """Expose statistics and the latest items for the test."""
     collector: FeedbackCollector = request.state.feedback
+    figures = await collector.get_feedback_stats()  # writes what was accepted first
     latest = await collector.store.find_by_type(FeedbackType.RATING, limit=10)
     return JSONResponse(
         {
-            "stats": await collector.get_feedback_stats(),
+            "stats": figures,
             "ratings": [item.to_dict() for item in latest],
             "failures": len(collector.failures),
         }
