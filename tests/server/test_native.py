@@ -418,6 +418,11 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     assert (
         'ai_feedback_http_requests_total{method="POST",route="/v1/feedback",status="202"}' in text
     )
+    for number in range(50):  # invented methods share one series
+        client.request(f"M{number:03d}", "/healthz")
+    text = client.get("/metrics").text
+    assert "M001" not in text
+    assert 'method="other",route="/healthz"' in text
 
 
 def test_no_keys_means_no_start_unless_insecure(tmp_path: Path) -> None:

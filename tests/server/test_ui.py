@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
 from ai_feedback.server.ui import login
-from tests.server.conftest import SECRETS, TOKEN_SECRET, key, server_config
+from tests.server.conftest import SECRETS, TOKEN_SECRET, LiveServer, key, server_config
 from tests.server.dashboard_data import flatten, payloads, seed
 
 _STAT = re.compile(r'<data data-stat="([^"]+)" value="([^"]*)">')
@@ -116,9 +117,46 @@ def test_forms_from_another_origin_are_refused(seeded: TestClient) -> None:
 
 
 def test_an_oversized_login_form_is_refused(seeded: TestClient) -> None:
-    """A login body past 4 KiB is 413 with the form."""
+    """A login body past 4 KiB is 413 with the form, from its Content-Length or its bytes."""
     response = seeded.post("/ui/login", data={"key": "x" * 5000})
     assert response.status_code == 413
+    assert response.headers["connection"] == "close"  # the rest of the body is not read
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while reading
+        yield b"key="
+        for _ in range(100):
+            yield b"x" * 1000
+
+    streamed = seeded.post(
+        "/ui/login",
+        content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 413
+    assert "The form is too large." in streamed.text
+
+
+def test_a_login_form_that_trickles_is_408(tmp_path: Path) -> None:
+    """The login form meets the body timeout as every body does: a trickle is 408."""
+    config = server_config(tmp_path, body_timeout_seconds=1)
+    with LiveServer(create_app(config)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            head = (
+                "POST /ui/login HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+            )
+            conn.sendall(head.encode() + b"key=")
+            started = time.monotonic()
+            received = b""
+            while b"</html>" not in received:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                received += chunk
+            assert time.monotonic() - started < 5
+        assert received.startswith(b"HTTP/1.1 408")
+        assert b"The form did not arrive." in received
 
 
 @pytest.mark.parametrize(

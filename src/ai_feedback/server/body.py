@@ -21,7 +21,7 @@ from ai_feedback._validation import json_loads
 from ai_feedback.server._state import running
 from ai_feedback.server.errors import ApiError
 
-__all__ = ["read_json"]
+__all__ = ["read_body", "read_json"]
 
 
 async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
@@ -31,13 +31,28 @@ async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
     Raises:
         ApiError: 415, 413, 408 or 400 as described in the module.
     """
-    settings = running(request).settings
     content_type = request.headers.get("content-type", "")
     media = content_type.partition(";")[0].strip().lower()
     if media != "application/json" and not media.endswith("+json"):
         msg = f"The body must be JSON (Content-Type: application/json), not {media or 'none'!r}."
         raise ApiError(415, "unsupported_media_type", msg)
-    limit = settings.max_body_bytes
+    body = await read_body(request)
+    try:
+        return json_loads(body)
+    except orjson.JSONDecodeError as exc:
+        what = "is empty" if not body else f"is not valid JSON ({exc})"
+        raise ApiError(400, "bad_json", f"The body {what}.") from None
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """
+    Return the request's body, within ``limit`` bytes (at most ``max_body_bytes``) and time.
+
+    Raises:
+        ApiError: 413, 408 or 400 (the client went away) as described in the module.
+    """
+    settings = running(request).settings
+    limit = settings.max_body_bytes if limit is None else min(limit, settings.max_body_bytes)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -62,12 +77,7 @@ async def read_json(request: Request) -> Any:  # noqa: ANN401 - any JSON value
         raise ApiError(408, "timeout", msg, headers={"Connection": "close"}) from None
     except ClientDisconnect:
         raise ApiError(400, "bad_request", "The client went away mid-body.") from None
-    body = b"".join(chunks)
-    try:
-        return json_loads(body)
-    except orjson.JSONDecodeError as exc:
-        what = "is empty" if not body else f"is not valid JSON ({exc})"
-        raise ApiError(400, "bad_json", f"The body {what}.") from None
+    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> ApiError:

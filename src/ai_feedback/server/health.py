@@ -93,9 +93,10 @@ class Metrics:
                 await app(scope, receive, send_status)
             finally:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                self._series(route, scope["method"], status[0]).record(
-                    time.perf_counter() - started
-                )
+                method = scope["method"]
+                if method not in _METHODS:  # any client can invent methods: one series for all
+                    method = "other"
+                self._series(route, method, status[0]).record(time.perf_counter() - started)
 
         return count
 
@@ -108,6 +109,9 @@ class Metrics:
             )
             self._cache[key] = series
         return series
+
+
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 class _Series:

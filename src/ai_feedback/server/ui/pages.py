@@ -31,6 +31,7 @@ from ai_feedback._models import FeedbackItem, FeedbackType
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.export._mapping import captured_input, captured_output
 from ai_feedback.server.auth import Principal
+from ai_feedback.server.body import read_body
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.native import encode_cursor
 from ai_feedback.server.service import service
@@ -229,9 +230,13 @@ async def login(request: Request) -> Response:
     """
     if from_other_origin(request):
         return _login_page(request, error="This form was sent from another site.", status=403)
-    body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        return _login_page(request, error="The form is too large.", status=413)
+    try:  # bounded in size and time as every body is
+        body = await read_body(request, _MAX_FORM_BYTES)
+    except ApiError as exc:
+        why = "The form is too large." if exc.status == 413 else "The form did not arrive."  # noqa: PLR2004
+        refused = _login_page(request, error=why, status=exc.status)
+        refused.headers.update(exc.headers)
+        return refused
     secret = parse_qs(body.decode("utf-8", "replace")).get("key", [""])[0].strip()
     if not secret:
         return _login_page(request, error="Enter an API key.", status=401)
