@@ -268,6 +268,10 @@ def test_a_batch_reports_each_item(client: TestClient) -> None:
         )
         == 1
     )
+    extra = client.post(
+        "/v1/feedback/batch", json={"items": [RATING], "extra": 1}, headers=key("a-all")
+    )
+    assert (extra.status_code, extra.json()["field"]) == (422, "extra")
     bad_batches: list[Any] = [{"items": []}, {"items": "x"}, [], {"items": [RATING] * 1001}]
     for bad in bad_batches:
         assert client.post("/v1/feedback/batch", json=bad, headers=key("a-all")).status_code == 422

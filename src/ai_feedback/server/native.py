@@ -109,6 +109,9 @@ async def submit_batch(request: Request) -> JSONBody:
     principal = authorize(request, "ingest")
     body = await read_json(request)
     items = body.get("items") if isinstance(body, dict) else None
+    for name in body if isinstance(body, dict) else ():
+        if name != "items":
+            raise FeedbackValidationError(str(name), "is not a field of a batch (known: items)")
     if not isinstance(items, list) or not items:
         raise FeedbackValidationError("items", "must be a non-empty list of feedback objects")
     limit = service(request).settings.batch_max_items
