@@ -12,8 +12,10 @@ from ai_feedback import (
     Err,
     FeedbackCollector,
     FeedbackConfig,
+    FeedbackConflictError,
     FeedbackItem,
     FeedbackProtocol,
+    FeedbackRejectedError,
     FeedbackStorageError,
     FeedbackSummary,
     FeedbackTooLargeError,
@@ -21,6 +23,7 @@ from ai_feedback import (
     FeedbackValidationError,
     MemoryFeedbackStore,
     Ok,
+    RejectFeedback,
     Result,
 )
 from ai_feedback.events import FeedbackStored, FeedbackSubmitted
@@ -397,6 +400,33 @@ async def test_submit_payloads_reports_each_payload(async_processing: bool) -> N
     with pytest.raises(FeedbackValidationError, match="'payloads'"):
         await collector.submit_payloads("not a list")  # type: ignore[arg-type]
     await collector.aclose()
+
+
+async def test_submit_payloads_without_async_processing_reports_store_errors_per_item() -> None:
+    """Stored one by one, a conflict or a rejection refuses its payload only."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+
+    def no_fives(item: FeedbackItem) -> FeedbackItem:
+        if item.value == 5:
+            raise RejectFeedback("no fives")
+        return item
+
+    collector.pipeline.add_step(no_fives)
+    await collector.submit_payload({"score": 1, "id": "known"})
+    results = await collector.submit_payloads(
+        [
+            {"score": 2, "id": "a"},
+            {"score": 3, "id": "known"},
+            {"score": 5},
+            {"score": 4, "id": "b"},
+        ]
+    )
+    assert results[0] == "a"
+    assert isinstance(results[1], FeedbackConflictError)
+    assert isinstance(results[2], FeedbackRejectedError)
+    assert results[3] == "b"
+    assert sorted(i.id for i in await store.query()) == ["a", "b", "known"]
 
 
 @pytest.mark.parametrize("async_processing", [True, False])

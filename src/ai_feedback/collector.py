@@ -379,36 +379,41 @@ class FeedbackCollector:
 
     async def submit_payloads(
         self, payloads: Sequence[Mapping[str, Any]]
-    ) -> list[str | FeedbackValidationError]:
+    ) -> list[str | FeedbackError]:
         """
         Record a batch of payloads as `submit_payload` does; return one result per payload.
 
-        Each result is the new item's id, or the `FeedbackValidationError` that refused
-        that payload (the others are still recorded). The accepted ones are appended to
-        the spool together, so a durable batch shares its fsyncs.
+        Each result is the new item's id, or the error that refused that payload (the
+        others are still recorded): a `FeedbackValidationError`, or without async
+        processing also what processing or storing that item raised (a rejection, a
+        conflict with a stored item, the store being down). The accepted ones are
+        appended to the spool together, so a durable batch shares its fsyncs.
 
         Raises:
             FeedbackValidationError: ``payloads`` is not a list.
         """
         if isinstance(payloads, str | bytes) or not isinstance(payloads, Sequence):
             raise FeedbackValidationError("payloads", "must be a list of objects", payloads)
-        results: list[str | FeedbackValidationError] = []
-        accepted: list[tuple[FeedbackItem, str, Any]] = []
+        results: list[str | FeedbackError] = []
+        accepted: list[tuple[int, FeedbackItem, str, Any]] = []
         for payload in payloads:
             try:
                 item, key = self._build(*_parse_payload(payload))
             except FeedbackValidationError as exc:
                 results.append(exc)
                 continue
+            accepted.append((len(results), item, key, payload))
             results.append(item.id)
-            accepted.append((item, key, payload))
         if self._writer is None or not self._config.enabled:
-            for item, key, payload in accepted:
-                await self._accept(item, key, payload)
+            for index, item, key, payload in accepted:
+                try:
+                    await self._accept(item, key, payload)
+                except FeedbackError as exc:  # this item only: the others are still recorded
+                    results[index] = exc
             return results
         entries = []
         announce = self.events.has_subscribers(FeedbackSubmitted)
-        for item, key, payload in accepted:
+        for _, item, key, payload in accepted:
             joined = self._join_capture(item)
             raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
             if announce:

@@ -225,6 +225,27 @@ def test_stats_match_the_library(client: TestClient) -> None:
     assert bad.json()["field"] == "window_hours"
 
 
+def test_a_batch_without_async_processing_reports_a_conflict_and_stores_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Stored before answering, a batch still answers each item: one conflict loses nothing."""
+    config = server_config(tmp_path, top={"async_processing": False})
+    with TestClient(create_app(config)) as sync_client:
+        first = sync_client.post(
+            "/v1/feedback", json={"id": "c-1", "score": 1}, headers=key("a-all")
+        )
+        assert first.status_code == 202
+        items = [{"id": "c-2", "score": 1}, {"id": "c-1", "score": 3}, {"id": "c-3", "score": 1}]
+        batch = sync_client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+        assert batch.status_code == 207, batch.text
+        results = batch.json()["results"]
+        assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
+        assert (results[1]["error"]["error"], results[1]["error"]["ids"]) == ("conflict", ["c-1"])
+        for item_id, score in (("c-1", 1), ("c-2", 1), ("c-3", 1)):
+            stored = sync_client.get(f"/v1/feedback/{item_id}", headers=key("a-all"))
+            assert (stored.status_code, stored.json()["value"]) == (200, score)
+
+
 def test_json_integers_beyond_64_bits_are_refused_not_rounded(client: TestClient) -> None:
     """A huge integer is refused naming its field, not stored as a float; labels say input."""
     for body, status, field in (

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ai_feedback._models import Cursor, FeedbackFilter, FeedbackItem, check_cursor
 from ai_feedback._validation import MAX_WINDOW_HOURS, check_id, check_optional_id
+from ai_feedback.asgi import _error_body
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.server.auth import Principal, authorize, require
 from ai_feedback.server.body import read_json
@@ -132,12 +133,7 @@ async def submit_batch(request: Request) -> JSONBody:
         if isinstance(outcome, str):
             results.append({"index": index, "status": "accepted", "id": outcome})
         else:
-            error = {
-                "error": "invalid",
-                "message": str(outcome),
-                "field": outcome.field,
-                "rule": outcome.rule,
-            }
+            error = _error_body(outcome)[1]  # invalid, too_large, conflict, rejected, ...
             results.append({"index": index, "status": "rejected", "error": error})
     accepted = sum(r["status"] == "accepted" for r in results)
     body_out = {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
