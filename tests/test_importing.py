@@ -393,3 +393,23 @@ async def test_bad_mlflow_records_name_the_field(
     assert (summary.imported, summary.invalid) == (0, 1)
     assert [(p.line, p.field) for p in summary.problems] == [(1, field)]
     assert await store.query() == []
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ({"traceId": "t", "dataType": "NUMERIC", "value": True, "comment": "\u0000"}, "comment"),
+        ({"traceId": "t" * 300, "dataType": "NUMERIC", "value": 1}, "traceId"),
+        ({"traceId": "t", "dataType": "BOOLEAN", "value": 7}, "value"),
+        ({"run_id": "r", "key": "k", "score": 2.0**60}, "score"),
+        ({"run_id": "r", "key": "k", "value": "a\u0000"}, "value"),
+        ({"run_id": 12345, "key": "k", "score": 1}, "run_id"),
+        ({"run_id": "r", "key": "k", "correction": "a\u0000"}, "correction"),
+    ],
+)
+async def test_peer_records_are_reported_in_their_own_field_names(
+    tmp_path: Path, record: dict[str, Any], field: str
+) -> None:
+    """A bad Langfuse or LangSmith record names the field of the export, not of the item."""
+    summary = await import_file(MemoryFeedbackStore(), _write_lines(tmp_path / "x.jsonl", [record]))
+    assert [(p.line, p.field) for p in summary.problems] == [(1, field)]

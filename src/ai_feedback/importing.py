@@ -33,7 +33,9 @@ from ai_feedback.exceptions import (
 )
 from ai_feedback.peers import (
     content_id,
+    langfuse_error,
     langfuse_score_payload,
+    langsmith_error,
     langsmith_feedback_payload,
     mlflow_assessment_payload,
     mlflow_error,
@@ -269,8 +271,16 @@ def _parsed(
     if shape == "langfuse":
         if record.get("dataType") == "CATEGORICAL" and record.get("stringValue") is not None:
             record = {**record, "value": record["stringValue"]}  # exports put it there
-        return [_Record(line, shape, build(langfuse_score_payload(record)), record)]
-    return [_Record(line, shape, build(langsmith_feedback_payload(record)), record)]
+        payload = langfuse_score_payload(record)
+        try:
+            return [_Record(line, shape, build(payload), record)]
+        except FeedbackValidationError as exc:
+            raise langfuse_error(exc) from None
+    payload = langsmith_feedback_payload(record)
+    try:
+        return [_Record(line, shape, build(payload), record)]
+    except FeedbackValidationError as exc:
+        raise langsmith_error(exc, record) from None
 
 
 def _shape(record: Mapping[str, Any]) -> str:

@@ -6,12 +6,12 @@ these mappings, so an item recorded through an SDK and one imported from that to
 export are the same.
 
 `langfuse_score_payload` maps one score: NUMERIC -> rating, BOOLEAN -> rating (0 or 1,
-with ``metadata.scale`` ``"thumbs"``), CATEGORICAL -> label, TEXT -> text, CORRECTION ->
-correction (Langfuse sends only the corrected text, so ``original`` is empty). The
-score's id becomes the item's id (a resent score is stored once); ``traceId``,
-``sessionId``, ``observationId`` go to the context; ``name``, ``environment``,
-``configId`` and the score's own metadata to the metadata; ``comment`` to
-``context.comment``; ``timestamp`` to ``created_at``.
+or true or false, and nothing else; with ``metadata.scale`` ``"thumbs"``), CATEGORICAL ->
+label, TEXT -> text, CORRECTION -> correction (Langfuse sends only the corrected text,
+so ``original`` is empty). The score's id becomes the item's id (a resent score is
+stored once); ``traceId``, ``sessionId``, ``observationId`` go to the context; ``name``,
+``environment``, ``configId`` and the score's own metadata to the metadata; ``comment``
+to ``context.comment``; ``timestamp`` to ``created_at``.
 
 `langsmith_feedback_payload` maps a LangSmith feedback: a ``score`` makes a rating
 (``True`` is 1, with ``metadata.scale`` ``"thumbs"``), else a ``correction`` a correction
@@ -19,7 +19,11 @@ score's id becomes the item's id (a resent score is stored once); ``traceId``,
 number value: a rating), else a ``comment`` a text. ``key`` goes to ``metadata.key``,
 ``comment`` to ``context.comment``, ``session_id`` to the context, LangSmith's own
 ``trace_id`` and ``feedback_source`` to the metadata; the feedback's id becomes the
-item's id.
+item's id. Its ids, ``created_at``, ``key`` and ``comment`` must be strings when given.
+
+`langfuse_error`, `langsmith_error` and `mlflow_error` rename the fields of an error
+raised for a mapped payload (the item's ``score``, ``context.trace_id``, ...) to the
+peer's (``value``, ``run_id``, ...), so that callers read the names they sent.
 
 `mlflow_assessment_payload` maps an MLflow assessment (``log_feedback``,
 ``log_expectation``): a feedback value that is a number makes a rating (``True`` is 1,
@@ -40,16 +44,18 @@ resent assessment is stored once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 import orjson
 
-from ai_feedback.exceptions import FeedbackTooLargeError, FeedbackValidationError
+from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
     "content_id",
+    "langfuse_error",
     "langfuse_score_payload",
+    "langsmith_error",
     "langsmith_feedback_payload",
     "mlflow_assessment_payload",
     "mlflow_error",
@@ -102,7 +108,11 @@ def _langfuse_kind(data_type: object, value: object) -> dict[str, Any]:
     if data_type is None:
         numeric = isinstance(value, int | float) and not isinstance(value, bool)
         data_type = "NUMERIC" if numeric else "CATEGORICAL"
-    if data_type in ("NUMERIC", "BOOLEAN"):
+    if data_type == "BOOLEAN":
+        if isinstance(value, int | float) and value in (0, 1):  # True and False included
+            return {"type": "rating", "score": int(value)}
+        raise FeedbackValidationError("value", "must be 0 or 1 (or true or false)", value)
+    if data_type == "NUMERIC":
         return {"type": "rating", "score": int(value) if isinstance(value, bool) else value}
     if data_type == "CATEGORICAL":
         return {"type": "label", "label": _text("value", value), "input": None}
@@ -122,28 +132,55 @@ def _text(field: str, value: object) -> str:
     raise FeedbackValidationError(field, "must be a string or a number", value)
 
 
+_LANGFUSE_NAMES = (
+    *((f"context.{ours}", theirs) for ours, theirs in _CONTEXT_KEYS),
+    ("context.comment", "comment"),
+    *((f"metadata.{ours}", theirs) for ours, theirs in _METADATA_KEYS),
+    ("context", "score"),
+    ("metadata", "score"),
+    ("created_at", "timestamp"),
+    *((ours, "value") for ours in ("score", "label", "input", "text", "corrected")),
+)
+_LANGSMITH_STRINGS = ("run_id", "session_id", "id", "created_at", "key", "comment")
+_LANGSMITH_METADATA = ("trace_id", "feedback_source", "feedback_config", "metadata")
+
+
+def langfuse_error(exc: FeedbackValidationError) -> FeedbackValidationError:
+    """
+    Return ``exc`` (raised for a mapped score) naming the Langfuse field at fault.
+
+    The score's value is ``value`` whatever the item's type; ``context`` or
+    ``metadata`` as a whole (too large) is the ``score``.
+    """
+    return _renamed(exc, _LANGFUSE_NAMES)
+
+
 def langsmith_feedback_payload(body: object) -> dict[str, Any]:
     """
     Return the `submit_payload` body for one LangSmith feedback.
 
     Raises:
-        FeedbackValidationError: The body is not an object, or carries nothing to record.
+        FeedbackValidationError: The body is not an object, has an id, key or comment
+            that is not a string, or carries nothing to record.
     """
     if not isinstance(body, Mapping):
         raise FeedbackValidationError("feedback", "must be a JSON object", body)
+    for field in _LANGSMITH_STRINGS:  # str() would turn 12345 or {"a": 1} into an id
+        if body.get(field) is not None and not isinstance(body[field], str):
+            raise FeedbackValidationError(field, "must be a string", body[field])
     context = {
-        ours: str(body[theirs])
+        ours: body[theirs]
         for ours, theirs in (("trace_id", "run_id"), ("session_id", "session_id"))
         if body.get(theirs) is not None
     }
     metadata: dict[str, Any] = {"source": "langsmith"}
     if body.get("key") is not None:
         metadata["key"] = body["key"]
-    for field in ("trace_id", "feedback_source", "feedback_config", "metadata"):
+    for field in _LANGSMITH_METADATA:
         if body.get(field) is not None:
             metadata[f"langsmith_{field}"] = body[field]
     payload: dict[str, Any] = {"context": context, "metadata": metadata}
-    payload |= {field: str(body[field]) for field in ("id", "created_at") if body.get(field)}
+    payload |= {field: body[field] for field in ("id", "created_at") if body.get(field)}
     kind = _langsmith_kind(body, metadata.get("key"))
     if isinstance(body.get("score", body.get("value")), bool):
         metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
@@ -176,9 +213,54 @@ def _langsmith_kind(body: Mapping[str, Any], key: object) -> dict[str, Any]:
 def _corrected(correction: object) -> str:
     if isinstance(correction, str):
         return correction
-    if isinstance(correction, Mapping) and isinstance(correction.get("output"), str):
+    if _has_output(correction):
         return str(correction["output"])
     return orjson.dumps(correction).decode()
+
+
+def _has_output(correction: object) -> TypeGuard[Mapping[str, Any]]:
+    return isinstance(correction, Mapping) and isinstance(correction.get("output"), str)
+
+
+def langsmith_error(exc: FeedbackValidationError, feedback: object) -> FeedbackValidationError:
+    """
+    Return ``exc`` (raised for the mapped ``feedback``) naming the LangSmith field at fault.
+
+    ``context`` or ``metadata`` as a whole (too large) is the ``feedback``.
+    """
+    body = feedback if isinstance(feedback, Mapping) else {}
+    correction = body.get("correction")
+    names = (
+        ("context.trace_id", "run_id"),
+        ("trace_id", "run_id"),
+        ("context.session_id", "session_id"),
+        ("context.comment", "comment"),
+        ("metadata.key", "key"),
+        *((f"metadata.langsmith_{field}", field) for field in _LANGSMITH_METADATA),
+        ("context", "feedback"),
+        ("metadata", "feedback"),
+        ("score", "score" if body.get("score") is not None else "value"),
+        ("corrected", "correction.output" if _has_output(correction) else "correction"),
+        ("text", "comment"),
+        *((ours, "value") for ours in ("label", "input")),
+    )
+    return _renamed(exc, names)
+
+
+def _renamed(
+    exc: FeedbackValidationError, names: Iterable[tuple[str, str]]
+) -> FeedbackValidationError:
+    """
+    Return ``exc`` naming the peer's field instead of the item's.
+
+    The first of ``names`` (ours, theirs) that is the field or holds it (``ours.key``,
+    ``ours[0]``) is replaced; a field named by none is kept.
+    """
+    field = exc.field
+    for ours, theirs in names:
+        if field == ours or field.startswith((f"{ours}.", f"{ours}[")):
+            return exc.renamed(theirs + field[len(ours) :])
+    return exc
 
 
 _CONTENT_IDS = uuid.UUID("6f3c0c1e-55b1-4c8e-9a8f-2f9a3f1d7b21")
@@ -336,16 +418,10 @@ def mlflow_error(
         ("metadata", "assessment"),
         ("created_at", "assessment.create_time"),
         ("id", "assessment.assessment_id"),
-        *((ours, value) for ours in ("score", "label", "input_data", "corrected")),
+        *((ours, value) for ours in ("score", "label", "input", "corrected")),
     )
-    field = exc.field
-    for ours, theirs in names:
-        if field == ours or field.startswith(ours + "."):
-            field = theirs + field[len(ours) :]
-            break
+    field = _renamed(exc, names).field
     if field == "assessment" or field.startswith(("assessment.", "assessment[")):
         rest = field[len("assessment") :]
         field = prefix + rest if prefix else rest.removeprefix(".") or "record"
-    if isinstance(exc, FeedbackTooLargeError):
-        return FeedbackTooLargeError(field, size=exc.size, limit=exc.limit)
-    return FeedbackValidationError(field, exc.rule, exc.value)
+    return exc.renamed(field)

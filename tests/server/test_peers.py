@@ -5,6 +5,7 @@ Unmodified Langfuse, LangSmith and MLflow SDKs send feedback to a real server; /
 from __future__ import annotations
 
 import json
+import time
 import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.peers import langfuse_score_payload as score_payload
 from ai_feedback.peers import langsmith_feedback_payload as feedback_payload
 from ai_feedback.peers import mlflow_assessment_payload as assessment_payload
+from ai_feedback.peers import mlflow_error
 from tests.server.conftest import SECRETS, key
 
 
@@ -526,3 +528,224 @@ def test_mlflow_mapping(assessment: dict[str, Any], expected: dict[str, Any]) ->
     """Each MLflow assessment shape maps to the documented item type and value."""
     payload = assessment_payload(assessment, trace_id="tr")
     assert {k: payload[k] for k in expected} == expected
+
+
+def _mint(live: str, name: str = "a-ingest", **body: Any) -> httpx.Response:
+    return httpx.post(f"{live}/feedback/tokens", json=body, headers=key(name))
+
+
+def test_langsmith_presigned_token_id_is_not_taken_over(live: str) -> None:
+    """Minting under a live token's id answers it when it is the same token, else 409 'id'."""
+    token_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    first = _mint(live, id=token_id, run_id=run_id, feedback_key="thumbs")
+    assert first.status_code == 200, first.text
+    for name, run, feedback_key in (
+        ("b-all", run_id, "thumbs"),
+        ("b-all", "run-b", "thumbs"),
+        ("a-ingest", "run-other", "thumbs"),
+        ("a-ingest", run_id, "other"),
+    ):
+        taken = _mint(live, name, id=token_id, run_id=run, feedback_key=feedback_key)
+        assert taken.status_code == 409, taken.text
+        assert (taken.json()["error"], taken.json()["field"]) == ("conflict", "id")
+        assert taken.json()["ids"] == [token_id]
+    again = _mint(live, "a-all", id=token_id, run_id=run_id, feedback_key="thumbs", expires_in={})
+    assert (again.status_code, again.json()) == (200, first.json())
+    used = httpx.post(first.json()["url"], json={"score": 1})
+    assert used.status_code == 200, used.text
+    [item] = _items(live, trace_id=run_id)
+    assert (item["context"]["owner_id"], item["metadata"]["key"]) == ("proj-a", "thumbs")
+    seen_by_b = httpx.get(f"{live}/v1/feedback", headers=key("b-all")).json()["items"]
+    assert seen_by_b == []
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"not json", "application/json"),
+        (b'{"score": 1}', "text/plain"),
+        (b"[1]", "application/json"),
+        (b'{"score": "x"}', "application/json"),
+    ],
+)
+def test_langsmith_unknown_presigned_token_is_401_before_the_body(
+    live: str, content: bytes, content_type: str
+) -> None:
+    """An unknown token answers 401 with a challenge, whatever the body or the query holds."""
+    url = f"{live}/feedback/tokens/{uuid.uuid4()}"
+    posted = httpx.post(url, content=content, headers={"content-type": content_type})
+    got = httpx.get(url, params={"score": "not a number"})
+    for answer in (posted, got):
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["error"] == "unauthorized"
+        assert "WWW-Authenticate" in answer.headers
+
+
+def test_langsmith_expired_presigned_token_is_401_before_the_body(live: str) -> None:
+    """An expired token answers 401 before its body is read."""
+    minted = _mint(live, run_id="r", feedback_key="k", expires_in={"seconds": 0.2})
+    assert minted.status_code == 200, minted.text
+    time.sleep(0.3)
+    answer = httpx.post(minted.json()["url"], content=b"not json")
+    assert (answer.status_code, answer.json()["message"]) == (
+        401,
+        "Not authorized: the presigned token has expired.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"id": "nope"}, 422, "id"),
+        ({"run_id": None}, 422, "run_id"),
+        ({"run_id": "r" * 300}, 413, "run_id"),
+        ({"run_id": 5}, 422, "run_id"),
+        ({"feedback_key": "a\u0000b"}, 422, "feedback_key"),
+        ({"feedback_key": " "}, 422, "feedback_key"),
+        ({"expires_at": "2099-01-01T00:00:00Z"}, 422, "expires_at"),
+        ({"expires_at": "2000-01-01T00:00:00Z"}, 422, "expires_at"),
+        ({"expires_at": "soon"}, 422, "expires_at"),
+        ({"expires_at": 5}, 422, "expires_at"),
+        ({"expires_in": {"hours": True}}, 422, "expires_in"),
+        ({"expires_in": {"hours": "1"}}, 422, "expires_in"),
+        ({"expires_in": {"days": 10**12}}, 422, "expires_in"),
+        ({"expires_in": {"days": 100}}, 422, "expires_in"),
+        ({"expires_in": 3600}, 422, "expires_in"),
+    ],
+)
+def test_langsmith_presigned_mint_names_the_field(
+    live: str, body: dict[str, Any], status: int, field: str
+) -> None:
+    """A mint with a bad id, run, feedback key or expiry is refused naming that field."""
+    answer = _mint(live, **{"run_id": "r", "feedback_key": "k", **body})
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field, answer.text
+
+
+@pytest.mark.parametrize(
+    ("feedback", "status", "field"),
+    [
+        ({"run_id": {"a": 1}, "score": 1}, 422, "run_id"),
+        ({"run_id": 12345, "score": 1}, 422, "run_id"),
+        ({"run_id": "", "score": 1}, 422, "run_id"),
+        ({"run_id": "r" * 300, "score": 1}, 413, "run_id"),
+        ({"session_id": True, "score": 1}, 422, "session_id"),
+        ({"session_id": "s\u0000", "score": 1}, 422, "session_id"),
+        ({"id": 7, "score": 1}, 422, "id"),
+        ({"key": 5, "score": 1}, 422, "key"),
+        ({"key": "k\u0000", "score": 1}, 422, "key"),
+        ({"comment": 5}, 422, "comment"),
+        ({"comment": "a\u0000"}, 422, "comment"),
+        ({"comment": "a\u0000", "score": 1}, 422, "comment"),
+        ({"score": "x"}, 422, "score"),
+        ({"value": 2.0**60}, 422, "value"),
+        ({"value": "a\u0000"}, 422, "value"),
+        ({"value": [1, {"a": "\u0000"}]}, 422, "value[1].a"),
+        ({"correction": "a\u0000"}, 422, "correction"),
+        ({"correction": {"output": "x" * 10_001}}, 413, "correction.output"),
+        ({"score": 1, "metadata": {"m": "\u0000"}}, 422, "metadata.m"),
+        ({"score": 1, "feedback_source": {"s": "\u0000"}}, 422, "feedback_source.s"),
+        ({"score": 1, "trace_id": "\u0000"}, 422, "trace_id"),
+        ({"score": 1, "metadata": {"m": "x" * 60_000}}, 413, "feedback"),
+    ],
+)
+def test_langsmith_feedback_errors_name_langsmith_fields(
+    live: str, feedback: dict[str, Any], status: int, field: str
+) -> None:
+    """A bad LangSmith feedback is refused naming LangSmith's field, never the item's."""
+    answer = httpx.post(
+        f"{live}/feedback", json={"run_id": "run-1", **feedback}, headers=key("a-ingest")
+    )
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field, answer.text
+    assert _items(live) == []
+
+
+def test_langsmith_presigned_feedback_errors_name_langsmith_fields(live: str) -> None:
+    """Feedback sent with a presigned token names LangSmith's fields too."""
+    url = _mint(live, run_id="r", feedback_key="k").json()["url"]
+    for body, field in (
+        ({"value": "a\u0000"}, "value"),
+        ({"score": 1, "comment": "a\u0000"}, "comment"),
+        ({"correction": "a\u0000"}, "correction"),
+    ):
+        answer = httpx.post(url, json=body)
+        assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
+    answer = httpx.get(url, params={"value": "a\u0000"})
+    assert (answer.status_code, answer.json()["field"]) == (422, "value"), answer.text
+
+
+@pytest.mark.parametrize(
+    ("score", "field"),
+    [
+        ({"value": "abc", "dataType": "NUMERIC"}, "value"),
+        ({"value": 7, "dataType": "BOOLEAN"}, "value"),
+        ({"value": 0.5, "dataType": "BOOLEAN"}, "value"),
+        ({"value": "1", "dataType": "BOOLEAN"}, "value"),
+        ({"value": "a\u0000", "dataType": "TEXT"}, "value"),
+        ({"value": "x" * 10_001, "dataType": "CORRECTION"}, "value"),
+        ({"value": "a\u0000", "dataType": "CATEGORICAL"}, "value"),
+        ({"value": 1, "traceId": "t\u0000"}, "traceId"),
+        ({"value": 1, "sessionId": "s" * 300}, "sessionId"),
+        ({"value": 1, "name": "n\u0000"}, "name"),
+        ({"value": 1, "comment": "c\u0000"}, "comment"),
+        ({"value": 1, "metadata": {"m": "\u0000"}}, "metadata.m"),
+        ({"value": 1, "timestamp": "yesterday"}, "timestamp"),
+        ({"value": 1, "id": " "}, "id"),
+    ],
+)
+def test_langfuse_errors_name_langfuse_fields(live: str, score: dict[str, Any], field: str) -> None:
+    """A bad Langfuse score is refused naming Langfuse's field, on both routes."""
+    auth = ("a-ingest", SECRETS["a-ingest"][0])
+    score = {"traceId": "tr-lf", "name": "q", **score}
+    scores = httpx.post(f"{live}/api/public/scores", json=[score], auth=auth)
+    assert scores.status_code == 207, scores.text
+    [error] = scores.json()["errors"]
+    assert error["message"].startswith(f"Invalid {field!r}"), error
+    event = {"id": "ev", "type": "score-create", "timestamp": "2026-01-01T00:00:00Z"}
+    batch = {"batch": [{**event, "body": score}]}
+    ingested = httpx.post(f"{live}/api/public/ingestion", json=batch, auth=auth)
+    [error] = ingested.json()["errors"]
+    assert error["message"].startswith(f"Invalid {field!r}"), error
+    assert _items(live) == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, 1), (False, 0), (1, 1), (0.0, 0)])
+def test_langfuse_boolean_scores_are_zero_or_one(value: object, expected: int) -> None:
+    """A BOOLEAN score of true, false, 0 or 1 is a thumbs rating of 0 or 1."""
+    payload = score_payload({"value": value, "dataType": "BOOLEAN"})
+    assert (payload["score"], payload["metadata"]["scale"]) == (expected, "thumbs")
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ([1, {"a": "\u0000"}], "assessment.feedback.value[1].a"),
+        ({"a": ["\u0000"]}, "assessment.feedback.value.a[0]"),
+        ([1, "x" * 60_000], "assessment.feedback.value"),
+    ],
+)
+def test_mlflow_errors_name_list_elements_of_the_value(live: str, value: Any, field: str) -> None:
+    """An element of a list or object feedback value is named inside MLflow's value field."""
+    body = {"assessment": {"assessment_name": "n", "feedback": {"value": value}}}
+    answer = httpx.post(_assessments(live, "tr"), json=body, headers=key("a-ingest"))
+    assert answer.status_code in (413, 422), answer.text
+    assert answer.json()["field"] == field, answer.text
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ("input[1].a", "info.assessments[0].feedback.value[1].a"),
+        ("label", "info.assessments[0].feedback.value"),
+        ("metadata.mlflow_metadata.k", "info.assessments[0].metadata.k"),
+        ("context.trace_id", "info.trace_id"),
+    ],
+)
+def test_mlflow_error_renames_nested_fields(ours: str, theirs: str) -> None:
+    """mlflow_error names a nested item field (dotted or indexed) by MLflow's field."""
+    exc = FeedbackValidationError(ours, "must not contain NUL characters")
+    named = mlflow_error(
+        exc, {"feedback": {}}, prefix="info.assessments[0]", trace_field="info.trace_id"
+    )
+    assert (named.field, named.rule) == (theirs, exc.rule)

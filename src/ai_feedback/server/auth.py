@@ -24,7 +24,7 @@ from ai_feedback.server._state import running
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import PREFIX, TokenClaims, TokenError, verify
 
-__all__ = ["Authenticator", "Principal", "authorize", "require"]
+__all__ = ["Authenticator", "Principal", "authorize", "require", "unauthorized"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="ai-feedback", Basic realm="ai-feedback"'}
 NO_AUTH_PROJECT = "default"
@@ -110,7 +110,7 @@ class Authenticator:
         if api_key:
             return self._secret(api_key.strip())
         if authorization:
-            raise _unauthorized("the Authorization header must be 'Bearer <secret>' or Basic")
+            raise unauthorized("the Authorization header must be 'Bearer <secret>' or Basic")
         if self._insecure:
             return Principal(NO_AUTH_PROJECT, frozenset(SCOPES))
         return None
@@ -126,26 +126,26 @@ class Authenticator:
     def _secret(self, secret: str) -> Principal:
         key = self._match(secret, self._keys)
         if key is None:
-            raise _unauthorized("the API key is not valid")
+            raise unauthorized("the API key is not valid")
         return _of(key)
 
     def _basic(self, credentials: str) -> Principal:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode()
         except (ValueError, binascii.Error):  # non-ASCII text is a ValueError
-            raise _unauthorized("the Basic credentials are not base64 'id:secret'") from None
+            raise unauthorized("the Basic credentials are not base64 'id:secret'") from None
         key_id, _, secret = decoded.partition(":")
         key = self._by_id.get(key_id)
         match = self._match(secret, (key,) if key is not None else self._keys[:1])
         if key is None or match is None:
-            raise _unauthorized("the key id or the secret is not valid")
+            raise unauthorized("the key id or the secret is not valid")
         return _of(key)
 
     def _token(self, token: str) -> Principal:
         try:
             claims = verify(self._token_secret, token)
         except TokenError as exc:
-            raise _unauthorized(f"the browser token {exc}") from None
+            raise unauthorized(f"the browser token {exc}") from None
         return Principal(claims.project, frozenset(), token=claims)
 
 
@@ -153,7 +153,10 @@ def _of(key: ApiKeyEntry) -> Principal:
     return Principal(key.project, frozenset(key.scopes), key_id=key.id)
 
 
-def _unauthorized(why: str) -> ApiError:
+def unauthorized(why: str) -> ApiError:
+    """
+    Return the 401 error saying ``why``, with the challenge every 401 of the service sends.
+    """
     return ApiError(401, "unauthorized", f"Not authorized: {why}.", headers=_CHALLENGE)
 
 
@@ -170,7 +173,7 @@ def authorize(request: Request, scope: Scope | None, *, token: bool = False) -> 
     authenticator: Authenticator = running(request).auth
     principal = authenticator.principal(request.headers)
     if principal is None:
-        raise _unauthorized("send an API key (Authorization: Bearer, x-api-key or Basic)")
+        raise unauthorized("send an API key (Authorization: Bearer, x-api-key or Basic)")
     if principal.token is not None:
         if token:
             return principal

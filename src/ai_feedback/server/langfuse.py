@@ -11,7 +11,8 @@ secret as the secret key (HTTP Basic). Routes:
   else 207 with ``accepted``, ``rejected`` and ``errors``.
 - ``GET /api/public/projects``: the key's project (the SDK's ``auth_check``).
 
-Scores are mapped by `ai_feedback.peers.langfuse_score_payload`.
+Scores are mapped by `ai_feedback.peers.langfuse_score_payload`; errors name Langfuse's
+fields (``value``, ``traceId``, ...; `ai_feedback.peers.langfuse_error`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.peers import langfuse_score_payload
+from ai_feedback.asgi import _error_body
+from ai_feedback.exceptions import FeedbackError, FeedbackValidationError
+from ai_feedback.peers import langfuse_error, langfuse_score_payload
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import JSONBody
@@ -45,6 +47,8 @@ async def _record(
 ) -> list[str | Exception]:
     """
     Record mapped payloads (or the errors that mapping raised), one result each.
+
+    The errors of recording name Langfuse's fields.
     """
     bound: list[dict[str, Any] | Exception] = []
     for payload in payloads:
@@ -56,7 +60,10 @@ async def _record(
         except FeedbackValidationError as exc:
             bound.append(exc)
     valid = [p for p in bound if isinstance(p, dict)]
-    outcomes = iter(await service(request).collector.submit_payloads(valid))
+    outcomes = iter(
+        langfuse_error(o) if isinstance(o, FeedbackValidationError) else o
+        for o in await service(request).collector.submit_payloads(valid)
+    )
     return [entry if isinstance(entry, Exception) else next(outcomes) for entry in bound]
 
 
@@ -104,9 +111,14 @@ async def ingestion(
         event_id = event.get("id") if isinstance(event, Mapping) else None
         if isinstance(outcome, str):
             successes.append({"id": event_id, "status": 201})
-        else:
+        else:  # a refused score is a 400; a conflict or the store being down says so
+            status, error = (
+                _error_body(outcome) if isinstance(outcome, FeedbackError) else (400, {})
+            )
+            status = 400 if status in (413, 422) else status
+            kind = error.get("error", "invalid")
             failed.append(
-                {"id": event_id, "status": 400, "message": str(outcome), "error": "invalid"}
+                {"id": event_id, "status": status, "message": str(outcome), "error": kind}
             )
     return JSONBody({"successes": successes, "errors": failed}, status_code=207)
 

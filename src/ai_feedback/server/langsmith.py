@@ -8,9 +8,13 @@ Point the client at the service (``api_url=``) with a key's secret as its API ke
 - ``POST /feedback``: ``create_feedback``; the run id becomes the item's ``trace_id``.
 - ``POST /feedback/tokens``: ``create_presigned_feedback_token`` (a key with
   ``ingest``); ``POST`` or ``GET /feedback/tokens/{id}``: ``create_feedback_from_token``,
-  no key needed, for that run and feedback key only, until the token expires.
+  no key needed, for that run and feedback key only, until the token expires. The client
+  chooses the token's id: minting again under a live token's id answers that token when
+  it is the same (project, run and feedback key), else 409. An unknown or expired token
+  is 401 before the body is read.
 
-Feedback is mapped by `ai_feedback.peers.langsmith_feedback_payload`.
+Feedback is mapped by `ai_feedback.peers.langsmith_feedback_payload`; errors name
+LangSmith's fields (`ai_feedback.peers.langsmith_error`).
 
 Presigned tokens are kept in the memory of the process that minted them (their ids must
 be UUIDs, so they cannot carry a signature): with several workers, use the native
@@ -27,9 +31,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from ai_feedback._validation import check_id
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.peers import langsmith_feedback_payload
-from ai_feedback.server.auth import Principal, require
+from ai_feedback.peers import langsmith_error, langsmith_feedback_payload
+from ai_feedback.server.auth import Principal, require, unauthorized
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import (
@@ -71,9 +76,19 @@ async def create_feedback(
     """
     Record one LangSmith feedback; answer with its id.
     """
-    payload = bind_owner(langsmith_feedback_payload(await read_json(request)), principal)
-    item_id = await service(request).collector.submit_payload(payload)
-    return JSONBody({"id": item_id})
+    body = await read_json(request)
+    payload = bind_owner(langsmith_feedback_payload(body), principal)
+    return JSONBody({"id": await _submit(request, payload, body)})
+
+
+async def _submit(request: Request, payload: dict[str, Any], feedback: object) -> str:
+    """
+    Submit ``payload``, mapped from ``feedback``; errors name LangSmith's fields.
+    """
+    try:
+        return await service(request).collector.submit_payload(payload)
+    except FeedbackValidationError as exc:
+        raise langsmith_error(exc, feedback) from None
 
 
 @router.post(
@@ -88,65 +103,81 @@ async def create_token(
 ) -> JSONBody:
     """
     Mint a presigned token for one run and feedback key; answer its id, URL and expiry.
+
+    Minting under the id of a live token answers that token when it is the same one
+    (project, run and feedback key), and is a 409 conflict naming ``id`` otherwise.
     """
     body = await read_json(request)
     if not isinstance(body, Mapping):
         raise FeedbackValidationError("body", "must be a JSON object", body)
-    run_id, key = body.get("run_id"), body.get("feedback_key")
-    if not isinstance(run_id, str) or not run_id:
-        raise FeedbackValidationError("run_id", "is required", run_id)
-    if not isinstance(key, str) or not key:
-        raise FeedbackValidationError("feedback_key", "is required", key)
+    run_id = check_id("run_id", body.get("run_id"))  # the trace id it becomes
+    key = check_id("feedback_key", body.get("feedback_key"))  # the metadata key it becomes
     expires_at = _expiry(body, service(request).settings.token_max_seconds)
     token_id = str(body.get("id") or uuid.uuid4())
     try:
         token_id = str(uuid.UUID(token_id))
     except ValueError:
         raise FeedbackValidationError("id", "must be a UUID", token_id) from None
-    tokens: dict[str, TokenClaims] = service(request).extras.setdefault(_TOKENS, {})
-    _forget_expired(tokens)
-    tokens[token_id] = TokenClaims(
+    claims = TokenClaims(
         project=principal.project,
         trace_id=run_id,
         expires_at=expires_at,
         token_id=token_id,
         feedback_key=key,
     )
+    tokens: dict[str, TokenClaims] = service(request).extras.setdefault(_TOKENS, {})
+    _forget_expired(tokens)
+    known = tokens.get(token_id)
+    if known is None:
+        if len(tokens) >= _MAX_TOKENS:
+            raise ApiError(
+                429, "overloaded", "Too many live presigned tokens.", headers={"Retry-After": "60"}
+            )
+        tokens[token_id] = known = claims
+    elif (known.project, known.trace_id, known.feedback_key) != (principal.project, run_id, key):
+        msg = (
+            f"A presigned token with id {token_id!r} already exists for another project, "
+            "run or feedback key; give a new token a new id."
+        )
+        raise ApiError(409, "conflict", msg, field="id", ids=[token_id])
     url = str(request.url_for("use_token_post", token_id=token_id))
-    when = datetime.fromtimestamp(expires_at, UTC).isoformat()
+    when = datetime.fromtimestamp(known.expires_at, UTC).isoformat()
     return JSONBody({"id": token_id, "url": url, "expires_at": when})
 
 
+_UNITS = ("days", "hours", "minutes", "seconds")
+
+
 def _expiry(body: Mapping[str, Any], longest: float) -> float:
+    """
+    The expiry (seconds since the epoch) of ``expires_at``, else ``expires_in``.
+    """
     now = time.time()
     if body.get("expires_at") is not None:
+        field, when = "expires_at", body["expires_at"]
         try:
-            moment = datetime.fromisoformat(str(body["expires_at"]))
-        except ValueError:
-            raise FeedbackValidationError(
-                "expires_at", "must be ISO 8601", body["expires_at"]
-            ) from None
+            moment = datetime.fromisoformat(when)
+        except (TypeError, ValueError):
+            raise FeedbackValidationError(field, "must be an ISO 8601 time", when) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         seconds = moment.timestamp() - now
     else:
-        delta = body.get("expires_in") or {"hours": 3}
-        if not isinstance(delta, Mapping):
-            raise FeedbackValidationError("expires_in", "must be {days, hours, minutes}", delta)
+        field, delta = "expires_in", body.get("expires_in") or {"hours": 3}
+        if not isinstance(delta, Mapping) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool)
+            for k, v in delta.items()
+            if k in _UNITS
+        ):
+            msg = "must be an object of numbers: {days, hours, minutes, seconds}"
+            raise FeedbackValidationError(field, msg, delta)
         try:
-            seconds = timedelta(
-                **{
-                    k: float(v)
-                    for k, v in delta.items()
-                    if k in ("days", "hours", "minutes", "seconds")
-                }
-            ).total_seconds()
-        except (TypeError, ValueError, OverflowError):
-            raise FeedbackValidationError("expires_in", "must hold numbers", delta) from None
+            seconds = timedelta(**{k: v for k, v in delta.items() if k in _UNITS}).total_seconds()
+        except OverflowError:
+            raise FeedbackValidationError(field, "is too long", delta) from None
     if not 0 < seconds <= longest:
-        raise FeedbackValidationError(
-            "expires_in", f"must be positive and at most {longest:g} seconds", seconds
-        )
+        msg = f"must be in the future, at most {longest:g} seconds ahead"
+        raise FeedbackValidationError(field, msg, body.get(field, seconds))
     return now + seconds
 
 
@@ -154,24 +185,33 @@ def _forget_expired(tokens: dict[str, TokenClaims]) -> None:
     now = time.time()
     for token_id in [t for t, c in tokens.items() if c.expires_at <= now]:
         del tokens[token_id]
-    if len(tokens) >= _MAX_TOKENS:
-        raise ApiError(
-            429, "overloaded", "Too many live presigned tokens.", headers={"Retry-After": "60"}
-        )
 
 
-async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> JSONBody:
+async def _claims(request: Request, token_id: str) -> TokenClaims:
+    """
+    The claims of the live presigned token ``token_id``.
+
+    A dependency, so that it runs before the body is read or the query is checked.
+
+    Raises:
+        ApiError: 401 when there is no such token, or it has expired.
+    """
     tokens: dict[str, TokenClaims] = service(request).extras.get(_TOKENS, {})
     claims = tokens.get(token_id)
     if claims is None:
-        raise ApiError(401, "unauthorized", "Not authorized: no such presigned token.")
-    if claims.expires_at <= time.time():
-        raise ApiError(401, "unauthorized", "Not authorized: the presigned token has expired.")
+        why = "no such presigned token"
+    elif claims.expires_at <= time.time():
+        why = "the presigned token has expired"
+    else:
+        return claims
+    raise unauthorized(why)
+
+
+async def _use(request: Request, claims: TokenClaims, body: Mapping[str, Any]) -> JSONBody:
     feedback = {**body, "run_id": claims.trace_id, "key": claims.feedback_key}
     payload = langsmith_feedback_payload(feedback)
     principal = Principal(claims.project, frozenset(), token=claims)
-    item_id = await service(request).collector.submit_payload(bind_owner(payload, principal))
-    return JSONBody({"id": item_id})
+    return JSONBody({"id": await _submit(request, bind_owner(payload, principal), feedback)})
 
 
 @router.post(
@@ -182,7 +222,9 @@ async def _use(request: Request, token_id: str, body: Mapping[str, Any]) -> JSON
     summary="LangSmith create_feedback_from_token",
     openapi_extra=body_schema(dict[str, Any], description="score, value, correction, comment"),
 )
-async def use_token_post(request: Request, token_id: str) -> JSONBody:
+async def use_token_post(
+    request: Request, claims: Annotated[TokenClaims, Depends(_claims)]
+) -> JSONBody:
     """
     Record feedback with a presigned token (no key): score, value, correction, comment.
     """
@@ -192,7 +234,7 @@ async def use_token_post(request: Request, token_id: str) -> JSONBody:
     allowed = {
         k: body[k] for k in ("score", "value", "correction", "comment", "metadata") if k in body
     }
-    return await _use(request, token_id, allowed)
+    return await _use(request, claims, allowed)
 
 
 @router.get(
@@ -203,7 +245,7 @@ async def use_token_post(request: Request, token_id: str) -> JSONBody:
 )
 async def use_token_get(
     request: Request,
-    token_id: str,
+    claims: Annotated[TokenClaims, Depends(_claims)],
     *,
     score: float | None = None,
     value: str | None = None,
@@ -214,4 +256,4 @@ async def use_token_get(
     Record feedback with a presigned token given as query parameters.
     """
     given = {"score": score, "value": value, "comment": comment, "correction": correction}
-    return await _use(request, token_id, {k: v for k, v in given.items() if v is not None})
+    return await _use(request, claims, {k: v for k, v in given.items() if v is not None})
