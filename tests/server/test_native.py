@@ -514,6 +514,12 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     assert "requestBody" in submit
     assert {"401", "403", "413", "415", "422", "429"} <= set(submit["responses"])
     assert "RatingIn" in document["components"]["schemas"]
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    assert {"apiKey": []} in submit["security"]
+    assert "security" not in paths["/healthz"]["get"]
+    assert "security" not in paths["/feedback/tokens/{token_id}"]["post"]
+    assert {"basic": []} in paths["/api/public/scores"]["post"]["security"]
 
 
 def test_a_body_that_does_not_arrive_is_408(tmp_path: Path) -> None:

@@ -266,18 +266,31 @@ class _Freezer:
 _FREEZER = _Freezer()
 
 
+# How a key is sent: every route but these takes one (a presigned token's id is its key).
+_SECURITY_SCHEMES = {
+    "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A key's secret or a token"},
+    "basic": {"type": "http", "scheme": "basic", "description": "Key id and secret"},
+}
+_KEYLESS = ("/healthz", "/readyz", "/metrics", "/feedback/tokens/{token_id}")
+
+
 def _document_bodies(app: FastAPI) -> None:
     """
-    Add the request bodies' schemas to the OpenAPI document's components.
+    Add the request bodies' schemas and the ways to send a key to the OpenAPI document.
     """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = build()
-            document.setdefault("components", {}).setdefault("schemas", {}).update(
-                component_schemas()
-            )
+            components = document.setdefault("components", {})
+            components.setdefault("schemas", {}).update(component_schemas())
+            components["securitySchemes"] = _SECURITY_SCHEMES
+            for path, operations in document.get("paths", {}).items():
+                if not path.endswith(_KEYLESS):
+                    for operation in operations.values():
+                        operation["security"] = [{name: []} for name in _SECURITY_SCHEMES]
             app.openapi_schema = document
         return app.openapi_schema
 
