@@ -94,11 +94,12 @@ def test_export_writes_a_file_or_stdout_and_reports_skips(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["export", "chat"], "'kind'"),
-        (["export", "sft", "--format", "csv"], "only labels export to csv"),
-        (["export", "kto", "--flavor", "openai"], "'flavor'"),
+        (["export", "chat"], "'KIND'"),
+        (["export", "sft", "--format", "csv"], "'--format': csv holds flat rows"),
+        (["export", "kto", "--flavor", "openai"], "'--flavor'"),
         (["export", "raw", "--since", "2026-01-01T00:00:00"], "UTC offset"),
-        (["export", "kto", "--min-rating", "2", "--max-rating", "3"], "'max_rating'"),
+        (["export", "kto", "--min-rating", "2", "--max-rating", "3"], "'--max-rating'"),
+        (["export", "sft", "--min-rating", "nan"], "'--min-rating': must be a finite number"),
     ],
 )
 def test_bad_export_options_exit_2_with_one_line(
@@ -110,6 +111,15 @@ def test_bad_export_options_exit_2_with_one_line(
     assert needle in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_export_to_a_directory_exits_2_naming_the_output(tmp_path: Path) -> None:
+    """-o naming a directory (or .) is one line naming --output, not a traceback."""
+    for target in (".", str(tmp_path)):
+        result = runner.invoke(app, ["export", "raw", "-o", target, *_db(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert "Invalid '--output': must name a file" in result.stderr
+        assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,13 @@ def test_load_of_a_missing_file_is_an_error(tmp_path: Path) -> None:
         ("ai_feedback: [1, 2]\n", "ai_feedback", "must be a mapping"),
         ("- just\n- a list\n", "application.yaml", "mapping at the top level"),
         ("ai_feedback: {enabled: true\n", "application.yaml", "cannot be read as YAML"),
+        ("ai_feedback:\n  retention_days: yes\n", "ai_feedback.retention_days", "not true"),
+        ("ai_feedback:\n  batch_size: true\n", "ai_feedback.batch_size", "not true or false"),
+        (
+            "ai_feedback:\n  server:\n    max_body_bytes: on\n",
+            "ai_feedback.server",
+            "max_body_bytes must be a number",
+        ),
     ],
 )
 def test_bad_yaml_names_the_key(body: str, key: str, problem: str) -> None:
@@ -145,6 +152,14 @@ def test_bad_python_values_name_the_key(kwargs: dict[str, object], key: str, pro
         FeedbackConfig(**kwargs)
     assert info.value.key == key
     assert problem in str(info.value)
+
+
+def test_a_database_url_without_a_store_chooses_it() -> None:
+    """database_url alone selects its store; an explicit store still wins (and is checked)."""
+    _yaml(Path("application.yaml"), "ai_feedback:\n  database_url: sqlite:///./x.db\n")
+    assert FeedbackConfig().store == "sqlite"
+    assert FeedbackConfig(database_url="postgresql://h/db").store == "postgresql"
+    assert FeedbackConfig(store="memory", database_url="sqlite:///y.db").store == "memory"
 
 
 def test_database_url_defaults_for_sqlite() -> None:

@@ -275,12 +275,17 @@ async def test_filters_streams_and_stdout(tmp_path: Path) -> None:
         ({"kind": "sft", "file_format": "xml"}, "file_format"),
         ({"kind": "sft", "where": {"session_id": "s"}}, "where"),
         ({"kind": "sft", "to": 42}, "to"),
+        ({"kind": "sft", "min_rating": float("nan")}, "min_rating"),
+        ({"kind": "kto", "max_rating": float("-inf")}, "max_rating"),
+        ({"kind": "raw", "to": "."}, "to"),
+        ({"kind": "raw", "to": ""}, "to"),
     ],
 )
 async def test_bad_options_name_the_field_and_write_nothing(
-    tmp_path: Path, kwargs: dict[str, Any], field: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], field: str
 ) -> None:
     """Every invalid option is a FeedbackValidationError naming it; no file is created."""
+    monkeypatch.chdir(tmp_path)
     collector = await training_session()
     target = kwargs.pop("to", tmp_path / "out.jsonl")
     kind = kwargs.pop("kind")
@@ -288,6 +293,16 @@ async def test_bad_options_name_the_field_and_write_nothing(
         await export(collector, kind, target, **kwargs)
     assert info.value.field == field
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_an_existing_directory_as_the_target_is_named(tmp_path: Path) -> None:
+    """Exporting onto a directory is an error naming ``to``; the directory is untouched."""
+    (tmp_path / "out").mkdir()
+    with pytest.raises(FeedbackValidationError) as info:
+        await export(await training_session(), "raw", tmp_path / "out")
+    assert info.value.field == "to"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 async def test_a_failing_store_leaves_no_half_written_file(tmp_path: Path) -> None:

@@ -413,3 +413,42 @@ async def test_peer_records_are_reported_in_their_own_field_names(
     """A bad Langfuse or LangSmith record names the field of the export, not of the item."""
     summary = await import_file(MemoryFeedbackStore(), _write_lines(tmp_path / "x.jsonl", [record]))
     assert [(p.line, p.field) for p in summary.problems] == [(1, field)]
+
+
+async def test_a_raw_record_over_a_limit_is_skipped_by_line_not_the_whole_file(
+    tmp_path: Path,
+) -> None:
+    """A raw line over the text or payload limit is reported; the lines around it are stored."""
+    good = [FeedbackItem(FeedbackType.TEXT, f"fine {i}").to_dict() for i in range(3)]
+    long_text = {**FeedbackItem(FeedbackType.TEXT, "x").to_dict(), "value": "x" * 10_001}
+    big_metadata = {
+        **FeedbackItem(FeedbackType.RATING, 1).to_dict(),
+        "metadata": {"k": "x" * 60_000},
+    }
+    twin = {**good[0], "value": "another text, same id"}
+    path = _write_lines(
+        tmp_path / "raw.jsonl", [good[0], long_text, good[1], big_metadata, good[2], twin]
+    )
+    store = MemoryFeedbackStore()
+    summary = await import_file(store, path)
+    assert (summary.read, summary.imported, summary.invalid) == (6, 3, 3)
+    assert [(p.line, p.field) for p in summary.problems] == [
+        (2, "value"),
+        (4, "metadata"),
+        (6, "id"),
+    ]
+    assert "earlier in this import" in summary.problems[2].message
+    same_twice = _write_lines(tmp_path / "twice.jsonl", [good[0], good[0]])
+    again = await import_file(MemoryFeedbackStore(), same_twice)
+    assert (again.imported, again.invalid) == (2, 0)
+    assert len(store) == 3
+
+
+async def test_a_langsmith_thumbs_with_a_null_score_stays_thumbs(tmp_path: Path) -> None:
+    """list_feedback() dumps hold "score": null beside a boolean value: still thumbs."""
+    record = {"id": str(uuid.uuid4()), "run_id": "r", "key": "thumbs", "score": None, "value": True}
+    store = MemoryFeedbackStore()
+    await import_file(store, _write_lines(tmp_path / "ls.jsonl", [record]))
+    item = await store.get(record["id"])
+    assert item is not None
+    assert (item.value, item.metadata["scale"]) == (1, "thumbs")

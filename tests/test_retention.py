@@ -133,6 +133,8 @@ async def test_a_failing_pass_is_retried_on_the_next_interval(
         ({"days": 0}, "days"),
         ({"days": 1, "interval": -1}, "interval"),
         ({"days": 1, "batch_size": True}, "batch_size"),
+        ({"days": 1, "batch_size": 0.5}, "batch_size"),
+        ({"days": float("nan")}, "days"),
     ],
 )
 def test_bad_retention_settings_name_the_field(kwargs: dict[str, Any], field: str) -> None:

@@ -219,6 +219,17 @@ def export_command(
     run(_export(config, database_url, kind, output, options), level=_QUIET)
 
 
+_EXPORT_OPTIONS = {
+    "kind": "KIND",
+    "to": "--output",
+    "file_format": "--format",
+    "flavor": "--flavor",
+    "style": "--style",
+    "min_rating": "--min-rating",
+    "max_rating": "--max-rating",
+}
+
+
 async def _export(
     config_path: Path | None,
     database_url: str | None,
@@ -232,13 +243,17 @@ async def _export(
     async with _collector(config_path, database_url) as collector:
         with _progress("exporting") as progress:
             task = progress.add_task("", total=None, rate="")
-            summary = await export(
-                collector,
-                kind,  # type: ignore[arg-type]
-                to,
-                progress=_updater(progress, task),
-                **options,
-            )
+            try:
+                summary = await export(
+                    collector,
+                    kind,  # type: ignore[arg-type]
+                    to,
+                    progress=_updater(progress, task),
+                    **options,
+                )
+            except FeedbackValidationError as exc:  # named as the command line names it
+                option = _EXPORT_OPTIONS.get(exc.field)
+                raise exc if option is None else exc.renamed(option) from None
     where = summary.path or "stdout"
     _stderr.print(
         f"{summary.written:,} {summary.kind} rows ({summary.file_format}) to {where} "

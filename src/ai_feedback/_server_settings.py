@@ -8,9 +8,10 @@ It lives in `FeedbackConfig.server` (YAML ``ai_feedback.server``, environment
 from __future__ import annotations
 
 import re
-from typing import Literal
+import types
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 __all__ = ["SCOPES", "ApiKeyEntry", "Scope", "ServerSettings"]
 
@@ -59,6 +60,22 @@ class ApiKeyEntry(BaseModel):
         return scope in self.scopes or "admin" in self.scopes
 
 
+def refuse_booleans(model: type[BaseModel], value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+    """
+    Return ``value``, unless it is a bool given for a number (YAML's ``yes`` is ``true``).
+
+    Pydantic reads ``true`` as 1 for a number, so ``retention_days: yes`` would keep one
+    day of feedback.
+    """
+    if isinstance(value, bool) and info.field_name is not None:
+        annotation = model.model_fields[info.field_name].annotation
+        kinds = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else ()
+        if annotation in (int, float) or int in kinds or float in kinds:
+            msg = "must be a number, not true or false"
+            raise ValueError(msg)
+    return value
+
+
 class ServerSettings(BaseModel):
     """
     Settings of the HTTP service.
@@ -86,6 +103,11 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     body_timeout_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     batch_max_items: int = Field(default=1000, ge=1, le=100_000)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+        return refuse_booleans(cls, value, info)
 
     @field_validator("api_keys")
     @classmethod

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -26,7 +33,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ai_feedback._server_settings import ServerSettings
+from ai_feedback._server_settings import ServerSettings, refuse_booleans
 from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
@@ -220,6 +227,25 @@ class FeedbackConfig(BaseSettings):
             return DEFAULT_SQLITE_URL
         return self.database_url
 
+    @model_validator(mode="before")
+    @classmethod
+    def _store_of_the_url(cls, data: Any) -> Any:  # noqa: ANN401 - the settings given
+        """
+        Without ``store``, a ``database_url`` says which store it is.
+        """
+        if isinstance(data, dict) and "store" not in data:
+            url = data.get("database_url")
+            if isinstance(url, str) and url.startswith("sqlite:///"):
+                return {**data, "store": "sqlite"}
+            if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
+                return {**data, "store": "postgresql"}
+        return data
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_not_booleans(cls, value: Any, info: ValidationInfo) -> Any:  # noqa: ANN401
+        return refuse_booleans(cls, value, info)
+
     @model_validator(mode="after")
     def _check_database_url(self) -> FeedbackConfig:
         url = self.database_url
@@ -389,9 +415,10 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
             "database_url",
         )
         return FeedbackConfigurationError(key, problem.removeprefix(f"{key} "))
-    return FeedbackConfigurationError(
-        _source_of(key, explicit), f"{error['msg']} (got {error['input']!r})"
-    )
+    rule = error["msg"].removeprefix("Value error, ")
+    inner = ".".join(str(part) for part in error["loc"][1:])  # a nested setting: server.x
+    rule = f"{inner} {rule}" if inner else rule
+    return FeedbackConfigurationError(_source_of(key, explicit), f"{rule} (got {error['input']!r})")
 
 
 class ConfigValue(NamedTuple):

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from ai_feedback._models import FeedbackItem
-from ai_feedback._validation import json_loads
+from ai_feedback._validation import Limits, json_loads
 from ai_feedback.exceptions import (
     FeedbackConflictError,
     FeedbackStorageError,
@@ -170,17 +170,39 @@ async def import_file(
     return summary
 
 
-async def _target(target: object) -> tuple[Any, Callable[[Mapping[str, Any]], FeedbackItem]]:
+@dataclass(frozen=True, slots=True)
+class _Builder:
+    """
+    How a record becomes a checked item, as the target's collector would build it.
+    """
+
+    payload: Callable[[Mapping[str, Any]], FeedbackItem]
+    limits: Limits
+
+    def raw(self, record: Mapping[str, Any]) -> FeedbackItem:
+        """
+        Return a raw export line's item, held to the limits a submission meets.
+        """
+        item = FeedbackItem.from_dict(record)
+        item.check_limits(self.limits)
+        return item
+
+
+async def _target(target: object) -> tuple[Any, _Builder]:
+    """
+    The store to write to, and the builder of its items.
+    """
     from ai_feedback.collector import FeedbackCollector  # noqa: PLC0415 - import cycle
     from ai_feedback.config import FeedbackConfig  # noqa: PLC0415
 
     if isinstance(target, FeedbackCollector):
         await target.flush()
-        return target.store, target.build_item
-    if not hasattr(target, "save_many"):
+        collector = target
+    elif hasattr(target, "save_many"):
+        collector = FeedbackCollector(target, FeedbackConfig(async_processing=False))  # type: ignore[arg-type]
+    else:
         raise FeedbackValidationError("target", "must be a store with save_many or a collector")
-    builder = FeedbackCollector(target, FeedbackConfig(async_processing=False))  # type: ignore[arg-type]
-    return target, builder.build_item
+    return collector.store, _Builder(collector.build_item, collector.config.limits)
 
 
 def _records(path: Path) -> Iterator[tuple[int, Any]]:
@@ -244,9 +266,7 @@ def _page(doc: object) -> list[Any] | None:
     return None
 
 
-def _parse(
-    line: int, record: object, source: Source, build: Callable[[Mapping[str, Any]], FeedbackItem]
-) -> list[_Record | Problem]:
+def _parse(line: int, record: object, source: Source, build: _Builder) -> list[_Record | Problem]:
     """
     Return the items of one record, or the problems that keep them out.
     """
@@ -256,9 +276,7 @@ def _parse(
         return [Problem(line, exc.field, str(exc))]
 
 
-def _parsed(
-    line: int, record: object, source: Source, build: Callable[[Mapping[str, Any]], FeedbackItem]
-) -> list[_Record | Problem]:
+def _parsed(line: int, record: object, source: Source, build: _Builder) -> list[_Record | Problem]:
     if isinstance(record, Exception):
         raise FeedbackValidationError("record", f"is not valid JSON ({record})")
     if not isinstance(record, dict):
@@ -267,18 +285,18 @@ def _parsed(
     if shape == "mlflow":
         return list(_mlflow(line, record, build))
     if shape == "raw":
-        return [_Record(line, shape, FeedbackItem.from_dict(record), None)]
+        return [_Record(line, shape, build.raw(record), None)]
     if shape == "langfuse":
         if record.get("dataType") == "CATEGORICAL" and record.get("stringValue") is not None:
             record = {**record, "value": record["stringValue"]}  # exports put it there
         payload = langfuse_score_payload(record)
         try:
-            return [_Record(line, shape, build(payload), record)]
+            return [_Record(line, shape, build.payload(payload), record)]
         except FeedbackValidationError as exc:
             raise langfuse_error(exc) from None
     payload = langsmith_feedback_payload(record)
     try:
-        return [_Record(line, shape, build(payload), record)]
+        return [_Record(line, shape, build.payload(payload), record)]
     except FeedbackValidationError as exc:
         raise langsmith_error(exc, record) from None
 
@@ -305,9 +323,7 @@ _MLFLOW_KEYS = frozenset(
 )
 
 
-def _mlflow(
-    line: int, record: Mapping[str, Any], build: Callable[[Mapping[str, Any]], FeedbackItem]
-) -> Iterator[_Record | Problem]:
+def _mlflow(line: int, record: Mapping[str, Any], build: _Builder) -> Iterator[_Record | Problem]:
     """
     Yield an item (or a problem) for each assessment of an MLflow trace or assessment.
     """
@@ -334,7 +350,7 @@ def _mlflow(
             payload = mlflow_assessment_payload(assessment, trace_id=trace_id)
             if "id" not in payload and "created_at" in payload:
                 payload["id"] = content_id(payload)
-            item = build(payload)
+            item = build.payload(payload)
         except FeedbackValidationError as exc:
             named = mlflow_error(exc, assessment, prefix=prefix, trace_field=f"{where}trace_id")
             yield Problem(line, named.field, str(named))
@@ -346,6 +362,7 @@ async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> Non
     """
     Store ``batch``; records refused as conflicts are reported and the rest stored.
     """
+    batch[:] = _first_of_each_id(batch, summary)
     while batch:
         items = [r.item for r in batch]
         raws = {r.item.id: r.raw_payload for r in batch if r.raw_payload is not None}
@@ -354,9 +371,8 @@ async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> Non
         else:
             result = await store.save_many(items)
         if result.is_ok():
-            summary.imported += len(batch)
             for record in batch:
-                summary.by_source[record.source] = summary.by_source.get(record.source, 0) + 1
+                _stored(summary, record)
             batch.clear()
             return
         error = result.unwrap_err()
@@ -371,6 +387,32 @@ async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> Non
                 msg = f"A different item is already stored under id {record.item.id!r}."
                 _skip(summary, record.line, "id", msg)
         batch[:] = [r for r in batch if r.item.id not in conflicting]
+
+
+def _first_of_each_id(batch: list[_Record], summary: ImportSummary) -> list[_Record]:
+    """
+    Return ``batch`` without records whose id an earlier record of it has.
+
+    Such a record counts as stored when it is the same item, and is reported otherwise:
+    the first one wins, as it does across batches.
+    """
+    first: dict[str, FeedbackItem] = {}
+    unique: list[_Record] = []
+    for record in batch:
+        seen = first.setdefault(record.item.id, record.item)
+        if seen is record.item:
+            unique.append(record)
+        elif seen == record.item:
+            _stored(summary, record)
+        else:
+            msg = f"A different item has the id {record.item.id!r} earlier in this import."
+            _skip(summary, record.line, "id", msg)
+    return unique
+
+
+def _stored(summary: ImportSummary, record: _Record) -> None:
+    summary.imported += 1
+    summary.by_source[record.source] = summary.by_source.get(record.source, 0) + 1
 
 
 def _skip(summary: ImportSummary, line: int, field: str, message: str) -> None:

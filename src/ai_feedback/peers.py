@@ -182,7 +182,8 @@ def langsmith_feedback_payload(body: object) -> dict[str, Any]:
     payload: dict[str, Any] = {"context": context, "metadata": metadata}
     payload |= {field: body[field] for field in ("id", "created_at") if body.get(field)}
     kind = _langsmith_kind(body, metadata.get("key"))
-    if isinstance(body.get("score", body.get("value")), bool):
+    score = body.get("score")
+    if isinstance(body.get("value") if score is None else score, bool):  # "score": null too
         metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
     if kind.get("type") != "text" and body.get("comment"):
         context["comment"] = body["comment"]

@@ -43,9 +43,11 @@ class Retention:
         if not isinstance(store, SupportsDelete):
             msg = "cannot delete items, so retention_days cannot apply to it"
             raise FeedbackValidationError("store", msg, type(store).__name__)
-        for name, value in (("days", days), ("interval", interval), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        for name, value in (("days", days), ("interval", interval)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise FeedbackValidationError(name, "must be a positive number", value)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise FeedbackValidationError("batch_size", "must be a positive integer", batch_size)
         if days > _MAX_DAYS:
             raise FeedbackValidationError("days", f"must be at most {_MAX_DAYS} (100 years)", days)
         self._store = store

@@ -402,6 +402,7 @@ async def test_statistics_per_owner(store: FeedbackStoreProtocol) -> None:
     ("call", "field"),
     [
         (lambda s: s.query(limit=0), "limit"),
+        (lambda s: anext(s.scan(page_size=0)), "page_size"),
         (lambda s: s.query({"model": "m"}), "where"),
         (lambda s: s.query(before=("yesterday", "id")), "before"),
         (lambda s: s.query(before=(NOW, "")), "before"),

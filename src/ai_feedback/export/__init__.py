@@ -191,6 +191,8 @@ async def export(
     if not is_path and not hasattr(to, "write"):
         raise FeedbackValidationError("to", "must be a path or a binary file object", to)
     name = os.fspath(to) if is_path else str(getattr(to, "name", ""))  # type: ignore[arg-type]
+    if is_path and not Path(name).name:  # "", ".", "/"
+        raise FeedbackValidationError("to", "must name a file, not a directory", name)
     fmt = file_format_of(name, file_format)
     summary = ExportSummary(kind, fmt, path=name if is_path else None)
     chunks = export_chunks(source, options, fmt, summary=summary, progress=progress)
@@ -204,7 +206,11 @@ async def export(
         with partial.open("wb") as out:
             async for chunk in chunks:
                 out.write(chunk)
-        partial.replace(target)
+        try:
+            partial.replace(target)
+        except IsADirectoryError:
+            msg = "must name a file, not a directory"
+            raise FeedbackValidationError("to", msg, name) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()

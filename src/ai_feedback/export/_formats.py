@@ -8,6 +8,7 @@ dataset columns (``prompt``, ``completion``, ``chosen``, ``rejected``, ``label``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -84,15 +85,20 @@ class ExportOptions:
         if self.style not in STYLES:
             msg = f"must be one of {', '.join(STYLES)}"
             raise FeedbackValidationError("style", msg, self.style)
+        self._check_thresholds()
+        if self.where is not None and not isinstance(self.where, FeedbackFilter):
+            raise FeedbackValidationError("where", "must be a FeedbackFilter", self.where)
+
+    def _check_thresholds(self) -> None:
         for name in ("min_rating", "max_rating"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FeedbackValidationError(name, "must be a number", value)
+            if not math.isfinite(value):  # NaN would compare false with every rating
+                raise FeedbackValidationError(name, "must be a finite number", value)
         if self.max_rating >= self.min_rating:
             msg = f"must be below min_rating ({self.min_rating})"
             raise FeedbackValidationError("max_rating", msg, self.max_rating)
-        if self.where is not None and not isinstance(self.where, FeedbackFilter):
-            raise FeedbackValidationError("where", "must be a FeedbackFilter", self.where)
 
     @property
     def openai(self) -> bool:

@@ -227,9 +227,9 @@ def check_item(feedback: object, limits: Limits) -> None:
     feedback.check_limits(limits)
 
 
-def check_limit(limit: object) -> None:
+def check_limit(limit: object, field: str = "limit") -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise FeedbackValidationError("limit", "must be a positive integer", limit)
+        raise FeedbackValidationError(field, "must be a positive integer", limit)
 
 
 def check_window(window_hours: object) -> float:
@@ -352,7 +352,7 @@ async def scan_pages(
     newer timestamp than the first page are not included (the scan is a snapshot).
     """
     where = check_filter(where)
-    check_limit(page_size)
+    check_limit(page_size, "page_size")
     before: Cursor | None = None
     while True:
         page = await query(where, limit=page_size, before=before)
