@@ -446,9 +446,10 @@ async def test_a_raw_record_over_a_limit_is_skipped_by_line_not_the_whole_file(
 
 async def test_a_langsmith_thumbs_with_a_null_score_stays_thumbs(tmp_path: Path) -> None:
     """list_feedback() dumps hold "score": null beside a boolean value: still thumbs."""
-    record = {"id": str(uuid.uuid4()), "run_id": "r", "key": "thumbs", "score": None, "value": True}
+    item_id = str(uuid.uuid4())
+    record = {"id": item_id, "run_id": "r", "key": "thumbs", "score": None, "value": True}
     store = MemoryFeedbackStore()
     await import_file(store, _write_lines(tmp_path / "ls.jsonl", [record]))
-    item = await store.get(record["id"])
+    item = await store.get(item_id)
     assert item is not None
     assert (item.value, item.metadata["scale"]) == (1, "thumbs")
