@@ -48,6 +48,7 @@ async def test_delete_by_session_removes_items_payloads_and_captures(tmp_path: P
         assert (receipt.items, receipt.raw_payloads, receipt.captures) == (3, 3, 3)
         assert (receipt.cache_entries, receipt.dead_letters) == (0, 0)
         assert receipt.to_dict()["removed"]["items"] == 3
+        assert receipt.rollup_rows in (1, 2)  # one owner and rating: a row per hour (or two)
         assert await store.find_by_session("s1") == []
         for item_id in gone:
             assert await store.get(item_id) is None

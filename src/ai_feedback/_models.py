@@ -737,11 +737,14 @@ class Deleted:
         items: Feedback items.
         raw_payloads: Raw payloads kept with them.
         cache_entries: Cached entries dropped (a caching store).
+        rollup_rows: Rows of the statistics rollup the items were taken out of (a
+            database store; emptied rows are removed).
     """
 
     items: int
     raw_payloads: int = 0
     cache_entries: int = 0
+    rollup_rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -757,6 +760,7 @@ class DeletionReceipt:
         cache_entries: Cached entries dropped.
         dead_letters: Set-aside items removed from the spool's dead letters.
         deleted_at: When the deletion finished (UTC).
+        rollup_rows: Rows of the statistics rollup the items were taken out of.
     """
 
     criteria: dict[str, Any]
@@ -766,6 +770,7 @@ class DeletionReceipt:
     cache_entries: int
     dead_letters: int
     deleted_at: datetime
+    rollup_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """
@@ -779,6 +784,7 @@ class DeletionReceipt:
                 "captures": self.captures,
                 "cache_entries": self.cache_entries,
                 "dead_letters": self.dead_letters,
+                "rollup_rows": self.rollup_rows,
             },
             "deleted_at": self.deleted_at.isoformat(),
         }

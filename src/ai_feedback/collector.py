@@ -546,6 +546,7 @@ class FeedbackCollector:
             cache_entries=removed.cache_entries,
             dead_letters=dead,
             deleted_at=datetime.now(UTC),
+            rollup_rows=removed.rollup_rows,
         )
         _LOG.info(
             "Deleted feedback matching %s: %s",

@@ -25,6 +25,8 @@ from ai_feedback import (
     SupportsSeries,
     SupportsStats,
 )
+from ai_feedback.stores.postgres import PostgresFeedbackStore
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.fakes import conflict_ids
 
 NOW = datetime.now(UTC)
@@ -500,6 +502,20 @@ async def test_deleted_items_are_gone_from_every_read(
     removed = await store.delete(where)
 
     assert (removed.items, removed.raw_payloads) == (len(doomed), len(doomed))
+    rows = {  # the rollup's rows: an hour, the indexed keys, the type and the rating
+        (
+            i.created_at.replace(minute=0, second=0, microsecond=0),
+            i.model,
+            i.provider,
+            i.owner_id,
+            i.feedback_type,
+            i.value if i.feedback_type is FeedbackType.RATING else None,
+        )
+        for i in items
+        if i.id in doomed
+    }
+    has_rollup = isinstance(store, SQLiteFeedbackStore | PostgresFeedbackStore)
+    assert removed.rollup_rows == (len(rows) if has_rollup else 0)
     after = await _reads(store, target)
     assert after["get"] is None
     assert after["raw"] is None

@@ -157,6 +157,7 @@ class RemovedOut(BaseModel):
     captures: int
     cache_entries: int
     dead_letters: int
+    rollup_rows: int = Field(description="Rows of the statistics rollup the items left")
 
 
 class ReceiptOut(BaseModel):

@@ -245,10 +245,11 @@ DELETE_ITEMS_SQL = (
     f"counted AS ({ROLLUP_OF_ITEMS_SQL.format(items='gone')}), "
     "taken AS (UPDATE feedback_rollup AS r SET items = r.items - c.n FROM counted AS c "
     "WHERE (r.bucket, r.model, r.provider, r.owner_id, r.feedback_type, r.rating) = "
-    "(c.bucket, c.model, c.provider, c.owner_id, c.feedback_type, c.rating)) "
-    "SELECT count(*) FROM gone"
+    "(c.bucket, c.model, c.provider, c.owner_id, c.feedback_type, c.rating) RETURNING 1) "
+    "SELECT (SELECT count(*) FROM gone) AS items, (SELECT count(*) FROM taken) AS rollup_rows"
 )
-"""Delete the items with the ids in $1 and take them out of the rollup; returns how many."""
+"""Delete the items with the ids in $1 and take them out of the rollup; returns how many
+items and rollup rows."""
 DROP_EMPTY_ROLLUP_SQL = "DELETE FROM feedback_rollup WHERE items <= 0"
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "

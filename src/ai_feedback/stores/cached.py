@@ -466,7 +466,7 @@ class CachedFeedbackStore(ClosingContext):
         if not removed.items:
             return removed  # nothing changed, nothing cached is stale
         dropped = await self._drop_all()
-        return Deleted(removed.items, removed.raw_payloads, dropped)
+        return Deleted(removed.items, removed.raw_payloads, dropped, removed.rollup_rows)
 
     @property
     def purge_pending(self) -> bool:

@@ -551,9 +551,10 @@ class PostgresFeedbackStore(ClosingContext):
         async with self._connection("delete feedback") as conn, conn.transaction():
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
             raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
-            items = await conn.fetchval(sql.DELETE_ITEMS_SQL, ids)
+            counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
             await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
-        return Deleted(items=int(items), raw_payloads=_affected(raw))
+        assert counts is not None  # noqa: S101 - a SELECT of counts is one row
+        return Deleted(counts["items"], _affected(raw), rollup_rows=counts["rollup_rows"])
 
     async def rebuild_rollup(self) -> int:
         """

@@ -438,7 +438,7 @@ class SQLiteFeedbackStore(ClosingContext):
             await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             await db.execute("DELETE FROM temp.doomed")
             await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
-            await db.execute(ROLLUP_REMOVE_SQL)
+            rollup = await db.execute(ROLLUP_REMOVE_SQL)
             await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
             raw = await db.execute(
                 "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
@@ -446,7 +446,7 @@ class SQLiteFeedbackStore(ClosingContext):
             items = await db.execute(
                 "DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)"
             )
-        return Deleted(items=items.rowcount, raw_payloads=raw.rowcount)
+        return Deleted(items=items.rowcount, raw_payloads=raw.rowcount, rollup_rows=rollup.rowcount)
 
     async def rebuild_rollup(self) -> int:
         """
