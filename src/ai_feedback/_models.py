@@ -18,6 +18,7 @@ from ai_feedback._validation import (
     JSONValue,
     Limits,
     check_id,
+    check_item_id,
     check_payload_size,
     check_score,
     check_text,
@@ -136,7 +137,7 @@ class FeedbackItem:
         for key in INDEXED_CONTEXT_KEYS:
             if key in self.context:
                 check_id(f"context.{key}", self.context[key])
-        check_id("id", self.id)
+        check_item_id("id", self.id)
         object.__setattr__(self, "created_at", check_timestamp(self.created_at))
 
     @property

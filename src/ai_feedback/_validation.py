@@ -67,6 +67,21 @@ def check_id(field: str, value: object) -> str:
     return str(value)
 
 
+def check_item_id(field: str, value: object) -> str:
+    """
+    Return ``value`` if it can be an item's id: `check_id`, and not ``.`` or ``..``.
+
+    An id is a segment of its URL (``/v1/feedback/{id}``), and clients resolve ``.``
+    and ``..`` segments away before sending.
+    """
+    checked = check_id(field, value)
+    if checked in (".", ".."):
+        raise FeedbackValidationError(
+            field, "must not be '.' or '..' (no URL can name them)", value
+        )
+    return checked
+
+
 def check_optional_id(field: str, value: object) -> str | None:
     """
     Like `check_id`, but ``None`` is allowed.

@@ -34,6 +34,7 @@ from ai_feedback._models import (
 )
 from ai_feedback._validation import (
     check_id,
+    check_item_id,
     check_optional_id,
     check_payload_size,
     check_score,
@@ -806,7 +807,7 @@ def _identity(args: Mapping[str, Any]) -> dict[str, Any]:
     """
     given: dict[str, Any] = {}
     if args.get("id") is not None:
-        given["item_id"] = check_id("id", args["id"])
+        given["item_id"] = check_item_id("id", args["id"])
     if args.get("created_at") is not None:
         given["created_at"] = _timestamp(args["created_at"])
     return given

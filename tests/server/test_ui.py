@@ -430,7 +430,13 @@ def test_without_keys_a_session_left_by_another_service_still_shows_the_pages(
         client.cookies.set("ai_feedback_session", session)
         assert client.get("/ui").status_code == 200
         client.cookies.set("ai_feedback_session", "afs_garbage.x")
-        assert client.get("/ui").status_code == 200
+        page = client.get("/ui")
+        assert page.status_code == 200
+        assert "Log out" not in page.text  # no login without keys, so nothing to log out of
+        login = client.get("/ui/login", follow_redirects=False)
+        assert (login.status_code, login.headers["location"]) == (303, "/ui")
+        sent = client.post("/ui/login", data={"key": "any"}, follow_redirects=False)
+        assert (sent.status_code, sent.headers["location"]) == (303, "/ui")
 
 
 async def test_the_demo_data_shows_in_a_service_without_keys() -> None:
@@ -531,3 +537,63 @@ def test_install_refuses_a_prefix_that_is_not_a_path(tmp_path: Path, prefix: Any
     """A prefix must be empty or a path like /feedback: the error names the field."""
     with pytest.raises(FeedbackValidationError, match="prefix"):
         install(FastAPI(), server_config(tmp_path), prefix=prefix)
+
+
+def test_odd_ids_and_names_page_link_and_filter(client: TestClient) -> None:
+    """Long ids page on, ids with a slash open, padded names filter, big figures show whole."""
+    long_ids = [f"{i:03d}" + "L" * 197 for i in range(60)]
+    items = [{"id": i, "score": 1, "trace_id": "longid"} for i in long_ids]
+    assert (
+        client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all")).status_code
+        == 207
+    )
+    for body in (
+        {"id": "a/b", "score": 2, "trace_id": "special"},
+        {"score": 1234567, "context": {"model": "  padded  "}},
+        {"score": 1234567, "context": {"model": "  padded  "}},
+    ):
+        assert client.post("/v1/feedback", json=body, headers=key("a-all")).status_code == 202
+    for refused in (".", ".."):
+        answer = client.post("/v1/feedback", json={"id": refused, "score": 1}, headers=key("a-all"))
+        assert (answer.status_code, answer.json()["field"]) == (422, "id")
+    _login(client, "a-read")
+    first = client.get("/ui/feedback?trace_id=longid").text
+    older = re.search(r'<a href="(/ui/feedback\?[^"]*cursor=[^"]+)" rel="next">', first)
+    assert older is not None
+    second = client.get(older.group(1).replace("&amp;", "&"))
+    assert second.status_code == 200, second.text
+    assert len(re.findall(r'data-id="([^"]+)"', second.text)) == 10
+    special = client.get("/ui/feedback?trace_id=special").text
+    assert 'href="/ui/feedback/a%2Fb"' in special
+    assert client.get("/ui/feedback/a%2Fb").status_code == 200
+    assert client.get("/v1/feedback/a%2Fb", headers=key("a-read")).json()["id"] == "a/b"
+    padded = client.get("/ui/feedback", params={"model": "  padded  "}).text
+    assert len(re.findall(r'data-id="([^"]+)"', padded)) == 2
+    overview = client.get("/ui", params={"model": "  padded  ", "window": "0.125"}).text
+    shown = _stats_on_page(overview)
+    assert shown["total_count"] == "2"
+    assert ">1,234,567<" in overview.replace("</data>", "<")
+    assert '<option value="0.125" selected>' in overview
+    assert "The last 0.125 hours" in overview
+    assert "window_hours=0.125" in overview
+
+
+@pytest.mark.parametrize(
+    ("original", "corrected", "removed", "added"),
+    [
+        ("Sydney\nThanks for asking", "Canberra\nThanks for asking", ["Sydney"], ["Canberra"]),
+        ("", "Canberra", [], ["Canberra"]),
+        ("a  b", "a b", [], []),
+    ],
+)
+def test_the_correction_diff_marks_words_only(
+    client: TestClient, original: str, corrected: str, removed: list[str], added: list[str]
+) -> None:
+    """Words around a newline are words; spacing alone is no change; nothing empty is marked."""
+    body = {"type": "correction", "original": original, "corrected": corrected}
+    item_id = client.post("/v1/feedback", json=body, headers=key("a-all")).json()["id"]
+    _login(client, "a-read")
+    html = client.get(f"/ui/feedback/{item_id}").text
+    sr_removed, sr_added = '<span class="sr">removed: </span>', '<span class="sr">added: </span>'
+    assert re.findall(f"<del>{sr_removed}(.*?)</del>", html, re.DOTALL) == removed
+    assert re.findall(f"<ins>{sr_added}(.*?)</ins>", html, re.DOTALL) == added

@@ -71,6 +71,13 @@ class Authenticator:
         self._insecure = insecure
 
     @property
+    def insecure(self) -> bool:
+        """
+        Whether calls without credentials are accepted (``--insecure-no-auth``).
+        """
+        return self._insecure
+
+    @property
     def token_secret(self) -> str:
         """
         The secret that signs browser tokens.

@@ -141,7 +141,7 @@ async def submit_batch(request: Request) -> JSONBody:
 
 
 @router.get(
-    "/feedback/{item_id}",
+    "/feedback/{item_id:path}",  # an id may hold a slash (sent as %2F)
     response_model=ItemOut,
     responses=errors(401, 403, 404, 422, 503),
     summary="Get one item",

@@ -51,6 +51,7 @@ from ai_feedback.server.ui.params import (
     ListQuery,
     OverviewQuery,
     decoded_cursor,
+    hours_text,
 )
 
 __all__ = ["router"]
@@ -81,6 +82,8 @@ def _templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["number"] = _number
+    env.filters["hours"] = hours_text
+    env.filters["segment"] = _segment
     env.filters["when"] = _when
     return env
 
@@ -140,10 +143,15 @@ def _number(value: object, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
-        return f"{int(value):,}" if isinstance(value, int) else f"{value:g}"
+        return f"{int(value):,}"  # 1,234,567, not 1.23457e+06
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _segment(text: str) -> str:
+    """``text`` as one URL path segment: slashes and the rest percent-encoded."""
+    return quote(text, safe="")
 
 
 def _when(moment: datetime) -> str:
@@ -164,7 +172,9 @@ def _page(
         .get_template(template)
         .render(
             principal=principal,
-            signed_in=request.cookies.get(COOKIE) is not None,
+            # Without keys nobody logs in, so there is nothing to log out of.
+            signed_in=request.cookies.get(COOKIE) is not None
+            and not service(request).auth.insecure,
             ui=root,
             asset=lambda name: _asset_url(root, name),
             path=here,
@@ -218,7 +228,9 @@ async def login_form(request: Request) -> Response:
     """
     The login form (or the overview, when the cookie is already good).
     """
-    if viewer(request) is not None and request.cookies.get(COOKIE):
+    if service(request).auth.insecure or (
+        viewer(request) is not None and request.cookies.get(COOKIE)
+    ):
         return RedirectResponse(ui_root(request), status_code=303)
     return _login_page(request)
 
@@ -230,6 +242,8 @@ async def login(request: Request) -> Response:
     """
     if from_other_origin(request):
         return _login_page(request, error="This form was sent from another site.", status=403)
+    if service(request).auth.insecure:  # everyone is project default: no key to check
+        return RedirectResponse(ui_root(request), status_code=303, headers=_SECURITY_HEADERS)
     try:  # bounded in size and time as every body is
         body = await read_body(request, _MAX_FORM_BYTES)
     except ApiError as exc:
@@ -341,7 +355,7 @@ async def overview(request: Request) -> Response:
         stats_link=ui_root(request).removesuffix("/ui")
         + "/v1/stats"
         + _query(
-            window_hours=f"{view.window:g}",
+            window_hours=hours_text(view.window),
             model=view.model,
             provider=view.provider,
             type=view.type,
@@ -425,7 +439,7 @@ def _summary(item: FeedbackItem, width: int = 80) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-@router.get("/feedback/{item_id}")
+@router.get("/feedback/{item_id:path}")  # an id may hold a slash
 async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
     """
     One item: its value, context, metadata, captured call, correction diff and raw payload.
@@ -483,15 +497,23 @@ def _diff(original: str, corrected: str) -> list[tuple[str, str]]:
     """
     The word-level differences of a correction: ("same" | "removed" | "added", text) runs.
     """
-    before, after = original.split(" "), corrected.split(" ")
+    # Words and the spaces between them are tokens, so a newline separates words too;
+    # only words are marked: changed spacing shows as the corrected text's.
+    before, after = _WORDS.findall(original), _WORDS.findall(corrected)
     runs: list[tuple[str, str]] = []
     matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        removed, added = "".join(before[i1:i2]), "".join(after[j1:j2])
         if tag == "equal":
-            runs.append(("same", " ".join(before[i1:i2])))
+            runs.append(("same", added))
             continue
-        if i2 > i1:
-            runs.append(("removed", " ".join(before[i1:i2])))
-        if j2 > j1:
-            runs.append(("added", " ".join(after[j1:j2])))
+        if removed.strip():
+            runs.append(("removed", removed))
+        if added.strip():
+            runs.append(("added", added))
+        elif added:
+            runs.append(("same", added))
     return runs
+
+
+_WORDS = re.compile(r"\S+|\s+")

@@ -26,6 +26,7 @@ __all__ = [
     "ListQuery",
     "OverviewQuery",
     "decoded_cursor",
+    "hours_text",
 ]
 
 TYPES = ("rating", "text", "correction", "label")
@@ -36,6 +37,7 @@ MAX_WINDOW_HOURS = 8784
 SORTS = ("model", "count", "average_rating")
 _HOURLY_UP_TO = 72  # longer windows are shown per day
 _TEXT_MAX = 256
+_CURSOR_MAX = 1024  # a cursor holds an id of up to 256 characters, encoded
 
 
 class BadParameterError(ValueError):
@@ -53,24 +55,42 @@ class BadParameterError(ValueError):
         super().__init__(f"The {field!r} parameter {rule}.")
 
 
-def _text(params: Mapping[str, str], name: str) -> str | None:
-    value = params.get(name, "").strip()
-    if not value:
+def _text(params: Mapping[str, str], name: str, longest: int = _TEXT_MAX) -> str | None:
+    """
+    The parameter as given (a model may be named "  padded  "); blank is unset.
+    """
+    value = params.get(name, "")
+    if not value.strip():
         return None
-    if len(value) > _TEXT_MAX:
-        raise BadParameterError(name, f"must be at most {_TEXT_MAX} characters")
+    if len(value) > longest:
+        raise BadParameterError(name, f"must be at most {longest} characters")
     return value
 
 
+def _word(params: Mapping[str, str], name: str, longest: int = _TEXT_MAX) -> str | None:
+    """
+    The parameter without surrounding spaces: a number, a time, a cursor or a keyword.
+    """
+    value = _text(params, name, longest)
+    return None if value is None else value.strip()
+
+
+def hours_text(hours: float) -> str:
+    """
+    ``hours`` as a URL or a page shows it: exact (``0.125``, ``100.1234567``, ``24``).
+    """
+    return str(int(hours)) if hours.is_integer() else repr(hours)
+
+
 def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
-    value = _text(params, name)
+    value = _word(params, name)
     if value is not None and value not in allowed:
         raise BadParameterError(name, f"must be one of {', '.join(allowed)}")
     return value
 
 
 def _moment(params: Mapping[str, str], name: str) -> datetime | None:
-    value = _text(params, name)
+    value = _word(params, name)
     if value is None:
         return None
     try:
@@ -110,7 +130,7 @@ class OverviewQuery:
             BadParameterError: A parameter is invalid (named).
         """
         window = 24.0
-        raw = _text(params, "window")
+        raw = _word(params, "window")
         if raw is not None:
             try:
                 window = float(raw)
@@ -140,7 +160,7 @@ class OverviewQuery:
         """
         values: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
         values.update(changes)
-        values["window"] = f"{float(str(values['window'])):g}"
+        values["window"] = hours_text(float(str(values["window"])))
         for name, default in (("window", "24"), ("sort", "count"), ("order", "desc")):
             if str(values[name]) == default:
                 values[name] = None
@@ -199,7 +219,7 @@ class ListQuery:
             trace_id=_text(params, "trace_id"),
             since=since,
             until=until,
-            cursor=_text(params, "cursor"),
+            cursor=_word(params, "cursor", _CURSOR_MAX),
         )
         _check_ids(
             model=found.model,
