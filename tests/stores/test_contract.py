@@ -464,7 +464,7 @@ async def test_scan_streams_every_match_newest_first(store: FeedbackStoreProtoco
     assert [i async for i in store.scan(FeedbackFilter(owner_id="nobody"))] == []
     with pytest.raises(FeedbackValidationError) as info:
         [i async for i in store.scan(page_size=0)]
-    assert info.value.field == "limit"
+    assert info.value.field == "page_size"
 
 
 async def _reads(store: Any, item: FeedbackItem) -> dict[str, Any]:
