@@ -131,6 +131,36 @@ async def test_huge_capture_never_costs_the_feedback() -> None:
     assert item.context["captured"] == {"name": "op", "error": None, "truncated": True}
 
 
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_a_capture_whose_outline_does_not_fit_is_left_out(async_processing: bool) -> None:
+    """A context near the limit keeps the user's feedback: no capture rather than no item."""
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(),
+        FeedbackConfig(async_processing=async_processing, max_payload_chars=500),
+    )
+    async with collector.context("op", input="i" * 1000, context_id="near") as ctx:
+        ctx.output = "o" * 1000
+    await collector.collect_rating(1, trace_id="near", context={"blob": "z" * 440})
+    await collector.flush()
+    [item] = await collector.store.find_by_type(FeedbackType.RATING)
+    assert "captured" not in item.context
+    assert collector.failures == []
+    await collector.aclose()
+
+
+async def test_a_capture_is_measured_in_characters_not_bytes() -> None:
+    """Non-ASCII text counts once per character, as the limit does: the capture is joined."""
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(),
+        FeedbackConfig(async_processing=False, max_payload_chars=1000, capture_max_chars=400),
+    )
+    async with collector.context("op", input="😀" * 300, context_id="emoji") as ctx:
+        ctx.output = "é" * 300
+    await collector.submit_feedback("emoji", 2)
+    [item] = await collector.store.find_by_type(FeedbackType.RATING)
+    assert item.context["captured"]["input"] == "😀" * 300
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

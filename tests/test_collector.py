@@ -518,28 +518,3 @@ async def test_no_reference_held_elsewhere_reaches_the_stored_item(async_process
     assert stored.context == {"session_id": "s1"}
     assert stored.metadata == {"k": "v"}
     await collector.aclose()
-
-
-@pytest.mark.parametrize("async_processing", [False, True])
-async def test_a_joined_capture_that_overflows_the_context_is_refused(
-    async_processing: bool,
-) -> None:
-    """The capture's outline can push a context past the limit: the store still refuses it."""
-    config = FeedbackConfig(async_processing=async_processing, max_payload_chars=1000)
-    store = MemoryFeedbackStore(limits=config.limits)
-    collector = FeedbackCollector(store, config)
-    async with collector.context("op", input="x" * 5000) as captured:
-        captured.output = "y"
-    if async_processing:
-        await collector.collect_rating(3, trace_id=captured.context_id, context={"pad": "p" * 940})
-        await collector.flush()
-        [failure] = collector.failures
-        assert isinstance(failure.error, FeedbackTooLargeError)
-    else:
-        with pytest.raises(FeedbackTooLargeError) as raised:
-            await collector.collect_rating(
-                3, trace_id=captured.context_id, context={"pad": "p" * 940}
-            )
-        assert raised.value.field == "context"
-    assert (await store.aggregate(window_hours=24)).total_count == 0
-    await collector.aclose()

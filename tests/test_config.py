@@ -92,6 +92,11 @@ def test_load_of_a_missing_file_is_an_error(tmp_path: Path) -> None:
             "ai_feedback.server",
             "max_body_bytes must be a number",
         ),
+        (
+            "ai_feedback:\n  server:\n    api_kyes: []\n",
+            "ai_feedback.server",
+            "api_kyes is not a setting of server (known: api_keys, ",
+        ),
     ],
 )
 def test_bad_yaml_names_the_key(body: str, key: str, problem: str) -> None:

@@ -13,6 +13,7 @@ from ai_feedback import (
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
+    FeedbackTooLargeError,
     FeedbackType,
     FeedbackValidationError,
 )
@@ -237,3 +238,14 @@ def test_stats_to_dict_keeps_the_seed_keys_first() -> None:
     assert list(data)[:3] == ["total_count", "average_rating", "by_type"]
     assert data["by_type"]["rating"] == 2
     assert data["rating"]["distribution"] is None
+
+
+def test_an_overlong_id_is_not_said_to_be_configurable() -> None:
+    """The 256-character id limit is fixed: its error does not point at FeedbackConfig."""
+    with pytest.raises(FeedbackTooLargeError) as info:
+        FeedbackItem(FeedbackType.RATING, 1, context={"trace_id": "t" * 300})
+    assert (
+        str(info.value) == "Invalid 'context.trace_id': must be at most 256 characters but is 300."
+    )
+    renamed = info.value.renamed("trace_id")
+    assert "FeedbackConfig" not in str(renamed)

@@ -25,9 +25,12 @@ from ai_feedback import (
     FeedbackFailed,
     FeedbackItem,
     FeedbackModule,
+    FeedbackOverloadedError,
     FeedbackProcessed,
+    FeedbackStorageError,
     FeedbackStored,
     FeedbackStoreProtocol,
+    FeedbackSubmitted,
     FeedbackType,
     FeedbackValidationError,
     Limits,
@@ -580,6 +583,50 @@ async def test_reads_during_an_outage_do_not_wait_for_its_end() -> None:
     await collector.aclose()
 
 
+class _Recovering(MemoryFeedbackStore):
+    """Down (raising) until ``down`` is cleared, then slow: each write takes 0.1 s."""
+
+    down = True
+
+    async def save_many(self, items: Any, *, raw_payloads: Any = None) -> Any:
+        if self.down:
+            msg = "database is down"
+            raise OSError(msg)
+        await asyncio.sleep(0.1)
+        return await super().save_many(items, raw_payloads=raw_payloads)
+
+
+async def test_reads_and_deletions_wait_again_once_a_batch_was_given_up() -> None:
+    """A batch given up (max_attempts) does not make later reads or deletions skip waiting."""
+    store = _Recovering()
+    collector = FeedbackCollector(store, _config(ack="queued", max_attempts=1))
+    await collector.collect_rating(1)
+    await collector.flush()
+    assert len(collector.failures) == 1  # given up during the outage
+    store.down = False
+    await collector.collect_rating(5, context={"session_id": "user-42"})
+    assert (await collector.get_feedback_stats())["total_count"] == 1  # read your writes
+    await collector.collect_rating(4, context={"session_id": "user-42"})
+    receipt = await collector.delete(session_id="user-42")
+    assert receipt.items == 2
+    await collector.flush()
+    assert await store.find_by_session("user-42") == []
+    await collector.aclose()
+
+
+async def test_a_deletion_while_the_store_fails_refuses_rather_than_run_early() -> None:
+    """Items accepted before a deletion and not yet written make it fail, not miss them."""
+    store = _Recovering()
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1, retry_backoff_max_ms=5))
+    await collector.collect_rating(5, context={"session_id": "user-7"})
+    with pytest.raises(FeedbackStorageError, match="delete again once the store is back"):
+        await asyncio.wait_for(collector.delete(session_id="user-7"), 5)
+    store.down = False
+    await collector.flush()
+    assert (await collector.delete(session_id="user-7")).items == 1
+    await collector.aclose()
+
+
 async def test_a_dead_letter_that_cannot_be_kept_does_not_lose_the_batch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -662,3 +709,47 @@ async def test_a_store_that_raises_oddly_sets_aside_only_the_item_at_fault() -> 
     assert isinstance(failure.error, TypeError)
     assert [v for v in (1, 2, 4) if await store.get(ids[v - 1])] == [1, 2, 4]
     await collector.aclose()
+
+
+@pytest.mark.parametrize("ack", ["queued", "durable"])
+async def test_a_submitted_item_is_a_copy_of_the_callers(ack: str) -> None:
+    """submit(item) keeps what was sent: changing the item's dicts later changes nothing."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, _config(ack=ack))
+    item = FeedbackItem(FeedbackType.RATING, 1, context={"k": "v"}, metadata={"m": [1]})
+    await collector.submit(item)
+    item.context["k"] = "changed"
+    item.metadata["m"].append(2)
+    await collector.flush()
+    stored = await store.get(item.id)
+    assert stored is not None
+    assert (stored.context, stored.metadata) == ({"k": "v"}, {"m": [1]})
+    await collector.aclose()
+
+
+async def test_submitted_is_announced_only_for_accepted_items() -> None:
+    """An item refused for back-pressure or after the close is never announced as submitted."""
+    gate = asyncio.Event()
+
+    async def hold(item: FeedbackItem) -> FeedbackItem:
+        await gate.wait()
+        return item
+
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(), _config(ack="queued", queue_max_size=1, backpressure_wait_ms=10)
+    )
+    collector.pipeline.add_step(hold)
+    heard: list[str] = []
+    collector.events.subscribe(FeedbackSubmitted, lambda e: heard.append(e.item.id))
+    accepted = await collector.collect_rating(1)
+    await asyncio.sleep(0.1)  # the writer takes it and waits in the step; the spool is full
+    with pytest.raises(FeedbackOverloadedError):
+        await collector.collect_rating(2)
+    assert heard == [accepted]
+    gate.set()
+    await collector.aclose()
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.collect_rating(3)
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.submit_payloads([{"score": 3}])
+    assert heard == [accepted]

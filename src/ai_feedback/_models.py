@@ -290,6 +290,23 @@ def trusted_item(  # noqa: PLR0917 - mirrors the field order
     return item
 
 
+def copy_item(item: FeedbackItem) -> FeedbackItem:
+    """
+    Return a deep copy of ``item`` (its dicts checked as JSON again, not the rest).
+
+    Raises:
+        FeedbackValidationError: A dict of the item was changed to hold a non-JSON value.
+    """
+    return trusted_item(
+        item.feedback_type,
+        json_copy("value", item.value),
+        json_copy("context", item.context),
+        json_copy("metadata", item.metadata),
+        item.id,
+        item.created_at,
+    )
+
+
 _FIELD_NAMES = frozenset(("feedback_type", "value", "context", "metadata", "id", "created_at"))
 _FIELD_LIST = ", ".join(sorted(_FIELD_NAMES))
 _NO_LIMITS = Limits(max_text_length=2**62, max_payload_chars=2**62)

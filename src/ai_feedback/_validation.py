@@ -60,7 +60,7 @@ def check_id(field: str, value: object) -> str:
     if not value.strip():
         raise FeedbackValidationError(field, "must not be empty or blank", value)
     if len(value) > MAX_ID_LENGTH:
-        raise FeedbackTooLargeError(field, size=len(value), limit=MAX_ID_LENGTH)
+        raise FeedbackTooLargeError(field, size=len(value), limit=MAX_ID_LENGTH, fixed=True)
     problem = string_problem(value)
     if problem:
         raise FeedbackValidationError(field, problem)

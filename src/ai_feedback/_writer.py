@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ from ai_feedback.result import Err
 __all__ = ["BatchWriter", "WriterSettings", "write_items"]
 
 _LOG = logging.getLogger("ai_feedback")
+Announce = Callable[[], Awaitable[None]]
+"""What a submitter publishes once its entries are accepted."""
 _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
@@ -226,9 +228,12 @@ class BatchWriter:
             )
             self._worker.add_done_callback(_report_end)
 
-    async def put(self, entry: Entry) -> None:
+    async def put(self, entry: Entry, announce: Announce | None = None) -> None:
         """
         Append ``entry`` to the spool; return once accepted (on disk when durable).
+
+        ``announce`` runs once the entry is accepted and before the writer may store it,
+        so that what it publishes comes before the writer's own events.
 
         Raises:
             FeedbackError: The writer is closed.
@@ -246,11 +251,15 @@ class BatchWriter:
         finally:
             self._putting -= 1
         self._accepted += 1
+        if announce is not None:
+            await announce()
         await self._let_writer_run()
 
-    async def put_many(self, entries: list[Entry]) -> None:
+    async def put_many(self, entries: list[Entry], announce: Announce | None = None) -> None:
         """
         Append ``entries`` to the spool in one go (one commit for a durable spool).
+
+        ``announce`` runs as with `put`.
 
         Raises:
             FeedbackError: The writer is closed.
@@ -270,6 +279,8 @@ class BatchWriter:
         finally:
             self._putting -= 1
         self._accepted += len(entries)
+        if announce is not None:
+            await announce()
         await self._let_writer_run()
 
     async def _let_writer_run(self) -> None:
@@ -291,26 +302,28 @@ class BatchWriter:
                 # submitter that never waits would only ever give it a step at a time.
                 await self._idle.wait()
 
-    async def flush(self, *, through_outage: bool = True) -> None:
+    async def flush(self, *, through_outage: bool = True) -> bool:
         """
         Wait until every entry accepted before this call is stored or set aside.
 
         With ``through_outage=False`` (what reads use) it also returns as soon as the
         store is failing: a read during an outage then fails (or reads what is there)
-        instead of waiting for the outage to end.
+        instead of waiting for the outage to end. Returns whether every entry accepted
+        before the call is done (False: the store failed first).
         """
         if not self._started:
-            return
+            return True
         if asyncio.current_task() is self._worker:
             # Called by a subscriber or step running in the writer itself: waiting for the
-            # writer would wait forever, so reads there see what is stored so far.
-            return
+            # writer would wait forever, so reads (and deletions) there go ahead with what
+            # is stored so far.
+            return True
         mark = self._spool.last_mark
         self._ensure_worker()
         await self._spool.hurry(mark)
         if through_outage:
             await self._spool.wait_done(mark)
-            return
+            return True
         done = asyncio.ensure_future(self._spool.wait_done(mark))
         failing = asyncio.ensure_future(self._failing.wait())
         try:
@@ -318,6 +331,7 @@ class BatchWriter:
         finally:
             for waiter in (done, failing):
                 waiter.cancel()
+        return done.done() and not done.cancelled()
 
     async def aclose(self, deadline: float | None = None) -> None:
         """
@@ -483,6 +497,9 @@ class BatchWriter:
         """
         delay = self._settings.backoff
         attempts = 0
+        # A new batch's first attempt tells again whether the store fails: reads wait for
+        # it (an earlier batch given up after max_attempts says nothing about this one).
+        self._failing.clear()
         while pairs:
             error = await write_items(self._store, [i for _, i in pairs], self._raws(pairs))
             if error is None:

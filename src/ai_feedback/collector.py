@@ -15,6 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from ai_feedback._models import (
     check_timestamp,
     checked_item,
     coerce_type,
+    copy_item,
 )
 from ai_feedback._validation import (
     check_id,
@@ -413,14 +415,18 @@ class FeedbackCollector:
                     results[index] = exc
             return results
         entries = []
-        announce = self.events.has_subscribers(FeedbackSubmitted)
         for _, item, key, payload in accepted:
             joined = self._join_capture(item)
             raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
-            if announce:
-                await self.events.publish(FeedbackSubmitted(joined, raw))
             entries.append(Entry(joined, key, raw))
-        await self._writer.put_many(entries)  # one append: the batch shares its fsync
+
+        async def announce() -> None:  # once accepted: a refused batch announces nothing
+            for entry in entries:
+                await self.events.publish(FeedbackSubmitted(entry.item, entry.raw_payload))
+
+        subscribed = self.events.has_subscribers(FeedbackSubmitted)
+        # One append: the batch shares its fsync.
+        await self._writer.put_many(entries, announce if subscribed else None)
         return results
 
     async def submit(
@@ -444,6 +450,7 @@ class FeedbackCollector:
         """
         if not isinstance(item, FeedbackItem):
             raise FeedbackValidationError("item", "must be a FeedbackItem", item)
+        item = copy_item(item)  # the caller may change its dicts later: keep what it sent
         item.check_limits(self._limits)
         key = self.pipeline.resolve_processor(processor, item)
         raw = raw_payload
@@ -534,7 +541,14 @@ class FeedbackCollector:
         if not isinstance(store, SupportsDelete):
             msg = f"{type(store).__name__} cannot delete items; implement SupportsDelete.delete()"
             raise FeedbackStorageError(msg)
-        await self.flush(through_outage=False)  # a store that is down fails the delete
+        # What was accepted before is written first; a store that fails meanwhile fails
+        # the deletion, which would otherwise run before those items land.
+        if self._writer is not None and not await self._writer.flush(through_outage=False):
+            msg = (
+                "The store is failing, so feedback accepted before this deletion is not "
+                "written yet; delete again once the store is back."
+            )
+            raise FeedbackStorageError(msg)
         traces = await self._matching_traces(where)
         removed = await store.delete(where)
         captures = sum(self.captures.discard(trace) for trace in traces)
@@ -757,11 +771,17 @@ class FeedbackCollector:
             return
         item = self._join_capture(item)
         raw_copy = json_copy("raw_payload", raw) if self._config.store_raw_payloads else None
-        if self.events.has_subscribers(FeedbackSubmitted):
-            await self.events.publish(FeedbackSubmitted(item, raw_copy))
-        if self._writer is not None:
-            await self._writer.put(Entry(item, processor, raw_copy))
+        subscribed = self.events.has_subscribers(FeedbackSubmitted)
+        if self._writer is not None:  # announced once accepted: a refused item is not
+            announce = (
+                partial(self.events.publish, FeedbackSubmitted(item, raw_copy))
+                if subscribed
+                else None
+            )
+            await self._writer.put(Entry(item, processor, raw_copy), announce)
             return
+        if subscribed:
+            await self.events.publish(FeedbackSubmitted(item, raw_copy))
         try:
             item = await self.pipeline.run(item, processor)
         except FeedbackError as exc:  # rejected, failed, or over a limit after the steps
@@ -791,14 +811,23 @@ class FeedbackCollector:
             return item
         captured = capture.to_dict()
         context = {**item.context, "captured": captured}
-        if len(orjson.dumps(context)) > self._limits.max_payload_chars:
-            # Never let a large capture cost the user's feedback: keep its outline only.
+        limit = self._limits.max_payload_chars
+        if _chars(context) > limit:
+            # Never let a large capture cost the user's feedback: keep its outline only,
+            # or nothing of it when even that would not fit.
             context["captured"] = {
                 "name": captured["name"],
                 "error": captured["error"],
                 "truncated": True,
             }
+            if _chars(context) > limit:
+                return item
         return item.replace(context=context)
+
+
+def _chars(value: object) -> int:
+    """The length of ``value``'s JSON in characters, as the limits count it."""
+    return len(orjson.dumps(value).decode())
 
 
 def _identity(args: Mapping[str, Any]) -> dict[str, Any]:

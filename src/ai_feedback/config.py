@@ -385,11 +385,16 @@ def _check_env_keys() -> None:
                     raise FeedbackConfigurationError(name, _unknown_key_hint(key))
 
 
-def _unknown_key_hint(key: str) -> str:
-    close = difflib.get_close_matches(key, FeedbackConfig.model_fields, n=1)
+def _unknown_key_hint(key: str, section: str = "ai_feedback") -> str:
+    fields = FeedbackConfig.model_fields if section == "ai_feedback" else _SECTIONS[section]
+    close = difflib.get_close_matches(key, fields, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    known = ", ".join(FeedbackConfig.model_fields)
-    return f"is not a setting of ai_feedback (known: {known}){hint}"
+    known = ", ".join(fields)
+    return f"is not a setting of {section} (known: {known}){hint}"
+
+
+_SECTIONS = {"server": ServerSettings.model_fields}
+"""The nested sections, whose keys a misspelling is compared with."""
 
 
 def _source_of(key: str, explicit: dict[str, Any]) -> str:
@@ -407,6 +412,10 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
     error = exc.errors()[0]
     key = str(error["loc"][0]) if error["loc"] else "ai_feedback"
     if error["type"] == "extra_forbidden":
+        section, *inner = [str(part) for part in error["loc"]]
+        if section in _SECTIONS and len(inner) == 1:  # server.api_kyes: name the inner key
+            rule = f"{inner[0]} {_unknown_key_hint(inner[0], section)}"
+            return FeedbackConfigurationError(_source_of(key, explicit), rule)
         return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
     if not error["loc"]:
         problem = error["msg"].removeprefix("Value error, ")
@@ -416,8 +425,8 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
         )
         return FeedbackConfigurationError(key, problem.removeprefix(f"{key} "))
     rule = error["msg"].removeprefix("Value error, ")
-    inner = ".".join(str(part) for part in error["loc"][1:])  # a nested setting: server.x
-    rule = f"{inner} {rule}" if inner else rule
+    path = ".".join(str(part) for part in error["loc"][1:])  # a nested setting: server.x
+    rule = f"{path} {rule}" if path else rule
     return FeedbackConfigurationError(_source_of(key, explicit), f"{rule} (got {error['input']!r})")
 
 

@@ -82,23 +82,22 @@ class FeedbackTooLargeError(FeedbackValidationError):
     Args:
         field: The oversized field.
         size: Its length in characters.
-        limit: The configured maximum.
+        limit: The maximum.
+        fixed: The maximum is not a setting (identifiers: 256 characters).
     """
 
-    def __init__(self, field: str, *, size: int, limit: int) -> None:
+    def __init__(self, field: str, *, size: int, limit: int, fixed: bool = False) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            field,
-            f"must be at most {limit:,} characters but is {size:,}; "
-            "shorten it or raise the limit in FeedbackConfig",
-        )
+        self.fixed = fixed
+        advice = "" if fixed else "; shorten it or raise the limit in FeedbackConfig"
+        super().__init__(field, f"must be at most {limit:,} characters but is {size:,}{advice}")
 
     def renamed(self, field: str) -> FeedbackTooLargeError:
         """
         Return the same error naming ``field``.
         """
-        return FeedbackTooLargeError(field, size=self.size, limit=self.limit)
+        return FeedbackTooLargeError(field, size=self.size, limit=self.limit, fixed=self.fixed)
 
 
 class FeedbackProcessingError(FeedbackError):

@@ -32,7 +32,7 @@ from ai_feedback._models import (
     SeriesPoint,
     check_cursor,
     coerce_type,
-    trusted_item,
+    copy_item,
 )
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, json_copy
 from ai_feedback.exceptions import FeedbackConflictError, FeedbackValidationError
@@ -279,7 +279,7 @@ class MemoryFeedbackStore(ClosingContext):
         """
         check_id("item_id", item_id)
         item = self._items.get(item_id)
-        return None if item is None else _copy(item)
+        return None if item is None else copy_item(item)
 
     async def find_by_session(self, session_id: str) -> list[FeedbackItem]:
         """
@@ -476,7 +476,7 @@ class MemoryFeedbackStore(ClosingContext):
         for item_id in self._candidates(where).newest_before(position):
             item = self._items[item_id]
             if where.matches(item):
-                found.append(_copy(item))
+                found.append(copy_item(item))
                 if len(found) >= limit:
                     break
         return found
@@ -504,7 +504,7 @@ class MemoryFeedbackStore(ClosingContext):
     def _insert(self, feedback: FeedbackItem) -> None:
         if feedback.id in self._items:
             return
-        item = _copy(feedback)
+        item = copy_item(feedback)
         self._items[item.id] = item
         ts = item.created_at.timestamp()
         self._timeline.add(ts, item.id)
@@ -593,7 +593,7 @@ class MemoryFeedbackStore(ClosingContext):
         return Deleted(items=len(doomed), raw_payloads=raw)
 
     def _copies(self, ids: list[str]) -> list[FeedbackItem]:
-        return [_copy(self._items[i]) for i in ids]
+        return [copy_item(self._items[i]) for i in ids]
 
 
 def _mean(values: list[float] | None) -> float | None:
@@ -610,17 +610,3 @@ def _keys_of(item: FeedbackItem) -> list[_StatsKey]:
     if model is not None and provider is not None:
         keys.append((model, provider))
     return keys
-
-
-def _copy(item: FeedbackItem) -> FeedbackItem:
-    """
-    Return a copy of a valid item without validating it again.
-    """
-    return trusted_item(
-        item.feedback_type,
-        json_copy("value", item.value),
-        json_copy("context", item.context),
-        json_copy("metadata", item.metadata),
-        item.id,
-        item.created_at,
-    )
