@@ -97,6 +97,15 @@ def test_load_of_a_missing_file_is_an_error(tmp_path: Path) -> None:
             "ai_feedback.server",
             "api_kyes is not a setting of server (known: api_keys, ",
         ),
+        (
+            (
+                "ai_feedback:\n  server:\n    api_keys:\n"
+                f"      - {{id: a, project: p, secret_sha256: '{'0' * 64}', scops: [read]}}\n"
+            ),
+            "ai_feedback.server",
+            "api_keys.0.scops is not a setting of server.api_keys (known: id, ",
+        ),
+        ("ai_feedback:\n  database_url: mysql://h/db\n", "database_url", "or give store"),
     ],
 )
 def test_bad_yaml_names_the_key(body: str, key: str, problem: str) -> None:

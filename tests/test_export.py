@@ -278,6 +278,7 @@ async def test_filters_streams_and_stdout(tmp_path: Path) -> None:
         ({"kind": "sft", "min_rating": float("nan")}, "min_rating"),
         ({"kind": "kto", "max_rating": float("-inf")}, "max_rating"),
         ({"kind": "raw", "to": "."}, "to"),
+        ({"kind": "raw", "to": ".."}, "to"),
         ({"kind": "raw", "to": ""}, "to"),
     ],
 )

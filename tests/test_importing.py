@@ -453,3 +453,17 @@ async def test_a_langsmith_thumbs_with_a_null_score_stays_thumbs(tmp_path: Path)
     item = await store.get(item_id)
     assert item is not None
     assert (item.value, item.metadata["scale"]) == (1, "thumbs")
+
+
+async def test_repeated_records_share_the_first_ones_outcome(tmp_path: Path) -> None:
+    """The same record twice is imported once (any time, 1 == 1.0); both refused together."""
+    score = {"id": "s-1", "traceId": "t", "dataType": "NUMERIC", "value": 1}  # no timestamp
+    feedback = {"id": "f-1", "run_id": "r", "key": "k", "score": 1}
+    store = MemoryFeedbackStore()
+    await store.save(FeedbackItem(FeedbackType.RATING, 5, id="taken"))
+    taken = {"id": "taken", "traceId": "t", "dataType": "NUMERIC", "value": 2}
+    records = [score, score, feedback, {**feedback, "score": 1.0}, taken, taken]
+    summary = await import_file(store, _write_lines(tmp_path / "twice.jsonl", records))
+    assert (summary.read, summary.imported, summary.invalid) == (6, 4, 2)
+    assert [(p.line, p.field) for p in summary.problems] == [(5, "id"), (6, "id")]
+    assert [i.value for i in await store.query()] == [1, 1, 5]

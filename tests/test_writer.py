@@ -727,8 +727,10 @@ async def test_a_submitted_item_is_a_copy_of_the_callers(ack: str) -> None:
     await collector.aclose()
 
 
-async def test_submitted_is_announced_only_for_accepted_items() -> None:
-    """An item refused for back-pressure or after the close is never announced as submitted."""
+async def test_a_refused_item_is_announced_as_failed_and_a_closed_collector_announces_nothing() -> (
+    None
+):
+    """Spool full: the announced item also fails (stage accept); after the close, no events."""
     gate = asyncio.Event()
 
     async def hold(item: FeedbackItem) -> FeedbackItem:
@@ -739,17 +741,24 @@ async def test_submitted_is_announced_only_for_accepted_items() -> None:
         MemoryFeedbackStore(), _config(ack="queued", queue_max_size=1, backpressure_wait_ms=10)
     )
     collector.pipeline.add_step(hold)
-    heard: list[str] = []
-    collector.events.subscribe(FeedbackSubmitted, lambda e: heard.append(e.item.id))
-    accepted = await collector.collect_rating(1)
+    heard: list[tuple[str, Any, str]] = []
+    collector.events.subscribe(
+        FeedbackSubmitted, lambda e: heard.append(("submitted", e.item.value, ""))
+    )
+    collector.events.subscribe(
+        FeedbackFailed, lambda e: heard.append(("failed", e.item.value, e.stage))
+    )
+    await collector.collect_rating(1)
     await asyncio.sleep(0.1)  # the writer takes it and waits in the step; the spool is full
     with pytest.raises(FeedbackOverloadedError):
         await collector.collect_rating(2)
-    assert heard == [accepted]
+    assert heard == [("submitted", 1, ""), ("submitted", 2, ""), ("failed", 2, "accept")]
+    assert collector.failures == []  # refused to the caller, not set aside
     gate.set()
     await collector.aclose()
+    heard.clear()
     with pytest.raises(FeedbackError, match="closed"):
         await collector.collect_rating(3)
     with pytest.raises(FeedbackError, match="closed"):
         await collector.submit_payloads([{"score": 3}])
-    assert heard == [accepted]
+    assert heard == []

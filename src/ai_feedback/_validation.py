@@ -149,19 +149,36 @@ def json_loads(data: bytes) -> Any:  # noqa: ANN401 - any JSON value
     """
     Return the JSON value of ``data``, keeping integers beyond 64 bits exact.
 
-    orjson reads such integers as floats, so 10**30 would pass the checks as 1e30;
-    read exactly, they are refused by the rules that follow (`json_copy`, `check_score`).
+    orjson reads such integers as floats (and very long ones not at all), so 10**30
+    would pass the checks as 1e30; read exactly, they are refused by the rules that
+    follow (`json_copy`, `check_score`), naming their field.
 
     Raises:
         orjson.JSONDecodeError: ``data`` is not valid JSON.
     """
-    value = orjson.loads(data)
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if _LONG_DIGITS.search(data) is None:
+            raise
+        return _exact(data)  # valid JSON whose numbers orjson cannot hold, or invalid
     if _LONG_DIGITS.search(data) is None:
         return value
+    return _exact(data)
+
+
+def _exact(data: bytes) -> Any:  # noqa: ANN401 - any JSON value
+    """The JSON value of ``data`` read by the standard library, integers exact."""
     try:
-        return json.loads(data)  # valid JSON (orjson said so), read with exact integers
-    except ValueError as exc:  # an integer past the interpreter's digit limit
+        # NaN and Infinity are not JSON (the standard library would accept them).
+        return json.loads(data, parse_constant=_not_json)
+    except ValueError as exc:  # malformed, or an integer past the interpreter's limit
         raise orjson.JSONDecodeError(str(exc), data.decode("utf-8", "replace"), 0) from None
+
+
+def _not_json(name: str) -> Any:  # noqa: ANN401 - never returns
+    msg = f"{name} is not a JSON value"
+    raise ValueError(msg)
 
 
 class _NotPlainJSON(Exception):  # noqa: N818 - internal signal

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,6 @@ from ai_feedback.result import Err
 __all__ = ["BatchWriter", "WriterSettings", "write_items"]
 
 _LOG = logging.getLogger("ai_feedback")
-Announce = Callable[[], Awaitable[None]]
-"""What a submitter publishes once its entries are accepted."""
 _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
@@ -228,21 +226,24 @@ class BatchWriter:
             )
             self._worker.add_done_callback(_report_end)
 
-    async def put(self, entry: Entry, announce: Announce | None = None) -> None:
+    def check_open(self) -> None:
+        """
+        Raise `FeedbackError` when the writer is closed (no entry would be accepted).
+        """
+        if self._closed:
+            msg = "The feedback collector is closed; the application has shut down."
+            raise FeedbackError(msg)
+
+    async def put(self, entry: Entry) -> None:
         """
         Append ``entry`` to the spool; return once accepted (on disk when durable).
-
-        ``announce`` runs once the entry is accepted and before the writer may store it,
-        so that what it publishes comes before the writer's own events.
 
         Raises:
             FeedbackError: The writer is closed.
             FeedbackOverloadedError: The spool stayed full.
             FeedbackStorageError: The spool could not keep the entry.
         """
-        if self._closed:
-            msg = "The feedback collector is closed; the application has shut down."
-            raise FeedbackError(msg)
+        self.check_open()
         self._putting += 1
         try:
             if not self._started or self._worker is None or self._worker.done():
@@ -251,15 +252,11 @@ class BatchWriter:
         finally:
             self._putting -= 1
         self._accepted += 1
-        if announce is not None:
-            await announce()
         await self._let_writer_run()
 
-    async def put_many(self, entries: list[Entry], announce: Announce | None = None) -> None:
+    async def put_many(self, entries: list[Entry]) -> None:
         """
         Append ``entries`` to the spool in one go (one commit for a durable spool).
-
-        ``announce`` runs as with `put`.
 
         Raises:
             FeedbackError: The writer is closed.
@@ -268,9 +265,7 @@ class BatchWriter:
         """
         if not entries:
             return
-        if self._closed:
-            msg = "The feedback collector is closed; the application has shut down."
-            raise FeedbackError(msg)
+        self.check_open()
         self._putting += 1
         try:
             if not self._started or self._worker is None or self._worker.done():
@@ -279,8 +274,6 @@ class BatchWriter:
         finally:
             self._putting -= 1
         self._accepted += len(entries)
-        if announce is not None:
-            await announce()
         await self._let_writer_run()
 
     async def _let_writer_run(self) -> None:

@@ -15,7 +15,6 @@ import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import orjson
@@ -419,14 +418,8 @@ class FeedbackCollector:
             joined = self._join_capture(item)
             raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
             entries.append(Entry(joined, key, raw))
-
-        async def announce() -> None:  # once accepted: a refused batch announces nothing
-            for entry in entries:
-                await self.events.publish(FeedbackSubmitted(entry.item, entry.raw_payload))
-
-        subscribed = self.events.has_subscribers(FeedbackSubmitted)
-        # One append: the batch shares its fsync.
-        await self._writer.put_many(entries, announce if subscribed else None)
+        if entries:
+            await self._enqueue(entries)  # one append: the batch shares its fsync
         return results
 
     async def submit(
@@ -771,16 +764,10 @@ class FeedbackCollector:
             return
         item = self._join_capture(item)
         raw_copy = json_copy("raw_payload", raw) if self._config.store_raw_payloads else None
-        subscribed = self.events.has_subscribers(FeedbackSubmitted)
-        if self._writer is not None:  # announced once accepted: a refused item is not
-            announce = (
-                partial(self.events.publish, FeedbackSubmitted(item, raw_copy))
-                if subscribed
-                else None
-            )
-            await self._writer.put(Entry(item, processor, raw_copy), announce)
+        if self._writer is not None:
+            await self._enqueue([Entry(item, processor, raw_copy)])
             return
-        if subscribed:
+        if self.events.has_subscribers(FeedbackSubmitted):
             await self.events.publish(FeedbackSubmitted(item, raw_copy))
         try:
             item = await self.pipeline.run(item, processor)
@@ -799,6 +786,30 @@ class FeedbackCollector:
             raise FeedbackStorageError(msg) from error
         if self.events.has_subscribers(FeedbackStored):
             await self.events.publish(FeedbackStored(item))
+
+    async def _enqueue(self, entries: list[Entry]) -> None:
+        """
+        Announce ``entries`` and hand them to the writer in one append.
+
+        A closed collector announces nothing; entries the spool refuses (full) were
+        announced, so subscribers also hear that they failed (stage ``accept``).
+        """
+        writer = self._writer
+        assert writer is not None  # noqa: S101 - async processing only
+        writer.check_open()
+        if self.events.has_subscribers(FeedbackSubmitted):
+            for entry in entries:
+                await self.events.publish(FeedbackSubmitted(entry.item, entry.raw_payload))
+        try:
+            if len(entries) == 1:
+                await writer.put(entries[0])
+            else:
+                await writer.put_many(entries)
+        except FeedbackError as exc:
+            if self.events.has_subscribers(FeedbackFailed):
+                for entry in entries:
+                    await self.events.publish(FeedbackFailed(entry.item, "accept", exc, 0))
+            raise
 
     async def _fail_sync(self, event: FeedbackFailed) -> None:
         self._sync_failures.append(event)

@@ -33,7 +33,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from ai_feedback._server_settings import ServerSettings, refuse_booleans
+from ai_feedback._server_settings import ApiKeyEntry, ServerSettings, refuse_booleans
 from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
@@ -233,13 +233,18 @@ class FeedbackConfig(BaseSettings):
         """
         Without ``store``, a ``database_url`` says which store it is.
         """
-        if isinstance(data, dict) and "store" not in data:
-            url = data.get("database_url")
-            if isinstance(url, str) and url.startswith("sqlite:///"):
-                return {**data, "store": "sqlite"}
-            if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")):
-                return {**data, "store": "postgresql"}
-        return data
+        url = data.get("database_url") if isinstance(data, dict) else None
+        if not isinstance(url, str) or "store" in data:
+            return data
+        if url.startswith("sqlite:///"):
+            return {**data, "store": "sqlite"}
+        if url.startswith(("postgresql://", "postgres://")):
+            return {**data, "store": "postgresql"}
+        msg = (
+            "database_url must start with sqlite:/// or postgresql:// (or give store) "
+            f"(got {url!r})"
+        )
+        raise ValueError(msg)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -393,7 +398,7 @@ def _unknown_key_hint(key: str, section: str = "ai_feedback") -> str:
     return f"is not a setting of {section} (known: {known}){hint}"
 
 
-_SECTIONS = {"server": ServerSettings.model_fields}
+_SECTIONS = {"server": ServerSettings.model_fields, "server.api_keys": ApiKeyEntry.model_fields}
 """The nested sections, whose keys a misspelling is compared with."""
 
 
@@ -412,9 +417,11 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
     error = exc.errors()[0]
     key = str(error["loc"][0]) if error["loc"] else "ai_feedback"
     if error["type"] == "extra_forbidden":
-        section, *inner = [str(part) for part in error["loc"]]
-        if section in _SECTIONS and len(inner) == 1:  # server.api_kyes: name the inner key
-            rule = f"{inner[0]} {_unknown_key_hint(inner[0], section)}"
+        path = [str(part) for part in error["loc"]]
+        section = ".".join(p for p in path[:-1] if not p.isdigit())  # server.api_keys.0.x
+        if section in _SECTIONS:  # name the inner key and what it may be
+            inner = ".".join(path[1:])
+            rule = f"{inner} {_unknown_key_hint(path[-1], section)}"
             return FeedbackConfigurationError(_source_of(key, explicit), rule)
         return FeedbackConfigurationError(_source_of(key, explicit), _unknown_key_hint(key))
     if not error["loc"]:
@@ -425,8 +432,8 @@ def _translate(exc: ValidationError, explicit: dict[str, Any]) -> FeedbackConfig
         )
         return FeedbackConfigurationError(key, problem.removeprefix(f"{key} "))
     rule = error["msg"].removeprefix("Value error, ")
-    path = ".".join(str(part) for part in error["loc"][1:])  # a nested setting: server.x
-    rule = f"{path} {rule}" if path else rule
+    nested = ".".join(str(part) for part in error["loc"][1:])  # a nested setting: server.x
+    rule = f"{nested} {rule}" if nested else rule
     return FeedbackConfigurationError(_source_of(key, explicit), f"{rule} (got {error['input']!r})")
 
 

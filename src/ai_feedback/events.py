@@ -86,8 +86,9 @@ class FeedbackFailed:
 
     Args:
         item: The item as it was when it failed.
-        stage: ``"processing"`` (a processor or step raised or rejected it) or
-            ``"storage"`` (the store kept failing).
+        stage: ``"processing"`` (a processor or step raised or rejected it),
+            ``"storage"`` (the store kept failing) or ``"accept"`` (the spool was full:
+            the submitter got `FeedbackOverloadedError`; not kept in ``failures``).
         error: What went wrong.
         attempts: Store attempts made (0 when processing failed).
     """

@@ -40,6 +40,7 @@ from ai_feedback.peers import (
     mlflow_assessment_payload,
     mlflow_error,
 )
+from ai_feedback.stores._common import same_item
 
 __all__ = ["SOURCES", "ImportSummary", "Problem", "Source", "import_file"]
 
@@ -360,54 +361,59 @@ def _mlflow(line: int, record: Mapping[str, Any], build: _Builder) -> Iterator[_
 
 async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> None:  # noqa: ANN401
     """
-    Store ``batch``; records refused as conflicts are reported and the rest stored.
+    Store ``batch`` (then empty it); records refused as conflicts are reported.
+
+    Of records sharing an id, the first is written; a later one that is the same item
+    shares its outcome, a different one is reported.
     """
-    batch[:] = _first_of_each_id(batch, summary)
-    while batch:
-        items = [r.item for r in batch]
-        raws = {r.item.id: r.raw_payload for r in batch if r.raw_payload is not None}
+    unique, twins = _first_of_each_id(batch, summary)
+    refused: set[str] = set()
+    while left := [r for r in unique if r.item.id not in refused]:
+        items = [r.item for r in left]
+        raws = {r.item.id: r.raw_payload for r in left if r.raw_payload is not None}
         if raws and hasattr(store, "get_raw_payload"):
             result = await store.save_many(items, raw_payloads=raws)
         else:
             result = await store.save_many(items)
         if result.is_ok():
-            for record in batch:
-                _stored(summary, record)
-            batch.clear()
-            return
+            break
         error = result.unwrap_err()
         if not isinstance(error, FeedbackConflictError):
             if isinstance(error, FeedbackStorageError):
                 raise error
             msg = f"Could not import into {type(store).__name__}: {error}"
             raise FeedbackStorageError(msg) from error
-        conflicting = set(error.ids)
-        for record in batch:
-            if record.item.id in conflicting:
-                msg = f"A different item is already stored under id {record.item.id!r}."
-                _skip(summary, record.line, "id", msg)
-        batch[:] = [r for r in batch if r.item.id not in conflicting]
+        refused |= set(error.ids)
+    for record in sorted([*unique, *twins], key=lambda r: r.line):
+        if record.item.id in refused:
+            msg = f"A different item is already stored under id {record.item.id!r}."
+            _skip(summary, record.line, "id", msg)
+        else:
+            _stored(summary, record)
+    batch.clear()
 
 
-def _first_of_each_id(batch: list[_Record], summary: ImportSummary) -> list[_Record]:
+def _first_of_each_id(
+    batch: list[_Record], summary: ImportSummary
+) -> tuple[list[_Record], list[_Record]]:
     """
-    Return ``batch`` without records whose id an earlier record of it has.
+    Split ``batch`` into the first record of each id and later records of the same item.
 
-    Such a record counts as stored when it is the same item, and is reported otherwise:
-    the first one wins, as it does across batches.
+    A later record that is a different item under the id is reported here.
     """
     first: dict[str, FeedbackItem] = {}
     unique: list[_Record] = []
+    twins: list[_Record] = []
     for record in batch:
         seen = first.setdefault(record.item.id, record.item)
         if seen is record.item:
             unique.append(record)
-        elif seen == record.item:
-            _stored(summary, record)
+        elif same_item(seen, record.item):  # as the stores compare: 1 == 1.0, any time
+            twins.append(record)
         else:
             msg = f"A different item has the id {record.item.id!r} earlier in this import."
             _skip(summary, record.line, "id", msg)
-    return unique
+    return unique, twins
 
 
 def _stored(summary: ImportSummary, record: _Record) -> None:

@@ -250,6 +250,7 @@ def test_json_integers_beyond_64_bits_are_refused_not_rounded(client: TestClient
     """A huge integer is refused naming its field, not stored as a float; labels say input."""
     for body, status, field in (
         ({"score": 1, "metadata": {"n": 10**30}}, 422, "metadata.n"),
+        ({"score": 1, "metadata": {"n": 10**400}}, 422, "metadata.n"),
         ({"type": "label", "label": "x", "input": {"n": 2**64}}, 422, "input.n"),
         ({"type": "label", "label": "x", "input": {"a": "\u0000"}}, 422, "input.a"),
         ({"type": "label", "label": "x", "input": "x" * 60_000}, 413, "input"),
@@ -518,6 +519,7 @@ def test_openapi_describes_every_route(client: TestClient) -> None:
     assert schemes["apiKey"] == {"type": "apiKey", "in": "header", "name": "x-api-key"}
     assert {"apiKey": []} in submit["security"]
     assert "security" not in paths["/healthz"]["get"]
+    assert "security" not in paths["/info"]["get"]
     assert "security" not in paths["/feedback/tokens/{token_id}"]["post"]
     assert {"basic": []} in paths["/api/public/scores"]["post"]["security"]
 

@@ -541,7 +541,7 @@ def test_install_refuses_a_prefix_that_is_not_a_path(tmp_path: Path, prefix: Any
 
 def test_odd_ids_and_names_page_link_and_filter(client: TestClient) -> None:
     """Long ids page on, ids with a slash open, padded names filter, big figures show whole."""
-    long_ids = [f"{i:03d}" + "L" * 197 for i in range(60)]
+    long_ids = [f"{i:03d}" + "😀" * 253 for i in range(60)]  # 256 characters, 4 bytes each
     items = [{"id": i, "score": 1, "trace_id": "longid"} for i in long_ids]
     assert (
         client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all")).status_code
@@ -563,6 +563,10 @@ def test_odd_ids_and_names_page_link_and_filter(client: TestClient) -> None:
     second = client.get(older.group(1).replace("&amp;", "&"))
     assert second.status_code == 200, second.text
     assert len(re.findall(r'data-id="([^"]+)"', second.text)) == 10
+    first_page: dict[str, str | int] = {"trace_id": "longid", "limit": 10}
+    page = client.get("/v1/feedback", params=first_page, headers=key("a-read")).json()
+    cursor = {**first_page, "cursor": page["next_cursor"]}
+    assert client.get("/v1/feedback", params=cursor, headers=key("a-read")).status_code == 200
     special = client.get("/ui/feedback?trace_id=special").text
     assert 'href="/ui/feedback/a%2Fb"' in special
     assert client.get("/ui/feedback/a%2Fb").status_code == 200

@@ -191,7 +191,8 @@ async def export(
     if not is_path and not hasattr(to, "write"):
         raise FeedbackValidationError("to", "must be a path or a binary file object", to)
     name = os.fspath(to) if is_path else str(getattr(to, "name", ""))  # type: ignore[arg-type]
-    if is_path and not Path(name).name:  # "", ".", "/"
+    # A stat before the first row, so that nothing is exported onto a directory.
+    if is_path and (Path(name).name in ("", "..") or Path(name).is_dir()):  # noqa: ASYNC240
         raise FeedbackValidationError("to", "must name a file, not a directory", name)
     fmt = file_format_of(name, file_format)
     summary = ExportSummary(kind, fmt, path=name if is_path else None)

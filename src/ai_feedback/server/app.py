@@ -272,7 +272,7 @@ _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "A key's secret or a token"},
     "basic": {"type": "http", "scheme": "basic", "description": "Key id and secret"},
 }
-_KEYLESS = ("/healthz", "/readyz", "/metrics", "/feedback/tokens/{token_id}")
+_KEYLESS = ("/healthz", "/readyz", "/metrics", "/info", "/feedback/tokens/{token_id}")
 
 
 def _document_bodies(app: FastAPI) -> None:
