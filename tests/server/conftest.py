@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,3 +107,23 @@ def live(tmp_path: Path) -> Iterator[str]:
     """The base URL of the service running under uvicorn."""
     with LiveServer(create_app(server_config(tmp_path))) as url:
         yield url
+
+
+def stalled_request(url: str, head: str, start: bytes, until: bytes) -> tuple[bytes, float]:
+    """
+    Send ``head`` and the ``start`` of a longer body to the server at ``url``, then stall.
+
+    Return what the server answered (read until ``until`` or the close) and how long
+    the answer took after the stall began.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(head.encode() + start)
+        started = time.monotonic()
+        received = b""
+        while until not in received:  # the head and the body may come apart
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+        return received, time.monotonic() - started

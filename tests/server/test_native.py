@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,15 @@ from ai_feedback import (
 from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
 from tests.fakes import WrappedStore
-from tests.server.conftest import SECRETS, TOKEN_SECRET, LiveServer, bearer, key, server_config
+from tests.server.conftest import (
+    SECRETS,
+    TOKEN_SECRET,
+    LiveServer,
+    bearer,
+    key,
+    server_config,
+    stalled_request,
+)
 
 
 class _Stuck(WrappedStore):
@@ -528,24 +535,14 @@ def test_a_body_that_does_not_arrive_is_408(tmp_path: Path) -> None:
     """A client that sends its headers and then trickles (or stops) gets 408, not a held slot."""
     config = server_config(tmp_path, body_timeout_seconds=1)
     with LiveServer(create_app(config)) as url:
-        host, port = url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as conn:
-            head = (
-                "POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"x-api-key: {SECRETS['a-all'][0]}\r\nContent-Length: 100\r\n\r\n"
-            )
-            conn.sendall(head.encode() + b'{"score"')
-            started = time.monotonic()
-            received = b""
-            while b'"error"' not in received:  # the head and the body may come apart
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-            answer = received.decode()
-            assert time.monotonic() - started < 5
-        assert answer.startswith("HTTP/1.1 408")
-        assert '"error":"timeout"' in answer
+        head = (
+            "POST /v1/feedback HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"x-api-key: {SECRETS['a-all'][0]}\r\nContent-Length: 100\r\n\r\n"
+        )
+        received, waited = stalled_request(url, head, b'{"score"', until=b'"error"')
+    assert waited < 5
+    assert received.startswith(b"HTTP/1.1 408")
+    assert b'"error":"timeout"' in received
 
 
 def test_a_full_spool_is_429_with_retry_after(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,14 @@ from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
 from ai_feedback.server.ui import login
-from tests.server.conftest import SECRETS, TOKEN_SECRET, LiveServer, key, server_config
+from tests.server.conftest import (
+    SECRETS,
+    TOKEN_SECRET,
+    LiveServer,
+    key,
+    server_config,
+    stalled_request,
+)
 from tests.server.dashboard_data import flatten, payloads, seed
 
 _STAT = re.compile(r'<data data-stat="([^"]+)" value="([^"]*)">')
@@ -140,23 +146,14 @@ def test_a_login_form_that_trickles_is_408(tmp_path: Path) -> None:
     """The login form meets the body timeout as every body does: a trickle is 408."""
     config = server_config(tmp_path, body_timeout_seconds=1)
     with LiveServer(create_app(config)) as url:
-        host, port = url.removeprefix("http://").split(":")
-        with socket.create_connection((host, int(port)), timeout=10) as conn:
-            head = (
-                "POST /ui/login HTTP/1.1\r\nHost: x\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
-            )
-            conn.sendall(head.encode() + b"key=")
-            started = time.monotonic()
-            received = b""
-            while b"</html>" not in received:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                received += chunk
-            assert time.monotonic() - started < 5
-        assert received.startswith(b"HTTP/1.1 408")
-        assert b"The form did not arrive." in received
+        head = (
+            "POST /ui/login HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
+        )
+        received, waited = stalled_request(url, head, b"key=", until=b"</html>")
+    assert waited < 5
+    assert received.startswith(b"HTTP/1.1 408")
+    assert b"The form did not arrive." in received
 
 
 @pytest.mark.parametrize(
