@@ -8,7 +8,13 @@ import time
 import nats
 import pytest
 
-from ai_feedback import FeedbackCollector, FeedbackConfig, FeedbackItem, FeedbackStorageError
+from ai_feedback import (
+    FeedbackCollector,
+    FeedbackConfig,
+    FeedbackConfigurationError,
+    FeedbackItem,
+    FeedbackStorageError,
+)
 from ai_feedback._models import Entry, FeedbackType
 from ai_feedback.spool.jetstream import JetStreamSpool
 from tests.fakes import WrappedStore
@@ -78,3 +84,21 @@ async def test_an_unreachable_server_is_a_storage_error() -> None:
     spool = JetStreamSpool("nats://127.0.0.1:1?stream=NOPE", identity="x", full_wait=0.5)
     with pytest.raises(FeedbackStorageError, match="Could not set up"):
         await spool.start()
+
+
+async def test_a_stream_feeding_another_store_is_refused_even_when_empty() -> None:
+    """A second application on the same stream would take the first one's items: refused."""
+    async with fresh_stream() as name:
+        first = JetStreamSpool(spool_url(name), identity="sqlite:///a.db")
+        await first.start()
+        try:
+            other = JetStreamSpool(spool_url(name), identity="sqlite:///c.db")
+            with pytest.raises(FeedbackConfigurationError) as info:
+                await other.start()
+            assert info.value.key == "spool_url"
+            assert "feeds sqlite:///a.db (0 item(s) waiting), not sqlite:///c.db" in str(info.value)
+            same = JetStreamSpool(spool_url(name), identity="sqlite:///a.db")
+            await same.start()  # another process of the same application is welcome
+            await same.aclose()
+        finally:
+            await first.aclose()

@@ -62,6 +62,8 @@ def test_spool_url_chooses_the_file_or_nats(tmp_path: Path) -> None:
         ("nats://h:1?streem=x", "unknown option 'streem'"),
         ("nats://h:1?ack_wait=0", "ack_wait must be 0.5 to 86400"),
         ("nats://h:1?ack_wait=soon", "ack_wait must be 0.5 to 86400"),
+        ("nats://h:1?stream=bad.name", "stream must be a name without spaces, '.'"),
+        ("nats://h:1?consumer=a%20b", "consumer must be a name"),
     ],
 )
 def test_bad_nats_urls_are_refused(url: str, needle: str) -> None:

@@ -60,6 +60,10 @@ _DESCRIPTION = "ai-feedback spool for "
 _ERRORS = (nats.errors.Error, OSError, asyncio.TimeoutError)
 
 
+_NOT_IN_NAMES = frozenset(" \t\r\n.*>/\\")
+"""Characters NATS refuses in stream and consumer names."""
+
+
 def parse_nats_url(url: str) -> dict[str, Any]:
     """
     Split a ``nats://`` spool URL into servers and options.
@@ -83,6 +87,11 @@ def parse_nats_url(url: str) -> dict[str, Any]:
         ack_wait = -1.0
     if not _ACK_WAIT_MIN <= ack_wait <= _ACK_WAIT_MAX:
         raise FeedbackValidationError("spool_url", "ack_wait must be 0.5 to 86400 seconds", url)
+    for option in ("stream", "consumer"):
+        name = query.get(option)
+        if name is not None and (not name or any(c in name for c in _NOT_IN_NAMES)):
+            msg = f"{option} must be a name without spaces, '.', '*', '>', '/' or '\\'"
+            raise FeedbackValidationError("spool_url", msg, url)
     servers = [f"{parts.scheme}://{netloc}" for netloc in parts.netloc.split(",")]
     return {
         "servers": servers,
@@ -208,6 +217,11 @@ class JetStreamSpool:
             except _ERRORS as exc:
                 await self.aclose()
                 msg = f"Could not set up the NATS JetStream spool {self.location}: {exc!r}."
+                if isinstance(exc, nats.js.errors.BadRequestError):
+                    msg += (
+                        f" If another stream already takes the subject {self._subject!r}, "
+                        "give this one its own (?subject=...)."
+                    )
                 raise FeedbackStorageError(msg) from exc
             except BaseException:
                 await self.aclose()
@@ -231,11 +245,14 @@ class JetStreamSpool:
         except nats.js.errors.NotFoundError:
             await js.add_stream(config)
         else:
-            if info.config.description != description and info.state.messages:
+            known = info.config.description or ""
+            # Another store's stream is refused even when empty: a second application
+            # would share its consumer and write the first one's items into its own store.
+            if known != description and (known.startswith(_DESCRIPTION) or info.state.messages):
                 msg = (
-                    f"the stream {self._stream} holds {info.state.messages} item(s) for "
-                    f"{(info.config.description or '?').removeprefix(_DESCRIPTION)}, not for "
-                    f"{self._identity}; name another stream in spool_url (?stream=...)"
+                    f"the stream {self._stream} feeds {known.removeprefix(_DESCRIPTION) or '?'}"
+                    f" ({info.state.messages} item(s) waiting), not {self._identity}; name "
+                    "another stream in spool_url (?stream=...), or delete this one to move it"
                 )
                 raise FeedbackConfigurationError("spool_url", msg)
             if info.config.max_msgs != self._capacity or info.config.description != description:
