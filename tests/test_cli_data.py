@@ -357,3 +357,36 @@ def test_demo_then_export_gives_training_rows(
     result = runner.invoke(app, ["export", "sft"])
     assert result.exit_code == 0
     assert len(result.stdout.splitlines()) == 4
+
+
+def test_config_and_migrate_mask_every_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passwords in query strings, NATS tokens and key secrets are masked; token_max is not."""
+    monkeypatch.setenv("AI_FEEDBACK__DATABASE_URL", "sqlite:///./x.db?password=TopSecretPW")
+    monkeypatch.setenv("AI_FEEDBACK__SPOOL_URL", "nats://s3cr3tT0ken@127.0.0.1:4222?stream=X")
+    monkeypatch.setenv("AI_FEEDBACK__CACHE_URL", "redis://:RedisPW@127.0.0.1:6379/0?password=Q")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["config", "--json"])
+    assert result.exit_code == 0, result.output
+    settings: dict[str, Any] = json.loads(result.stdout)["settings"]
+    for secret in ("TopSecretPW", "s3cr3tT0ken", "RedisPW"):
+        assert secret not in result.output
+    assert settings["spool_url"]["value"] == "nats://****@127.0.0.1:4222?stream=X"
+    assert settings["cache_url"]["value"] == "redis://:****@127.0.0.1:6379/0?password=****"
+    assert settings["server.token_max_seconds"]["value"] == 604800.0
+
+
+@pytest.mark.postgres
+def test_migrate_does_not_print_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The migrated store is named by a URL whose password is masked."""
+    schema = new_schema_name()
+    monkeypatch.setenv("AI_FEEDBACK__DATABASE_SCHEMA", schema)
+    url = POSTGRES_URL.replace("postgres@", "postgres:hunter2@", 1)  # trust: any password
+    try:
+        result = runner.invoke(app, ["migrate", "--database-url", url])
+        assert result.exit_code == 0, result.output
+        assert "postgresql store at postgresql://postgres:****@" in result.stdout
+        assert "hunter2" not in result.output
+    finally:
+        asyncio.run(drop_schema(schema))

@@ -25,6 +25,7 @@ from rich.table import Table
 
 from ai_feedback._cli_base import EXIT_FAILED, EXIT_USAGE, ConfigOption, run
 from ai_feedback._models import FeedbackFilter
+from ai_feedback._urls import masked_url
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
@@ -407,7 +408,7 @@ async def _migrate(
         from ai_feedback.stores import sqlite  # noqa: PLC0415
 
         version = await sqlite.migrate(url, target=target)
-    typer.echo(f"{config.store} store at {url}: schema version {version}")
+    typer.echo(f"{config.store} store at {masked_url(url)}: schema version {version}")
     if rebuild:
         # Through the configured Redis cache, if any: it drops the statistics it cached.
         opened = await open_store(config)
@@ -418,9 +419,9 @@ async def _migrate(
         typer.echo(f"statistics rollup rebuilt from {counted:,} item(s)")
         if stale:
             typer.echo(
-                f"error: the Redis cache at {config.cache_url} could not be purged: services "
-                "may serve the statistics cached before the rebuild until those entries "
-                "expire; run the command again once Redis answers",
+                f"error: the Redis cache at {masked_url(config.cache_url or '')} could not be "
+                "purged: services may serve the statistics cached before the rebuild until "
+                "those entries expire; run the command again once Redis answers",
                 err=True,
             )
             return EXIT_FAILED

@@ -34,6 +34,7 @@ from pydantic_settings import (
 )
 
 from ai_feedback._server_settings import ApiKeyEntry, ServerSettings, refuse_booleans
+from ai_feedback._urls import masked_url
 from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
@@ -526,19 +527,10 @@ def _origin(env_key: str, explicit: bool, section: dict[str, Any], key: str) -> 
 def _shown(key: str, value: Any) -> Any:  # noqa: ANN401 - any setting's value
     if value is None:
         return None
-    if any(word in key for word in _SECRET_WORDS):
+    if key.endswith(_SECRET_WORDS):  # token_secret, not token_max_seconds
         return "****"
     if key in ("database_url", "cache_url", "spool_url") and isinstance(value, str):
-        return _without_password(value)
+        return masked_url(value)
     if key == "api_keys":
         return [f"{entry.id} ({entry.project}: {', '.join(entry.scopes)})" for entry in value]
     return value
-
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:****@{host}"

@@ -41,6 +41,7 @@ from nats.js.api import (
 )
 
 from ai_feedback._models import Entry, FeedbackFilter, Spooled, SpoolStatus
+from ai_feedback._urls import masked_url
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
     FeedbackOverloadedError,
@@ -162,7 +163,7 @@ class JetStreamSpool:
         """
         The servers and the stream, e.g. ``nats://127.0.0.1:4222/AI_FEEDBACK``.
         """
-        return f"{','.join(self._servers)}/{self._stream}"
+        return f"{','.join(masked_url(server) for server in self._servers)}/{self._stream}"
 
     @property
     def last_mark(self) -> int:
