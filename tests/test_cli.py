@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,8 @@ def test_keys_new_prints_a_secret_and_a_working_entry() -> None:
     [
         (["--project", "bad project"], "--project"),
         (["--project", "p", "--scopes", "ingest,write"], "--scopes"),
+        (["--project", "p", "--scopes", ""], "--scopes"),
+        (["--project", "p", "--scopes", "ingest,ingest"], "--scopes: must name each scope once"),
     ],
 )
 def test_keys_new_refuses_bad_options(args: list[str], needle: str) -> None:
@@ -95,6 +98,21 @@ def test_serve_without_keys_refuses_to_start() -> None:
     assert result.exit_code == 2
     assert "server.api_keys" in result.output
     assert "--insecure-no-auth" in result.output
+
+
+def test_serve_on_a_taken_port_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port another process listens on is said in one line (uvicorn would exit 3)."""
+    for name in ("AI_FEEDBACK_CONFIG_FILE", "AI_FEEDBACK_INSECURE_NO_AUTH"):
+        monkeypatch.setenv(name, "")  # serve sets them for its workers
+    monkeypatch.setenv("AI_FEEDBACK_RUN_TOKEN_SECRET", "")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--port", str(port), "--insecure-no-auth"])
+    assert result.exit_code == 1, result.output
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(("args", "logged"), [([], False), (["--access-log"], True)])

@@ -35,7 +35,15 @@ class ApiKeyEntry(BaseModel):
     id: str = Field(min_length=1, max_length=128)
     secret_sha256: str
     project: str
-    scopes: tuple[Scope, ...] = ("ingest", "read")
+    scopes: tuple[Scope, ...] = Field(default=("ingest", "read"), min_length=1)
+
+    @field_validator("scopes")
+    @classmethod
+    def _each_once(cls, scopes: tuple[Scope, ...]) -> tuple[Scope, ...]:
+        if len(set(scopes)) != len(scopes):
+            msg = "must name each scope once"
+            raise ValueError(msg)
+        return scopes
 
     @field_validator("secret_sha256")
     @classmethod

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from ai_feedback._cli_base import EXIT_USAGE, ConfigOption, run, setup_logging
+from ai_feedback._cli_base import EXIT_FAILED, EXIT_USAGE, ConfigOption, run, setup_logging
 from ai_feedback._cli_data import (
     config_command,
     delete_command,
@@ -167,6 +168,10 @@ def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
     except FeedbackError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(EXIT_USAGE) from None
+    taken = _unbindable(host, port)
+    if taken is not None:  # uvicorn would log it and exit with status 3
+        typer.echo(f"error: cannot listen on {host}:{port}: {taken}", err=True)
+        raise SystemExit(EXIT_FAILED)
     if run_secret:
         logging.getLogger("ai_feedback").warning(
             "server.token_secret is not set: browser tokens and dashboard logins are signed "
@@ -187,6 +192,24 @@ def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
         access_log=access_log,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds) + 5,
     )
+
+
+def _unbindable(host: str, port: int) -> str | None:
+    """
+    Return why ``host:port`` cannot be listened on (taken, no such address), or None.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 @keys_app.command("new")
