@@ -677,7 +677,8 @@ async def test_items_dated_in_the_future_count_in_every_window(
     """A window is everything from now - window_hours on: a future item counts in each."""
     assert isinstance(store, SupportsStats)
     ahead = _item(value=5, ago=-timedelta(days=400), model="m")
-    await store.save_many([ahead, _item(value=1, ago=timedelta(hours=2), model="m")])
+    for item in (ahead, _item(value=1, ago=timedelta(hours=2), model="m")):
+        await store.save(item)
     assert (await store.aggregate(window_hours=1)).total_count == 1
     assert (await store.aggregate(window_hours=3)).total_count == 2
     assert (await store.stats(window_hours=1, model="m")).summary.average_rating == 5
