@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ai_feedback import FeedbackConfig
-from ai_feedback.cli import app
+from ai_feedback.cli import _unbindable, app
 
 runner = CliRunner()
 
@@ -209,3 +209,15 @@ def test_a_short_handed_down_signing_key_is_refused(
     monkeypatch.setenv(cli.RUN_SECRET_VARIABLE, "short")
     with pytest.raises(FeedbackConfigurationError, match="at least 32 characters"):
         cli.create_from_environment()
+
+
+def test_the_port_check_binds_as_uvicorn_does() -> None:
+    """A free port passes (also for every interface); a taken one says why."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert _unbindable("127.0.0.1", port) == "Address already in use"
+    assert _unbindable("127.0.0.1", port) is None
+    assert _unbindable("", 0) is None
+    assert _unbindable("no-such-host.invalid", 8000) is not None

@@ -168,8 +168,14 @@ def test_bad_python_values_name_the_key(kwargs: dict[str, object], key: str, pro
     assert problem in str(info.value)
 
 
-def test_a_database_url_without_a_store_chooses_it() -> None:
+def test_a_database_url_without_a_store_chooses_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """database_url alone selects its store; an explicit store still wins (and is checked)."""
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig(database_url="mysql://u:s3cret@h/db")
+    assert (info.value.key, "s3cret" in str(info.value)) == ("database_url", False)
+    monkeypatch.setenv("AI_FEEDBACK__DATABASE_URL", "")  # a blank variable is unset
+    assert FeedbackConfig().store == "memory"
+    monkeypatch.delenv("AI_FEEDBACK__DATABASE_URL")
     _yaml(Path("application.yaml"), "ai_feedback:\n  database_url: sqlite:///./x.db\n")
     assert FeedbackConfig().store == "sqlite"
     assert FeedbackConfig(database_url="postgresql://h/db").store == "postgresql"

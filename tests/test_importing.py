@@ -467,3 +467,13 @@ async def test_repeated_records_share_the_first_ones_outcome(tmp_path: Path) -> 
     assert (summary.read, summary.imported, summary.invalid) == (6, 4, 2)
     assert [(p.line, p.field) for p in summary.problems] == [(5, "id"), (6, "id")]
     assert [i.value for i in await store.query()] == [1, 1, 5]
+
+
+async def test_a_huge_integer_on_the_first_line_is_that_records_problem(tmp_path: Path) -> None:
+    """A number orjson cannot hold does not make JSON Lines look like one broken document."""
+    huge = b'{"feedback_type": "rating", "value": 1, "metadata": {"n": ' + b"9" * 500 + b"}}"
+    good = orjson.dumps(FeedbackItem(FeedbackType.RATING, 2).to_dict())
+    path = _write_lines(tmp_path / "huge.jsonl", [huge, good])
+    summary = await import_file(MemoryFeedbackStore(), path)
+    assert (summary.read, summary.imported) == (2, 1)
+    assert [(p.line, p.field) for p in summary.problems] == [(1, "metadata.n")]

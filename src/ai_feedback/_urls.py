@@ -4,7 +4,7 @@ Connection URLs as they may be shown: credentials masked.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit
+import re
 
 __all__ = ["masked_url"]
 
@@ -13,42 +13,46 @@ __all__ = ["masked_url"]
 _SECRET_PARTS = ("pass", "token", "secret", "auth", "key")
 # Schemes whose user name alone is a credential (a NATS token is sent as the user).
 _TOKEN_USERS = ("nats", "tls")
+_NETLOC_END = re.compile(r"[/?#]")
 
 
 def masked_url(url: str) -> str:
     """
     Return ``url`` with its password, its token and secret query values as ``****``.
 
-    ``postgresql://u:pw@h/db?password=x`` becomes ``postgresql://u:****@h/db?password=****``;
-    ``nats://token@h:4222`` becomes ``nats://****@h:4222``. A URL that cannot be parsed
-    is shown as ``****``.
+    ``postgresql://u:pw@h/db?password=x`` becomes ``postgresql://u:****@h/db?password=****``
+    and ``nats://token@h:4222`` becomes ``nats://****@h:4222``; everything else is kept
+    as written, byte for byte.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "****"
-    hosts = ",".join(_masked_host(host, parts.scheme) for host in parts.netloc.split(","))
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(name, "****" if _secret(name) else value) for name, value in pairs], safe="*/:"
-        )
-    if (hosts, query) == (parts.netloc, parts.query):
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    shown = f"{parts.scheme}://{hosts}{parts.path}"
-    return shown + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
+    end = _NETLOC_END.search(rest)
+    netloc, tail = (rest[: end.start()], rest[end.start() :]) if end else (rest, "")
+    if scheme.lower() in _TOKEN_USERS:  # one user per server: nats://a:b@h1,c:d@h2
+        netloc = ",".join(_masked_user(part, token=True) for part in netloc.split(","))
+    else:  # a password may hold a comma
+        netloc = _masked_user(netloc, token=False)
+    path, mark, query = tail.partition("?")
+    if mark:
+        query, hash_mark, fragment = query.partition("#")
+        pairs = [_masked_pair(pair) for pair in query.split("&")]
+        tail = f"{path}?{'&'.join(pairs)}{hash_mark}{fragment}"
+    return f"{scheme}://{netloc}{tail}"
 
 
-def _masked_host(netloc: str, scheme: str) -> str:
+def _masked_user(netloc: str, *, token: bool) -> str:
     credentials, at, host = netloc.rpartition("@")
     if not at:
         return netloc
     user, colon, _ = credentials.partition(":")
     if colon:
         return f"{user}:****@{host}"
-    return f"****@{host}" if scheme in _TOKEN_USERS else netloc
+    return f"****@{host}" if token else netloc
 
 
-def _secret(name: str) -> bool:
-    return any(part in name.lower() for part in _SECRET_PARTS)
+def _masked_pair(pair: str) -> str:
+    name, equals, _ = pair.partition("=")
+    if equals and any(part in name.lower() for part in _SECRET_PARTS):
+        return f"{name}=****"
+    return pair

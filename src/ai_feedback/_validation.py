@@ -151,28 +151,39 @@ def json_loads(data: bytes) -> Any:  # noqa: ANN401 - any JSON value
 
     orjson reads such integers as floats (and very long ones not at all), so 10**30
     would pass the checks as 1e30; read exactly, they are refused by the rules that
-    follow (`json_copy`, `check_score`), naming their field.
+    follow (`json_copy`, `check_score`), naming their field. Only a document with a run
+    of 19 digits is read twice; everything else is orjson's verdict.
 
     Raises:
         orjson.JSONDecodeError: ``data`` is not valid JSON.
     """
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        if _LONG_DIGITS.search(data) is None:
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses numbers it cannot hold as doubles; the rest is not JSON.
+        if "number is infinity" not in str(exc) or _LONG_DIGITS.search(data) is None:
             raise
-        return _exact(data)  # valid JSON whose numbers orjson cannot hold, or invalid
+        return _exact(data, exc)
     if _LONG_DIGITS.search(data) is None:
         return value
-    return _exact(data)
+    try:
+        return _exact(data, None)
+    except RecursionError:  # valid, but nested too deep to read again: refused later
+        return value
 
 
-def _exact(data: bytes) -> Any:  # noqa: ANN401 - any JSON value
-    """The JSON value of ``data`` read by the standard library, integers exact."""
+def _exact(data: bytes, refused: orjson.JSONDecodeError | None) -> Any:  # noqa: ANN401
+    """
+    The JSON value of ``data`` read by the standard library, integers exact.
+
+    ``refused`` is orjson's error for ``data``, raised again if this reading fails too.
+    """
     try:
         # NaN and Infinity are not JSON (the standard library would accept them).
         return json.loads(data, parse_constant=_not_json)
-    except ValueError as exc:  # malformed, or an integer past the interpreter's limit
+    except (ValueError, RecursionError) as exc:  # malformed, too deep, too many digits
+        if refused is not None:
+            raise refused from None
         raise orjson.JSONDecodeError(str(exc), data.decode("utf-8", "replace"), 0) from None
 
 

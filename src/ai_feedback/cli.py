@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +34,7 @@ from ai_feedback._cli_data import (
     stats_command,
 )
 from ai_feedback._server_settings import ApiKeyEntry
+from ai_feedback._urls import masked_url
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
@@ -116,7 +116,7 @@ async def _writer(config_path: Path | None) -> None:
     async with application:
         collector = await application.container.resolve(FeedbackCollector)
         status = await collector.status()
-        where = status.spool.location if status.spool else config.spool_url
+        where = status.spool.location if status.spool else masked_url(config.spool_url or "")
         typer.echo(f"Writing feedback from {where} to the {config.store} store (Ctrl-C stops).")
         await asyncio.Event().wait()
 
@@ -197,18 +197,22 @@ def serve(  # noqa: PLR0917 - Typer reads the options from the parameters
 def _unbindable(host: str, port: int) -> str | None:
     """
     Return why ``host:port`` cannot be listened on (taken, no such address), or None.
+
+    Binds the way uvicorn will (asyncio's ``create_server``: every address of the host,
+    IPv6 sockets for IPv6 only), then lets go at once.
     """
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(asyncio.Protocol, host or None, port, reuse_address=True)
+        server.close()
+        await server.wait_closed()
+
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        return str(exc)
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return exc.strerror or str(exc)
+        asyncio.run(probe())
+    except OSError as exc:  # asyncio words it at length; the system's words are enough
+        errno = exc.errno
+        return os.strerror(errno) if errno and errno > 0 else exc.strerror or str(exc)
     return None
 
 

@@ -235,15 +235,15 @@ class FeedbackConfig(BaseSettings):
         Without ``store``, a ``database_url`` says which store it is.
         """
         url = data.get("database_url") if isinstance(data, dict) else None
-        if not isinstance(url, str) or "store" in data:
-            return data
+        if not isinstance(url, str) or not url.strip() or "store" in data:
+            return data  # an empty database_url (a blank variable) is unset
         if url.startswith("sqlite:///"):
             return {**data, "store": "sqlite"}
         if url.startswith(("postgresql://", "postgres://")):
             return {**data, "store": "postgresql"}
         msg = (
             "database_url must start with sqlite:/// or postgresql:// (or give store) "
-            f"(got {url!r})"
+            f"(got {masked_url(url)!r})"
         )
         raise ValueError(msg)
 
@@ -259,7 +259,8 @@ class FeedbackConfig(BaseSettings):
             ("redis://", "rediss://", "unix://")
         ):
             msg = (
-                f"cache_url must start with redis://, rediss:// or unix:// (got {self.cache_url!r})"
+                "cache_url must start with redis://, rediss:// or unix:// "
+                f"(got {masked_url(self.cache_url)!r})"
             )
             raise ValueError(msg)
         self._check_spool()
@@ -272,7 +273,7 @@ class FeedbackConfig(BaseSettings):
         if not url.startswith(schemes[self.store]):
             msg = (
                 f"must start with {' or '.join(schemes[self.store])} when store is "
-                f"{self.store!r} (got {url!r})"
+                f"{self.store!r} (got {masked_url(url)!r})"
             )
             raise ValueError(msg)
         return self
@@ -280,7 +281,10 @@ class FeedbackConfig(BaseSettings):
     def _check_spool(self) -> None:
         spool = self.spool_url
         if spool is not None and not spool.startswith(("sqlite:///", "nats://", "tls://")):
-            msg = f"spool_url must start with sqlite:///, nats:// or tls:// (got {spool!r})"
+            msg = (
+                "spool_url must start with sqlite:///, nats:// or tls:// "
+                f"(got {masked_url(spool)!r})"
+            )
             raise ValueError(msg)
         if spool is not None and self.ack == "queued":
             msg = "spool_url is set but ack is 'queued', which keeps items in memory only"

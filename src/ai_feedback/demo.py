@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from ai_feedback._models import FeedbackType
+from ai_feedback._urls import masked_url
 from ai_feedback.app import Application
 from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig
@@ -54,7 +55,8 @@ async def run(config_path: str | None = None) -> dict[str, Any]:
         feedback = await app.container.resolve(FeedbackProtocol)
         collector = await app.container.resolve(FeedbackCollector)
         store = await app.container.resolve(FeedbackStoreProtocol)
-        where = f" at {config.resolved_database_url}" if config.store != "memory" else ""
+        url = config.resolved_database_url
+        where = f" at {masked_url(url)}" if config.store != "memory" and url else ""
         print(f"store: {config.store}{where}")
 
         session = {

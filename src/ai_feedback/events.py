@@ -87,8 +87,9 @@ class FeedbackFailed:
     Args:
         item: The item as it was when it failed.
         stage: ``"processing"`` (a processor or step raised or rejected it),
-            ``"storage"`` (the store kept failing) or ``"accept"`` (the spool was full:
-            the submitter got `FeedbackOverloadedError`; not kept in ``failures``).
+            ``"storage"`` (the store kept failing) or ``"accept"`` (the spool did not
+            take it, full or unreachable: the submitter got the error; not kept in
+            ``failures``).
         error: What went wrong.
         attempts: Store attempts made (0 when processing failed).
     """

@@ -234,7 +234,7 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
 
 def _parses(line: bytes) -> bool:
     try:
-        orjson.loads(line)
+        json_loads(line)
     except orjson.JSONDecodeError:
         return False
     return True

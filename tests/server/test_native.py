@@ -264,6 +264,11 @@ def test_json_integers_beyond_64_bits_are_refused_not_rounded(client: TestClient
     ):
         answer = client.post("/v1/feedback", json=body, headers=key("a-all"))
         assert (answer.status_code, answer.json()["field"]) == (status, field), answer.text
+    deep = b"[" * 2000 + b'"1234567890123456789012"' + b"]" * 2000  # a long digit run too
+    answer = client.post(
+        "/v1/feedback", content=deep, headers={"content-type": "application/json", **key("a-all")}
+    )
+    assert (answer.status_code, answer.json()["error"]) == (400, "bad_json")
     kept = client.post(
         "/v1/feedback", json={"score": 1, "metadata": {"n": 2**64 - 1}}, headers=key("a-all")
     )

@@ -62,8 +62,11 @@ def test_spool_url_chooses_the_file_or_nats(tmp_path: Path) -> None:
         ("nats://h:1?streem=x", "unknown option 'streem'"),
         ("nats://h:1?ack_wait=0", "ack_wait must be 0.5 to 86400"),
         ("nats://h:1?ack_wait=soon", "ack_wait must be 0.5 to 86400"),
-        ("nats://h:1?stream=bad.name", "stream must be a name without spaces, '.'"),
-        ("nats://h:1?consumer=a%20b", "consumer must be a name"),
+        ("nats://h:1?stream=bad.name", "stream must be 1-255 letters, digits, '_' or '-'"),
+        ("nats://h:1?consumer=a%20b", "consumer must be 1-255"),
+        ("nats://h:1?stream=", "stream must be 1-255"),
+        ("nats://h:1?stream=" + "s" * 256, "stream must be 1-255"),
+        ("nats://tok3n@h:1?stream=a%01b", "nats://****@h:1"),
     ],
 )
 def test_bad_nats_urls_are_refused(url: str, needle: str) -> None:
@@ -72,6 +75,7 @@ def test_bad_nats_urls_are_refused(url: str, needle: str) -> None:
         parse_nats_url(url)
     assert info.value.field == "spool_url"
     assert needle in str(info.value)
+    assert "tok3n" not in str(info.value)
 
 
 def test_a_missing_nats_package_is_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from ai_feedback import (
     MemoryFeedbackStore,
     Ok,
 )
+from ai_feedback._urls import masked_url
 from ai_feedback.stores import _pg_schema, postgres
 from ai_feedback.stores._pg_schema import ROLLUP_AGGREGATE_SQL
 from ai_feedback.stores.postgres import (
@@ -543,7 +544,12 @@ async def test_a_store_collected_while_open_warns(schema: str) -> None:
 @pytest.mark.parametrize(
     ("url", "where", "shown"),
     [
-        ("postgresql://u:pw@db.example/x", "db.example:5432", "postgresql://u@db.example/x"),
+        ("postgresql://u:pw@db.example/x", "db.example:5432", "postgresql://u:****@db.example/x"),
+        (
+            "postgresql://u@db.example/x?password=pw&sslmode=require",
+            "db.example:5432",
+            "postgresql://u@db.example/x?password=****&sslmode=require",
+        ),
         ("postgres://db.example:6543/x", "db.example:6543", "postgres://db.example:6543/x"),
         ("postgresql:///x", "localhost:5432", "postgresql:///x"),
     ],
@@ -551,7 +557,7 @@ async def test_a_store_collected_while_open_warns(schema: str) -> None:
 def test_urls_are_shown_as_host_port_without_password(url: str, where: str, shown: str) -> None:
     """Messages name a URL's host:port (default port 5432) and never its password."""
     assert _pg_schema.check_url(url) == where
-    assert _pg_schema.redact(url) == shown
+    assert masked_url(url) == shown
 
 
 # -------------------------------------------------------------------------- bad input

@@ -179,8 +179,8 @@ async def list_items(
     since: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    # base64 of JSON: an id of 256 four-byte characters makes about 1,400 characters
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    # base64 of JSON: an id of 256 escaped characters makes up to about 2,100 characters
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> JSONBody:
     """
     Return a page of the project's items matching the filters, and the next cursor.

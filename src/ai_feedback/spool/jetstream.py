@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -61,8 +62,8 @@ _DESCRIPTION = "ai-feedback spool for "
 _ERRORS = (nats.errors.Error, OSError, asyncio.TimeoutError)
 
 
-_NOT_IN_NAMES = frozenset(" \t\r\n.*>/\\")
-"""Characters NATS refuses in stream and consumer names."""
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+"""Stream and consumer names (NATS refuses spaces, '.', '*', '>', '/', controls)."""
 
 
 def parse_nats_url(url: str) -> dict[str, Any]:
@@ -75,24 +76,27 @@ def parse_nats_url(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in {"nats", "tls"} or not parts.netloc:
         msg = "must look like nats://host:4222[?stream=...&subject=...]"
-        raise FeedbackValidationError("spool_url", msg, url)
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        raise FeedbackValidationError("spool_url", msg, masked_url(url))
+    query = {
+        key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()
+    }
     known = {"stream", "subject", "consumer", "ack_wait"}
     unknown = sorted(set(query) - known)
     if unknown:
         msg = f"has an unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        raise FeedbackValidationError("spool_url", msg, url)
+        raise FeedbackValidationError("spool_url", msg, masked_url(url))
     try:
         ack_wait = float(query.get("ack_wait", "30"))
     except ValueError:
         ack_wait = -1.0
     if not _ACK_WAIT_MIN <= ack_wait <= _ACK_WAIT_MAX:
-        raise FeedbackValidationError("spool_url", "ack_wait must be 0.5 to 86400 seconds", url)
+        msg = "ack_wait must be 0.5 to 86400 seconds"
+        raise FeedbackValidationError("spool_url", msg, masked_url(url))
     for option in ("stream", "consumer"):
         name = query.get(option)
-        if name is not None and (not name or any(c in name for c in _NOT_IN_NAMES)):
-            msg = f"{option} must be a name without spaces, '.', '*', '>', '/' or '\\'"
-            raise FeedbackValidationError("spool_url", msg, url)
+        if name is not None and not _NAME.fullmatch(name):
+            msg = f"{option} must be 1-255 letters, digits, '_' or '-'"
+            raise FeedbackValidationError("spool_url", msg, masked_url(url))
     servers = [f"{parts.scheme}://{netloc}" for netloc in parts.netloc.split(",")]
     return {
         "servers": servers,

@@ -26,6 +26,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ai_feedback._models import DISTRIBUTION_MAX_VALUES
+from ai_feedback._urls import masked_url
 from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, FeedbackValidationError
 
 __all__ = [
@@ -556,22 +557,11 @@ def check_url(url: object) -> str:
     """
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         msg = "must be a postgresql://user@host:port/database URL"
-        raise FeedbackValidationError("url", msg, redact(url) if isinstance(url, str) else url)
+        raise FeedbackValidationError("url", msg, masked_url(url) if isinstance(url, str) else url)
     hosts = urlsplit(url).netloc.rpartition("@")[2] or "localhost"
     if not re.search(r":\d+$", hosts):
         hosts += ":5432"
     return hosts
-
-
-def redact(url: str) -> str:
-    """
-    Return ``url`` without its password.
-    """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, hosts = parts.netloc.rpartition("@")
-    return url.replace(parts.netloc, f"{user.partition(':')[0]}@{hosts}", 1)
 
 
 def check_seconds(name: str, value: object) -> float:

@@ -33,6 +33,7 @@ from ai_feedback._models import (
     coerce_type,
     trusted_item,
 )
+from ai_feedback._urls import masked_url
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, check_optional_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
 from ai_feedback.result import Result
@@ -672,7 +673,9 @@ def _client(url_or_client: object, socket_timeout: float) -> Redis:
             retry=Retry(NoBackoff(), 0),
         )
     except ValueError:
-        raise FeedbackValidationError("redis_url_or_client", rule, url_or_client) from None
+        raise FeedbackValidationError(
+            "redis_url_or_client", rule, masked_url(url_or_client)
+        ) from None
 
 
 def _item(data: dict[str, Any]) -> FeedbackItem:

@@ -19,6 +19,7 @@ import abc
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
+from ai_feedback._urls import masked_url
 from ai_feedback.exceptions import FeedbackConfigurationError, FeedbackValidationError
 
 if TYPE_CHECKING:
@@ -63,4 +64,4 @@ class DatabaseFeedbackStore(abc.ABC):  # noqa: B024 - a virtual base with no abs
 
             return await PostgresFeedbackStore.open(url, **options)
         msg = "must start with sqlite:/// or postgresql://"
-        raise FeedbackValidationError("url", msg, url)
+        raise FeedbackValidationError("url", msg, masked_url(url) if isinstance(url, str) else url)

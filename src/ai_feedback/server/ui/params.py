@@ -37,7 +37,7 @@ MAX_WINDOW_HOURS = 8784
 SORTS = ("model", "count", "average_rating")
 _HOURLY_UP_TO = 72  # longer windows are shown per day
 _TEXT_MAX = 256
-_CURSOR_MAX = 2048  # a cursor holds an id of up to 256 characters (1,024 UTF-8 bytes), encoded
+_CURSOR_MAX = 4096  # base64 of JSON holding an id of up to 256 characters, escaped
 
 
 class BadParameterError(ValueError):
