@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -367,3 +368,67 @@ async def test_submit_payload_dispatches_by_type(collector: FeedbackCollector) -
     with pytest.raises(FeedbackValidationError, match="'payload'"):
         await collector.submit_payload(["x"])  # type: ignore[arg-type]
     assert await collector.get_raw_payload(ids[1]) == {"type": "text", "text": "hello"}
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_a_step_that_grows_the_item_in_place_meets_the_limits(async_processing: bool) -> None:
+    """Limits are checked after the steps even when a step changed the item's dicts in place."""
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(),
+        FeedbackConfig(async_processing=async_processing, max_payload_chars=100),
+    )
+
+    def grow(item: FeedbackItem) -> FeedbackItem:
+        item.metadata["blob"] = "x" * 500
+        return item
+
+    collector.pipeline.add_step(grow)
+    if async_processing:
+        await collector.collect_text("hello")
+        await collector.flush()
+        [failure] = collector.failures
+        assert isinstance(failure.error, FeedbackValidationError)
+    else:
+        with pytest.raises(FeedbackValidationError, match="'metadata'"):
+            await collector.collect_text("hello")
+    assert len(collector.store) == 0  # type: ignore[arg-type]
+    await collector.aclose()
+
+
+async def test_a_step_raising_cancelled_error_fails_its_item_not_the_writer() -> None:
+    """A CancelledError from a step (a shared task cancelled) sets the item aside; flush ends."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(ack="queued"))
+    calls = 0
+
+    async def flaky(item: FeedbackItem) -> FeedbackItem:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+        return item
+
+    collector.pipeline.add_step(flaky)
+    await collector.collect_text("first")
+    await asyncio.wait_for(collector.flush(), 5)
+    assert [f.stage for f in collector.failures] == ["processing"]
+    await collector.collect_text("second")
+    await asyncio.wait_for(collector.flush(), 5)
+    assert [i.value for i in await collector.store.find_by_type(FeedbackType.TEXT)] == ["second"]
+    await collector.aclose()
+
+
+async def test_a_subscriber_may_submit_feedback_from_the_writer() -> None:
+    """A subscriber recording derived feedback through the same collector does not freeze it."""
+    collector = FeedbackCollector(MemoryFeedbackStore(), FeedbackConfig(ack="queued"))
+
+    async def derive(event: FeedbackStored) -> None:
+        if event.item.feedback_type is FeedbackType.RATING and event.item.value <= 2:
+            await collector.collect_label("low-rating", {"rating_id": event.item.id})
+
+    collector.events.subscribe(FeedbackStored, derive)
+    for n in range(3):
+        await asyncio.wait_for(collector.submit_feedback(f"t{n}", 1), 5)
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(collector.flush(), 5)
+    assert len(await collector.store.find_by_type(FeedbackType.LABEL)) == 3
+    await collector.aclose()

@@ -280,6 +280,8 @@ class BatchWriter:
         # A submitter in a tight loop over a spool that never suspends (the in-memory
         # one) would never let the worker run: yield once a batch is ready or has waited
         # its delay, so that the time from acknowledgement to stored stays bounded.
+        if asyncio.current_task() is self._worker:
+            return  # a step or subscriber submitting from the writer: it cannot wait for itself
         now = time.monotonic()
         if self._unyielded == 0:
             self._unyielded_since = now

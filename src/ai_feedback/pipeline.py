@@ -16,6 +16,7 @@ else becomes a `FeedbackProcessingError` naming it; a rejection becomes a
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -228,7 +229,9 @@ class Pipeline:
         item = await _call(f"processor {processor!r}", chosen, item)
         for name, step in self._steps:
             item = await _call(name, step, item)
-        if item is not original:  # the caller already checked the item it submitted
+        # The caller checked the item it submitted; a step or a processor of the
+        # application may have changed it, in place too.
+        if item is not original or self._steps or type(chosen) is not _BuiltinProcessor:
             item.check_limits(self._limits)
         return item
 
@@ -240,6 +243,11 @@ async def _call(name: str, fn: Callable[[FeedbackItem], Any], item: FeedbackItem
             result = await result
     except RejectFeedback as signal:
         raise FeedbackRejectedError(name, signal.reason) from None
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # this task is being cancelled: let it
+            raise
+        raise FeedbackProcessingError(name, f"raised {exc!r}") from exc  # e.g. a shared task's
     except Exception as exc:
         raise FeedbackProcessingError(name, f"raised {exc!r}") from exc
     if not isinstance(result, FeedbackItem):
