@@ -237,10 +237,9 @@ class FeedbackConfig(BaseSettings):
         url = data.get("database_url") if isinstance(data, dict) else None
         if not isinstance(url, str) or not url.strip() or "store" in data:
             return data  # an empty database_url (a blank variable) is unset
-        if url.startswith("sqlite:///"):
-            return {**data, "store": "sqlite"}
-        if url.startswith(("postgresql://", "postgres://")):
-            return {**data, "store": "postgresql"}
+        for store, prefixes in _URL_PREFIXES.items():
+            if url.startswith(prefixes):
+                return {**data, "store": store}
         msg = (
             "database_url must start with sqlite:/// or postgresql:// (or give store) "
             f"(got {masked_url(url)!r})"
@@ -269,10 +268,9 @@ class FeedbackConfig(BaseSettings):
             raise ValueError(msg)
         if url is None or self.store == "memory":
             return self
-        schemes = {"sqlite": ("sqlite:///",), "postgresql": ("postgresql://", "postgres://")}
-        if not url.startswith(schemes[self.store]):
+        if not url.startswith(_URL_PREFIXES[self.store]):
             msg = (
-                f"must start with {' or '.join(schemes[self.store])} when store is "
+                f"must start with {' or '.join(_URL_PREFIXES[self.store])} when store is "
                 f"{self.store!r} (got {masked_url(url)!r})"
             )
             raise ValueError(msg)
@@ -402,6 +400,9 @@ def _unknown_key_hint(key: str, section: str = "ai_feedback") -> str:
     known = ", ".join(fields)
     return f"is not a setting of {section} (known: {known}){hint}"
 
+
+_URL_PREFIXES = {"sqlite": ("sqlite:///",), "postgresql": ("postgresql://", "postgres://")}
+"""How each database store's URL starts."""
 
 _SECTIONS = {"server": ServerSettings.model_fields, "server.api_keys": ApiKeyEntry.model_fields}
 """The nested sections, whose keys a misspelling is compared with."""

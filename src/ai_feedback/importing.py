@@ -32,13 +32,13 @@ from ai_feedback.exceptions import (
     FeedbackValidationError,
 )
 from ai_feedback.peers import (
-    content_id,
     langfuse_error,
     langfuse_score_payload,
     langsmith_error,
     langsmith_feedback_payload,
     mlflow_assessment_payload,
     mlflow_error,
+    with_content_id,
 )
 from ai_feedback.stores._common import same_item
 
@@ -348,9 +348,7 @@ def _mlflow(line: int, record: Mapping[str, Any], build: _Builder) -> Iterator[_
         raise FeedbackValidationError(f"{where}assessments", msg, trace["assessments"])
     for prefix, assessment in found:
         try:
-            payload = mlflow_assessment_payload(assessment, trace_id=trace_id)
-            if "id" not in payload and "created_at" in payload:
-                payload["id"] = content_id(payload)
+            payload = with_content_id(mlflow_assessment_payload(assessment, trace_id=trace_id))
             item = build.payload(payload)
         except FeedbackValidationError as exc:
             named = mlflow_error(exc, assessment, prefix=prefix, trace_field=f"{where}trace_id")

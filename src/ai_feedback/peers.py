@@ -59,6 +59,7 @@ __all__ = [
     "langsmith_feedback_payload",
     "mlflow_assessment_payload",
     "mlflow_error",
+    "with_content_id",
 ]
 
 _DATA_TYPES = ("NUMERIC", "BOOLEAN", "CATEGORICAL", "TEXT", "CORRECTION")
@@ -279,6 +280,17 @@ def content_id(payload: Mapping[str, Any]) -> str:
     except TypeError as exc:
         raise FeedbackValidationError("payload", "must hold only JSON values", payload) from exc
     return str(uuid.uuid5(_CONTENT_IDS, encoded.decode()))
+
+
+def with_content_id(payload: dict[str, Any]) -> dict[str, Any]:
+    """
+    Give ``payload`` the `content_id` of its content when it has no id but a time.
+
+    Without a time, two equal payloads are two pieces of feedback, so each gets a new id.
+    """
+    if "id" not in payload and "created_at" in payload:
+        payload["id"] = content_id(payload)
+    return payload
 
 
 def mlflow_assessment_payload(assessment: object, *, trace_id: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.peers import content_id, mlflow_assessment_payload, mlflow_error
+from ai_feedback.peers import mlflow_assessment_payload, mlflow_error, with_content_id
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
 from ai_feedback.server.errors import JSONBody
@@ -55,8 +55,7 @@ async def create_assessment(
     body = await read_json(request)
     assessment = body.get("assessment") if isinstance(body, Mapping) else None
     payload = bind_owner(mlflow_assessment_payload(assessment, trace_id=trace_id), principal)
-    if "id" not in payload and "created_at" in payload:  # without a time, repeats are new
-        payload["id"] = content_id(payload)
+    with_content_id(payload)  # its owner is part of the content
     try:
         item_id = await service(request).collector.submit_payload(payload)
     except FeedbackValidationError as exc:
