@@ -20,19 +20,25 @@ from ai_feedback import (
     FeedbackCollector,
     FeedbackConfig,
     FeedbackConfigurationError,
+    FeedbackError,
+    FeedbackItem,
     FeedbackModule,
     FeedbackProtocol,
     FeedbackStoreProtocol,
+    FeedbackType,
     FeedbackValidationError,
     MemoryFeedbackStore,
     ResolutionError,
 )
+from ai_feedback._models import Entry
 from ai_feedback.capture import CaptureStore
 from ai_feedback.events import EventBus
 from ai_feedback.module import open_store
 from ai_feedback.pipeline import Pipeline, ProcessorRegistry
+from ai_feedback.spool.sqlite import SQLiteSpool
 from ai_feedback.stores.cached import CachedFeedbackStore
 from ai_feedback.stores.consistent import ReadYourWritesStore
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.stores.backend_cached import REDIS_URL, delete_keys
 from tests.stores.backend_postgresql import drop_schema
 
@@ -517,3 +523,124 @@ async def test_signal_handlers_are_only_installed_when_nobody_else_handles_them(
         signal.signal(signal.SIGTERM, previous)
     async with Application.boot(modules=[FeedbackModule.stub()], handle_signals=False):
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+async def _spool_left_by_a_crash(db: Path) -> FeedbackItem:
+    """Leave one text item in the spool of the SQLite store at ``db``, as a crash would."""
+    store = await SQLiteFeedbackStore.open(f"sqlite:///{db}")
+    spool = SQLiteSpool(f"{db}-spool", identity=store.location or "")
+    item = FeedbackItem(feedback_type=FeedbackType.TEXT, value="left behind")
+    await spool.append(Entry(item, "text"))
+    await spool.aclose()
+    await store.aclose()
+    return item
+
+
+def _tag(item: FeedbackItem) -> FeedbackItem:
+    return item.replace(metadata={**item.metadata, "tagged": True})
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync prepare", "async prepare"])
+async def test_prepare_registers_steps_before_the_spool_is_replayed(
+    tmp_path: Path, is_async: bool
+) -> None:
+    """Steps added by prepare= run on items a crashed run left in the spool."""
+    db = tmp_path / "f.db"
+    left = await _spool_left_by_a_crash(db)
+    seen: list[FeedbackCollector] = []
+
+    def prepare(collector: FeedbackCollector) -> None:
+        seen.append(collector)
+        collector.pipeline.add_step(_tag)
+
+    async def prepare_async(collector: FeedbackCollector) -> None:
+        await asyncio.sleep(0)
+        prepare(collector)
+
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{db}")
+    module = FeedbackModule.configure(config, prepare=prepare_async if is_async else prepare)
+    async with Application.boot(modules=[module]) as app:
+        collector = await app.container.resolve(FeedbackCollector)
+        assert seen == [collector]
+        await collector.flush()
+        stored = await collector.store.get(left.id)
+        assert stored is not None
+        assert stored.metadata == {"tagged": True}
+
+
+async def test_a_module_set_up_after_the_feedback_module_sees_replayed_items(
+    tmp_path: Path,
+) -> None:
+    """The writer starts once every module is set up: a later module's step applies to replays."""
+    db = tmp_path / "f.db"
+    left = await _spool_left_by_a_crash(db)
+
+    class Tagging:
+        async def setup(self, app: Application) -> None:
+            await asyncio.sleep(0.1)  # a module doing I/O while it sets up
+            pipeline = await app.container.resolve(Pipeline)
+            pipeline.add_step(_tag)
+
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{db}")
+    async with Application.boot(modules=[FeedbackModule.configure(config), Tagging()]) as app:
+        collector = await app.container.resolve(FeedbackCollector)
+        await collector.flush()
+        stored = await collector.store.get(left.id)
+        assert stored is not None
+        assert stored.metadata == {"tagged": True}
+
+
+async def test_a_failing_prepare_stops_the_boot_and_closes_what_was_opened(tmp_path: Path) -> None:
+    """Prepare raising: the error reaches the caller, the store is closed, nothing is started."""
+    opened: list[FeedbackCollector] = []
+
+    def prepare(collector: FeedbackCollector) -> None:
+        opened.append(collector)
+        msg = "cannot register"
+        raise RuntimeError(msg)
+
+    config = FeedbackConfig(store="sqlite", database_url=f"sqlite:///{tmp_path / 'f.db'}")
+    app = Application.boot(modules=[FeedbackModule.configure(config, prepare=prepare)])
+    with pytest.raises(RuntimeError, match="cannot register"):
+        async with app:
+            pytest.fail("the body must not run")
+    assert not app.is_running
+    [collector] = opened
+    assert "closed" in repr(collector.store)
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.collect_rating(4)
+
+
+def test_prepare_must_be_callable() -> None:
+    """configure() and stub() name 'prepare' when it is not callable."""
+    with pytest.raises(FeedbackValidationError, match="'prepare': must be callable or None"):
+        FeedbackModule.configure(prepare="tag")  # type: ignore[arg-type]
+    with pytest.raises(FeedbackValidationError, match="'prepare'"):
+        FeedbackModule.stub(prepare=42)  # type: ignore[arg-type]
+
+
+async def test_start_hooks_run_in_order_and_not_after_the_start() -> None:
+    """on_start hooks run after every module's setup, first registered first; later ones fail."""
+    ran: list[str] = []
+
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def setup(self, app: Application) -> None:
+            ran.append(f"setup {self.name}")
+
+            async def started() -> None:
+                ran.append(f"start {self.name}")
+
+            app.on_start(started)
+
+    async with Application.boot(modules=[Recording("a"), Recording("b")]) as app:
+        assert ran == ["setup a", "setup b", "start a", "start b"]
+
+        async def late() -> None:
+            ran.append("late")
+
+        with pytest.raises(FeedbackValidationError, match="'hook': cannot be added once"):
+            app.on_start(late)
+    assert "late" not in ran

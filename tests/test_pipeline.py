@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import unicodedata
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from ai_feedback import (
     FeedbackRejectedError,
     FeedbackStored,
     FeedbackSubmitted,
+    FeedbackTooLargeError,
     FeedbackType,
     FeedbackValidationError,
     MemoryFeedbackStore,
@@ -28,6 +30,7 @@ from ai_feedback import (
     ProcessorRegistry,
     RejectFeedback,
 )
+from ai_feedback._validation import DEFAULT_LIMITS, check_normalized_length
 from tests.fakes import ProtocolOnlyStore
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -431,4 +434,81 @@ async def test_a_subscriber_may_submit_feedback_from_the_writer() -> None:
         await asyncio.sleep(0.05)
     await asyncio.wait_for(collector.flush(), 5)
     assert len(await collector.store.find_by_type(FeedbackType.LABEL)) == 3
+    await collector.aclose()
+
+
+# U+0958 is one character that NFC turns into two (a composition exclusion).
+EXPANDS = "\u0958"
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_texts_are_limited_by_their_length_once_normalized(async_processing: bool) -> None:
+    """A text NFC would lengthen past the limit is refused when submitted, not after acceptance."""
+    collector = FeedbackCollector(
+        MemoryFeedbackStore(),
+        FeedbackConfig(async_processing=async_processing, max_text_length=100),
+    )
+    with pytest.raises(FeedbackTooLargeError, match=r"'text'.*is 102 once NFC-normalized"):
+        await collector.collect_text(EXPANDS * 51)
+    with pytest.raises(FeedbackTooLargeError, match=r"'label'.*once NFC-normalized"):
+        await collector.collect_label(EXPANDS * 51, {"q": 1})
+    with pytest.raises(FeedbackTooLargeError, match=r"'value'.*once NFC-normalized"):
+        await collector.submit(FeedbackItem(feedback_type=FeedbackType.TEXT, value=EXPANDS * 51))
+    fits = await collector.collect_text(EXPANDS * 50)  # 100 characters once normalized
+    await collector.flush()
+    assert collector.failures == []
+    stored = await collector.store.get(fits)
+    assert stored is not None
+    assert len(stored.value) == 100
+    assert stored.value == unicodedata.normalize("NFC", EXPANDS * 50)
+    await collector.aclose()
+
+
+def test_ascii_and_composed_texts_are_not_renormalized_for_the_limit() -> None:
+    """Texts already within a third of the limit or in ASCII skip the normalization."""
+    limits = FeedbackConfig(max_text_length=30).limits
+    check_normalized_length("text", "x" * 30, limits=limits)
+    check_normalized_length("text", EXPANDS * 10, limits=limits)  # 20 once normalized
+    with pytest.raises(FeedbackTooLargeError, match="is 32 once NFC-normalized"):
+        check_normalized_length("text", EXPANDS * 16, limits=limits)
+
+
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_a_pipeline_given_to_the_collector_checks_the_collectors_limits(
+    async_processing: bool,
+) -> None:
+    """A Pipeline() made without limits takes the configuration's, not the built-in ones."""
+    pipeline = Pipeline()
+    assert pipeline.limits == DEFAULT_LIMITS
+
+    def grow(item: FeedbackItem) -> FeedbackItem:
+        return item.replace(metadata={"blob": "x" * 500})
+
+    pipeline.add_step(grow)
+    config = FeedbackConfig(async_processing=async_processing, max_payload_chars=100)
+    collector = FeedbackCollector(MemoryFeedbackStore(), config, pipeline=pipeline)
+    assert pipeline.limits == config.limits
+    if async_processing:
+        await collector.collect_text("hello")
+        await collector.flush()
+        [failure] = collector.failures
+        assert isinstance(failure.error, FeedbackTooLargeError)
+        assert "'metadata'" in str(failure.error)
+    else:
+        with pytest.raises(FeedbackTooLargeError, match="'metadata'"):
+            await collector.collect_text("hello")
+    assert len(collector.store) == 0  # type: ignore[arg-type]
+    await collector.aclose()
+
+
+async def test_a_pipeline_made_with_limits_keeps_them() -> None:
+    """Limits given to Pipeline() win over the collector's configuration."""
+    own = FeedbackConfig(max_payload_chars=1_000).limits
+    pipeline = Pipeline(limits=own)
+    pipeline.add_step(lambda item: item.replace(metadata={"blob": "x" * 500}))
+    config = FeedbackConfig(async_processing=False, max_payload_chars=100)
+    collector = FeedbackCollector(MemoryFeedbackStore(), config, pipeline=pipeline)
+    assert pipeline.limits is own
+    stored = await collector.collect_text("hello")
+    assert (await collector.store.get(stored)) is not None
     await collector.aclose()

@@ -19,6 +19,7 @@ from ai_feedback._validation import (
     Limits,
     check_id,
     check_item_id,
+    check_normalized_length,
     check_payload_size,
     check_score,
     check_text,
@@ -243,11 +244,13 @@ class FeedbackItem:
         """
         if self.feedback_type is FeedbackType.TEXT:
             check_text("value", self.value, limits=limits)
+            check_normalized_length("value", self.value, limits=limits)
         elif self.feedback_type is FeedbackType.CORRECTION:
             for key in ("original", "corrected"):
                 check_text(f"value.{key}", self.value[key], limits=limits, allow_blank=True)
         elif self.feedback_type is FeedbackType.LABEL:
             check_text("value.label", self.value["label"], limits=limits)
+            check_normalized_length("value.label", self.value["label"], limits=limits)
             check_payload_size("value.input", self.value.get("input"), limits=limits)
         check_payload_limits(self.context, self.metadata, limits)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -122,6 +123,21 @@ def check_text(
     if problem:
         raise FeedbackValidationError(field, problem)
     return str(value)
+
+
+def check_normalized_length(field: str, text: str, *, limits: Limits = DEFAULT_LIMITS) -> None:
+    """
+    Raise `FeedbackTooLargeError` when ``text`` exceeds the text limit once NFC-normalized.
+
+    The built-in processors store texts and labels in NFC, which lengthens a few
+    characters (up to three times): the limit applies to what is stored.
+    """
+    if len(text) * 3 > limits.max_text_length and not text.isascii():
+        size = len(unicodedata.normalize("NFC", text))
+        if size > limits.max_text_length:
+            raise FeedbackTooLargeError(
+                field, size=size, limit=limits.max_text_length, measured="once NFC-normalized"
+            )
 
 
 def check_payload_size(field: str, value: JSONValue, *, limits: Limits = DEFAULT_LIMITS) -> int:

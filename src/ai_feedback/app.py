@@ -240,7 +240,9 @@ class Application:
         self.container = Container()
         self._modules: list[Module] = []
         self._shutdown: list[ShutdownHook] = []
+        self._on_start: list[ShutdownHook] = []
         self._running = False
+        self._starting = False
         self._config_path = Path(config_path) if config_path is not None else None
         self._handle_signals = handle_signals
         self._handled: list[signal.Signals] = []
@@ -296,6 +298,21 @@ class Application:
         self._modules.append(module)
         return self
 
+    def on_start(self, hook: ShutdownHook) -> None:
+        """
+        Run ``hook`` once every module is set up, before the ``async with`` body runs.
+
+        Start hooks run in the order they were registered; a module uses one to start
+        work that must see what later modules register (the feedback writer starts, and
+        replays its spool, in one).
+
+        Raises:
+            FeedbackValidationError: The application has already started.
+        """
+        if self._running and not self._starting:
+            raise FeedbackValidationError("hook", "cannot be added once the app has started")
+        self._on_start.append(hook)
+
     def on_shutdown(self, hook: ShutdownHook) -> None:
         """
         Run ``hook`` when the application stops (last registered runs first).
@@ -308,13 +325,18 @@ class Application:
         """
         if self._running:
             return
-        self._running = True
+        self._running = self._starting = True
         try:
             for module in self._modules:
                 await module.setup(self)
+            while self._on_start:
+                await self._on_start.pop(0)()
         except BaseException:
+            self._on_start.clear()
             await self.stop()
             raise
+        finally:
+            self._starting = False
 
     async def stop(self) -> None:
         """

@@ -36,6 +36,7 @@ from ai_feedback._models import (
 from ai_feedback._validation import (
     check_id,
     check_item_id,
+    check_normalized_length,
     check_optional_id,
     check_payload_size,
     check_score,
@@ -89,6 +90,7 @@ class FeedbackCollector:
         config: Switches, limits, the statistics window and the writer's tuning;
             defaults to ``FeedbackConfig()``.
         pipeline: Processors and steps; a new one with the built-in processors by default.
+            A pipeline made without ``limits`` takes ``config``'s.
         events: Where submitted/processed/stored/failed events go.
         captures: Captured operations joined to feedback by ``trace_id``.
 
@@ -96,7 +98,8 @@ class FeedbackCollector:
     and no event is published; ``collect_*`` return the id the item would have had.
 
     With ``async_processing`` on, the spool is opened (and what an earlier run left in
-    it is replayed) by `start`, or on first use; `FeedbackModule` starts it at boot.
+    it is replayed) by `start`, or on first use; `FeedbackModule` starts it at boot, once
+    every module is set up.
 
     Raises:
         FeedbackValidationError: ``store`` is not a store.
@@ -121,7 +124,8 @@ class FeedbackCollector:
         if config.store_raw_payloads and not hasattr(store, "get_raw_payload"):
             msg = f"is on but {type(store).__name__} cannot keep raw payloads"
             raise FeedbackConfigurationError("store_raw_payloads", msg)
-        self.pipeline = pipeline if pipeline is not None else Pipeline(limits=self._limits)
+        self.pipeline = pipeline if pipeline is not None else Pipeline()
+        self.pipeline.adopt_limits(self._limits)
         self.events = events if events is not None else EventBus()
         self.captures = (
             captures
@@ -724,6 +728,7 @@ class FeedbackCollector:
         value: object
         if kind is FeedbackType.TEXT:
             value = check_text("text", args.get("text"), limits=limits)
+            check_normalized_length("text", value, limits=limits)
         elif kind is FeedbackType.CORRECTION:
             value = {
                 key: check_text(key, args.get(key), limits=limits, allow_blank=True)
@@ -732,7 +737,9 @@ class FeedbackCollector:
         else:
             data = json_copy("input", args.get("input"))
             check_payload_size("input", data, limits=limits)
-            value = {"label": check_text("label", args.get("label"), limits=limits), "input": data}
+            label = check_text("label", args.get("label"), limits=limits)
+            check_normalized_length("label", label, limits=limits)
+            value = {"label": label, "input": data}
         item = checked_item(kind, value, context, metadata, **_identity(args))
         # The value's texts were checked against the limits above; the payloads now.
         check_payload_limits(item.context, item.metadata, limits)

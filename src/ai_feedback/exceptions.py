@@ -84,20 +84,29 @@ class FeedbackTooLargeError(FeedbackValidationError):
         size: Its length in characters.
         limit: The maximum.
         fixed: The maximum is not a setting (identifiers: 256 characters).
+        measured: How the size was measured, when not as sent (e.g. "once NFC-normalized").
     """
 
-    def __init__(self, field: str, *, size: int, limit: int, fixed: bool = False) -> None:
+    def __init__(
+        self, field: str, *, size: int, limit: int, fixed: bool = False, measured: str = ""
+    ) -> None:
         self.size = size
         self.limit = limit
         self.fixed = fixed
+        self.measured = measured
         advice = "" if fixed else "; shorten it or raise the limit in FeedbackConfig"
-        super().__init__(field, f"must be at most {limit:,} characters but is {size:,}{advice}")
+        how = f" {measured}" if measured else ""
+        super().__init__(
+            field, f"must be at most {limit:,} characters but is {size:,}{how}{advice}"
+        )
 
     def renamed(self, field: str) -> FeedbackTooLargeError:
         """
         Return the same error naming ``field``.
         """
-        return FeedbackTooLargeError(field, size=self.size, limit=self.limit, fixed=self.fixed)
+        return FeedbackTooLargeError(
+            field, size=self.size, limit=self.limit, fixed=self.fixed, measured=self.measured
+        )
 
 
 class FeedbackProcessingError(FeedbackError):

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ai_feedback.app import Application
@@ -18,7 +20,10 @@ from ai_feedback.protocols import FeedbackProtocol, FeedbackStoreProtocol
 from ai_feedback.stores.consistent import ReadYourWritesStore
 from ai_feedback.stores.memory import MemoryFeedbackStore
 
-__all__ = ["FeedbackModule"]
+__all__ = ["FeedbackModule", "Prepare"]
+
+Prepare = Callable[[FeedbackCollector], "Awaitable[None] | None"]
+"""A sync or async callable given the collector before its writer starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +34,11 @@ class FeedbackModule:
     At boot it registers `FeedbackConfig`, `FeedbackStoreProtocol` (a read-your-writes
     view when async processing is on) and the store's own class, `FeedbackProtocol` and
     `FeedbackCollector`, `Pipeline`, `ProcessorRegistry`, `EventBus` and `CaptureStore`,
-    then starts the collector's writer, which replays what an earlier run left in the
-    spool. At shutdown it drains the writer (within ``shutdown_timeout_seconds``), then
-    closes the store.
+    then, once every module of the application is set up, calls ``prepare`` (if given)
+    with the collector and starts the collector's writer, which replays what an earlier
+    run left in the spool: steps and processors registered by ``prepare`` or by a module
+    set up in the meantime apply to the replayed items too. At shutdown it drains the
+    writer (within ``shutdown_timeout_seconds``), then closes the store.
 
     A store bound beforehand with ``app.container.bind(FeedbackStoreProtocol, store)`` is
     used instead of the configured one (and not closed: it belongs to whoever bound it).
@@ -39,27 +46,34 @@ class FeedbackModule:
 
     config: FeedbackConfig | None = None
     is_stub: bool = False
+    prepare: Prepare | None = None
 
     @classmethod
-    def configure(cls, config: FeedbackConfig | None = None) -> FeedbackModule:
+    def configure(
+        cls, config: FeedbackConfig | None = None, *, prepare: Prepare | None = None
+    ) -> FeedbackModule:
         """
         Return the module for ``config``.
 
         At boot, the arguments given to ``config`` win over environment variables, which
-        win over the application's YAML file, which wins over the defaults.
+        win over the application's YAML file, which wins over the defaults. ``prepare``
+        receives the collector before its writer starts: register steps and processors
+        there to have them apply to every item, replayed ones included.
         """
-        return cls(_check_config(config))
+        return cls(_check_config(config), prepare=_check_prepare(prepare))
 
     @classmethod
-    def stub(cls, config: FeedbackConfig | None = None) -> FeedbackModule:
+    def stub(
+        cls, config: FeedbackConfig | None = None, *, prepare: Prepare | None = None
+    ) -> FeedbackModule:
         """
         Return a module for unit tests: in memory, hermetic, synchronous.
 
         It always uses the in-memory store, reads no environment variables or YAML file
         at boot, and processes in the caller's task unless ``config`` sets
-        ``async_processing`` explicitly.
+        ``async_processing`` explicitly. ``prepare`` is as for `configure`.
         """
-        return cls(_check_config(config), is_stub=True)
+        return cls(_check_config(config), is_stub=True, prepare=_check_prepare(prepare))
 
     async def setup(self, app: Application) -> None:
         """
@@ -91,7 +105,16 @@ class FeedbackModule:
         container.register_value(EventBus, collector.events)
         container.register_value(CaptureStore, collector.captures)
         app.on_shutdown(collector.aclose)
-        await collector.start()
+        prepare = self.prepare
+
+        async def start() -> None:
+            if prepare is not None:
+                done = prepare(collector)
+                if inspect.isawaitable(done):
+                    await done
+            await collector.start()
+
+        app.on_start(start)
 
     def _effective_config(self, app: Application) -> FeedbackConfig:
         explicit = self.config.explicit_values() if self.config is not None else {}
@@ -167,6 +190,12 @@ def require_extra(module: str, extra: str) -> None:
     if importlib.util.find_spec(module) is None:
         msg = f"needs the {module} package: pip install 'ai-feedback[{extra}]'"
         raise FeedbackConfigurationError("store", msg)
+
+
+def _check_prepare(prepare: object) -> Prepare | None:
+    if prepare is not None and not callable(prepare):
+        raise FeedbackValidationError("prepare", "must be callable or None", prepare)
+    return prepare
 
 
 def _check_config(config: object) -> FeedbackConfig | None:

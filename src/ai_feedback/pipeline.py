@@ -148,15 +148,31 @@ class Pipeline:
 
     Args:
         processors: The registry to dispatch from; a new one with the built-ins by default.
-        limits: Size limits re-checked after the steps, which may have enlarged the item.
+        limits: Size limits re-checked after the steps, which may have enlarged the item;
+            by default those of the first collector given this pipeline (the built-in
+            limits until then).
     """
 
     def __init__(
-        self, processors: ProcessorRegistry | None = None, *, limits: Limits = DEFAULT_LIMITS
+        self, processors: ProcessorRegistry | None = None, *, limits: Limits | None = None
     ) -> None:
         self.processors = processors if processors is not None else ProcessorRegistry()
         self._steps: list[tuple[str, Step]] = []
         self._limits = limits
+
+    @property
+    def limits(self) -> Limits:
+        """
+        The size limits checked after the steps.
+        """
+        return self._limits if self._limits is not None else DEFAULT_LIMITS
+
+    def adopt_limits(self, limits: Limits) -> None:
+        """
+        Check ``limits`` after the steps, unless this pipeline was given its own.
+        """
+        if self._limits is None:
+            self._limits = limits
 
     def __repr__(self) -> str:
         return f"<Pipeline steps={[name for name, _ in self._steps]} {self.processors!r}>"
@@ -232,7 +248,7 @@ class Pipeline:
         # The caller checked the item it submitted; a step or a processor of the
         # application may have changed it, in place too.
         if item is not original or self._steps or type(chosen) is not _BuiltinProcessor:
-            item.check_limits(self._limits)
+            item.check_limits(self.limits)
         return item
 
 
