@@ -563,7 +563,8 @@ async def test_prepare_registers_steps_before_the_spool_is_replayed(
         collector = await app.container.resolve(FeedbackCollector)
         assert seen == [collector]
         await collector.flush()
-        stored = await collector.store.get(left.id)
+        store = await app.container.resolve(SQLiteFeedbackStore)
+        stored = await store.get(left.id)
         assert stored is not None
         assert stored.metadata == {"tagged": True}
 
@@ -585,7 +586,8 @@ async def test_a_module_set_up_after_the_feedback_module_sees_replayed_items(
     async with Application.boot(modules=[FeedbackModule.configure(config), Tagging()]) as app:
         collector = await app.container.resolve(FeedbackCollector)
         await collector.flush()
-        stored = await collector.store.get(left.id)
+        store = await app.container.resolve(SQLiteFeedbackStore)
+        stored = await store.get(left.id)
         assert stored is not None
         assert stored.metadata == {"tagged": True}
 

@@ -455,9 +455,8 @@ async def test_texts_are_limited_by_their_length_once_normalized(async_processin
     with pytest.raises(FeedbackTooLargeError, match=r"'value'.*once NFC-normalized"):
         await collector.submit(FeedbackItem(feedback_type=FeedbackType.TEXT, value=EXPANDS * 51))
     fits = await collector.collect_text(EXPANDS * 50)  # 100 characters once normalized
-    await collector.flush()
+    stored = await _stored(collector, fits)
     assert collector.failures == []
-    stored = await collector.store.get(fits)
     assert stored is not None
     assert len(stored.value) == 100
     assert stored.value == unicodedata.normalize("NFC", EXPANDS * 50)
@@ -510,5 +509,5 @@ async def test_a_pipeline_made_with_limits_keeps_them() -> None:
     collector = FeedbackCollector(MemoryFeedbackStore(), config, pipeline=pipeline)
     assert pipeline.limits is own
     stored = await collector.collect_text("hello")
-    assert (await collector.store.get(stored)) is not None
+    assert (await _stored(collector, stored)) is not None
     await collector.aclose()

@@ -10,16 +10,21 @@ or true or false, and nothing else; with ``metadata.scale`` ``"thumbs"``), CATEG
 label, TEXT -> text, CORRECTION -> correction (Langfuse sends only the corrected text,
 so ``original`` is empty). The score's id becomes the item's id (a resent score is
 stored once); ``traceId``, ``sessionId``, ``observationId`` go to the context; ``name``,
-``environment``, ``configId`` and the score's own metadata to the metadata; ``comment``
-to ``context.comment``; ``timestamp`` to ``created_at``.
+``environment``, ``configId``, ``datasetRunId``, ``queueId``, ``source`` (as
+``langfuse_source``) and the score's own metadata to the metadata; ``comment`` to
+``context.comment``; ``timestamp`` to ``created_at``.
 
 `langsmith_feedback_payload` maps a LangSmith feedback: a ``score`` makes a rating
 (``True`` is 1, with ``metadata.scale`` ``"thumbs"``), else a ``correction`` a correction
 (its ``output`` when it is an object with one, or its JSON), else a ``value`` a label (a
 number value: a rating), else a ``comment`` a text. ``key`` goes to ``metadata.key``,
-``comment`` to ``context.comment``, ``session_id`` to the context, LangSmith's own
-``trace_id`` and ``feedback_source`` to the metadata; the feedback's id becomes the
-item's id. Its ids, ``created_at``, ``key`` and ``comment`` must be strings when given.
+``comment`` to ``context.comment``, ``session_id`` to the context; LangSmith's own
+``trace_id``, ``feedback_source``, ``feedback_config``, ``extra`` (the feedback's
+metadata), ``error``, ``feedback_group_id`` and ``comparative_experiment_id`` to the
+metadata as ``langsmith_<field>``, and so are the ``score``, ``value`` or
+``correction`` the item's type was not made from (a score with a correction is a
+rating with ``metadata.langsmith_correction``); the feedback's id becomes the item's id.
+Its ids, ``created_at``, ``key`` and ``comment`` must be strings when given.
 
 `langfuse_error`, `langsmith_error` and `mlflow_error` rename the fields of an error
 raised for a mapped payload (the item's ``score``, ``context.trace_id``, ...) to the
@@ -73,6 +78,9 @@ _METADATA_KEYS = (
     ("environment", "environment"),
     ("config_id", "configId"),
     ("langfuse_metadata", "metadata"),
+    ("dataset_run_id", "datasetRunId"),
+    ("queue_id", "queueId"),
+    ("langfuse_source", "source"),
 )
 
 
@@ -143,7 +151,16 @@ _LANGFUSE_NAMES = (
     *((ours, "value") for ours in ("score", "label", "input", "text", "corrected")),
 )
 _LANGSMITH_STRINGS = ("run_id", "session_id", "id", "created_at", "key", "comment")
-_LANGSMITH_METADATA = ("trace_id", "feedback_source", "feedback_config", "metadata")
+_LANGSMITH_METADATA = (
+    "trace_id",
+    "feedback_source",
+    "feedback_config",
+    "metadata",
+    "extra",
+    "error",
+    "feedback_group_id",
+    "comparative_experiment_id",
+)
 
 
 def langfuse_error(exc: FeedbackValidationError) -> FeedbackValidationError:
@@ -183,6 +200,9 @@ def langsmith_feedback_payload(body: object) -> dict[str, Any]:
     payload: dict[str, Any] = {"context": context, "metadata": metadata}
     payload |= {field: body[field] for field in ("id", "created_at") if body.get(field)}
     kind = _langsmith_kind(body, metadata.get("key"))
+    # The feedback is one item of one type; what its type did not take is kept beside it.
+    for field in _langsmith_unused(body, kind):
+        metadata[f"langsmith_{field}"] = body[field]
     score = body.get("score")
     if isinstance(body.get("value") if score is None else score, bool):  # "score": null too
         metadata["scale"] = "thumbs"  # True is good and False bad, whatever the thresholds
@@ -212,6 +232,20 @@ def _langsmith_kind(body: Mapping[str, Any], key: object) -> dict[str, Any]:
     raise FeedbackValidationError("score", msg)
 
 
+def _langsmith_unused(body: Mapping[str, Any], kind: Mapping[str, Any]) -> list[str]:
+    """
+    The fields among score, value and correction that ``kind`` was not made from.
+    """
+    given = [f for f in ("score", "value", "correction") if body.get(f) is not None]
+    if kind["type"] == "rating":
+        used = "score" if body.get("score") is not None else "value"
+    elif kind["type"] == "correction":
+        used = "correction"
+    else:
+        used = "value"
+    return [field for field in given if field != used]
+
+
 def _corrected(correction: object) -> str:
     if isinstance(correction, str):
         return correction
@@ -238,7 +272,10 @@ def langsmith_error(exc: FeedbackValidationError, feedback: object) -> FeedbackV
         ("context.session_id", "session_id"),
         ("context.comment", "comment"),
         ("metadata.key", "key"),
-        *((f"metadata.langsmith_{field}", field) for field in _LANGSMITH_METADATA),
+        *(
+            (f"metadata.langsmith_{field}", field)
+            for field in (*_LANGSMITH_METADATA, "score", "value", "correction")
+        ),
         ("context", "feedback"),
         ("metadata", "feedback"),
         ("score", "score" if body.get("score") is not None else "value"),

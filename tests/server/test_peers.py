@@ -5,6 +5,7 @@ Unmodified Langfuse, LangSmith and MLflow SDKs send feedback to a real server; /
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 import warnings
@@ -749,3 +750,152 @@ def test_mlflow_error_renames_nested_fields(ours: str, theirs: str) -> None:
         exc, {"feedback": {}}, prefix="info.assessments[0]", trace_field="info.trace_id"
     )
     assert (named.field, named.rule) == (theirs, exc.rule)
+
+
+def test_langsmith_feedback_keeps_what_its_type_did_not_take(live: str) -> None:
+    """A score with a correction, a value and extra metadata: one rating, nothing dropped."""
+    client = _langsmith(live)
+    run_id, feedback_id, group = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    client.create_feedback(
+        run_id,
+        key="correctness",
+        score=0,
+        value="wrong city",
+        correction={"output": "Canberra"},
+        comment="wrong",
+        extra={"reviewer": "alice"},
+        error=True,
+        feedback_group_id=group,
+        feedback_id=feedback_id,
+        session_id=uuid.uuid4(),
+    )
+    [item] = _items(live, trace_id=str(run_id))
+    assert (item["type"], item["value"]) == ("rating", 0)
+    metadata = item["metadata"]
+    assert metadata["langsmith_correction"] == {"output": "Canberra"}
+    assert metadata["langsmith_value"] == "wrong city"
+    assert metadata["langsmith_extra"] == {"reviewer": "alice"}
+    assert metadata["langsmith_error"] is True
+    assert metadata["langsmith_feedback_group_id"] == str(group)
+    assert "langsmith_score" not in metadata
+
+
+@pytest.mark.parametrize(
+    ("feedback", "kept"),
+    [
+        ({"score": 1, "correction": "x"}, {"langsmith_correction": "x"}),
+        ({"correction": "x", "value": 3}, {"langsmith_value": 3}),
+        ({"value": 2, "correction": None}, {}),
+        ({"comment": "only a comment"}, {}),
+    ],
+)
+def test_langsmith_mapping_keeps_the_other_fields(
+    feedback: dict[str, Any], kept: dict[str, Any]
+) -> None:
+    """Score, value or correction the type was not made from go to the metadata, named."""
+    metadata = feedback_payload({"run_id": "r", **feedback})["metadata"]
+    assert {k: v for k, v in metadata.items() if k.startswith("langsmith_")} == kept
+
+
+def test_langfuse_dataset_run_queue_and_source_are_kept(live: str) -> None:
+    """A dataset-run score keeps its run id (the only link it has), its queue and source."""
+    client = _langfuse(live, "b-all")  # one SDK client per key: a-ingest's was shut down
+    run = f"dsrun-{uuid.uuid4().hex[:8]}"
+    client.create_score(
+        name="run_accuracy", value=0.8, dataset_run_id=run, score_id=f"lf-{run}", comment="c"
+    )
+    client.flush()
+    client.shutdown()
+    item = httpx.get(f"{live}/v1/feedback/lf-{run}", headers=key("b-all")).json()
+    assert item["metadata"]["dataset_run_id"] == run
+    payload = score_payload({"value": 1, "queueId": "q-1", "source": "ANNOTATION"})
+    assert (payload["metadata"]["queue_id"], payload["metadata"]["langfuse_source"]) == (
+        "q-1",
+        "ANNOTATION",
+    )
+
+
+def test_langfuse_span_export_is_accepted_and_discarded(live: str) -> None:
+    """Scores on spans are kept, and the SDK's span export gets 200 (after a key check)."""
+    client = _langfuse(live, "a-all")
+    with client.start_as_current_observation(name="answer", as_type="span") as span:
+        span.score(name="span_score", value=0.5)
+        trace = span.trace_id
+    client.flush()
+    client.shutdown()
+    [item] = _items(live, trace_id=trace)
+    assert item["metadata"]["name"] == "span_score"
+    otel = f"{live}/api/public/otel/v1/traces"
+    auth = ("a-ingest", SECRETS["a-ingest"][0])
+    proto = httpx.post(otel, content=b"\x0a\x00", auth=auth)
+    assert (proto.status_code, proto.content) == (200, b"")
+    assert proto.headers["content-type"] == "application/x-protobuf"
+    as_json = httpx.post(otel, json={"resourceSpans": []}, auth=auth)
+    assert (as_json.status_code, as_json.json()) == (200, {})
+    assert httpx.post(otel, content=b"\x0a\x00").status_code == 401
+    assert httpx.post(otel, json={}, headers=key("a-read")).status_code == 403
+
+
+def test_langsmith_client_reads_a_full_batch_config_and_does_not_warn(
+    live: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GET /info has every batch_ingest_config key the client reads: no warning at start."""
+    info = httpx.get(f"{live}/info").json()
+    assert info["version"] == ""
+    assert info["batch_ingest_config"]["use_multipart_endpoint"] is False
+    with caplog.at_level(logging.WARNING, logger="langsmith"):
+        client = Client(api_url=live, api_key=SECRETS["a-ingest"][0])
+        client.create_feedback(uuid.uuid4(), key="k", score=1, session_id=uuid.uuid4())
+        client.flush()
+        client.cleanup()
+    assert "compression" not in caplog.text
+
+
+def test_langsmith_presigned_tokens_for_several_keys(live: str) -> None:
+    """create_presigned_feedback_tokens posts a list and gets one usable token per key."""
+    client = _langsmith(live)
+    run_id = uuid.uuid4()
+    tokens = client.create_presigned_feedback_tokens(run_id, ["thumbs", "stars"])
+    assert len(tokens) == 2
+    for token, score in zip(tokens, (1, 4), strict=True):
+        assert httpx.post(token.url, json={"score": score}).status_code == 200
+    items = _items(live, trace_id=str(run_id))
+    assert sorted((i["metadata"]["key"], i["value"]) for i in items) == [
+        ("stars", 4),
+        ("thumbs", 1),
+    ]
+
+
+def test_langsmith_token_lists_are_checked_whole(live: str) -> None:
+    """A list naming a bad entry, a taken id or nothing mints no token at all."""
+    run = str(uuid.uuid4())
+    taken = str(uuid.uuid4())
+    assert _mint(live, id=taken, run_id=run, feedback_key="a").status_code == 200
+
+    def mint_list(body: Any) -> httpx.Response:
+        return httpx.post(f"{live}/feedback/tokens", json=body, headers=key("a-ingest"))
+
+    fresh = str(uuid.uuid4())
+    bad = mint_list([{"id": fresh, "run_id": run, "feedback_key": "b"}, {"run_id": run}])
+    assert (bad.status_code, bad.json()["field"]) == (422, "[1].feedback_key")
+    clash = mint_list(
+        [
+            {"id": fresh, "run_id": run, "feedback_key": "b"},
+            {"id": taken, "run_id": run, "feedback_key": "other"},
+        ]
+    )
+    assert (clash.status_code, clash.json()["ids"]) == (409, [taken])
+    twice = mint_list(
+        [
+            {"id": fresh, "run_id": run, "feedback_key": "b"},
+            {"id": fresh, "run_id": run, "feedback_key": "c"},
+        ]
+    )
+    assert twice.status_code == 409
+    assert httpx.post(f"{live}/feedback/tokens/{fresh}", json={"score": 1}).status_code == 401
+    empty = mint_list([])
+    assert (empty.status_code, empty.json()["field"]) == (422, "body")
+    too_many = mint_list([{"run_id": run, "feedback_key": "k"}] * 101)
+    assert too_many.status_code == 422
+    same = mint_list([{"id": taken, "run_id": run, "feedback_key": "a"}])
+    assert (same.status_code, same.json()[0]["id"]) == (200, taken)

@@ -10,6 +10,9 @@ secret as the secret key (HTTP Basic). Routes:
 - ``POST /api/public/scores`` (SDK v5): an array of scores; 202 when all are accepted,
   else 207 with ``accepted``, ``rejected`` and ``errors``.
 - ``GET /api/public/projects``: the key's project (the SDK's ``auth_check``).
+- ``POST /api/public/otel/v1/traces`` (SDK v3 and later export their spans with
+  OpenTelemetry): authenticated, then discarded with 200 (ai-feedback keeps feedback,
+  not traces), so that the SDK logs no export errors.
 
 Scores are mapped by `ai_feedback.peers.langfuse_score_payload`; errors name Langfuse's
 fields (``value``, ``traceId``, ...; `ai_feedback.peers.langfuse_error`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from ai_feedback.asgi import _error_body
 from ai_feedback.exceptions import FeedbackError, FeedbackValidationError
@@ -171,3 +174,27 @@ async def projects(principal: Annotated[Principal, Depends(require(None))]) -> J
         "organization": {"id": principal.project, "name": principal.project},
     }
     return JSONBody({"data": [project]})
+
+
+@router.post(
+    "/otel/v1/traces",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Spans accepted and discarded (an empty export response)",
+            "content": {"application/x-protobuf": {}, "application/json": {}},
+        },
+        **errors(401, 403),
+    },
+    summary="Langfuse span export (OpenTelemetry), discarded",
+)
+async def spans(
+    request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
+) -> Response:
+    """
+    Answer an OTLP span export with an empty success; the spans are not kept.
+    """
+    del principal  # authenticated by the dependency; nothing is recorded for it
+    if "json" in request.headers.get("content-type", ""):
+        return Response(b"{}", media_type="application/json")
+    return Response(b"", media_type="application/x-protobuf")

@@ -4,10 +4,12 @@ LangSmith's feedback routes, so that an unmodified LangSmith SDK can send feedba
 Point the client at the service (``api_url=``) with a key's secret as its API key
 (``x-api-key``). Routes:
 
-- ``GET /info``: an empty version, so that the client posts feedback one by one.
+- ``GET /info``: an empty version, so that the client posts feedback one by one, and
+  the batch settings a client reads (without them it warns on every start).
 - ``POST /feedback``: ``create_feedback``; the run id becomes the item's ``trace_id``.
 - ``POST /feedback/tokens``: ``create_presigned_feedback_token`` (a key with
-  ``ingest``); ``POST`` or ``GET /feedback/tokens/{id}``: ``create_feedback_from_token``,
+  ``ingest``), or ``create_presigned_feedback_tokens`` with a list (one token per
+  entry, at most 100); ``POST`` or ``GET /feedback/tokens/{id}``: ``create_feedback_from_token``,
   no key needed, for that run and feedback key only, until the token expires. The client
   chooses the token's id: minting again under a live token's id answers that token when
   it is the same (project, run and feedback key), else 409. An unknown or expired token
@@ -60,7 +62,20 @@ async def info() -> dict[str, Any]:
     """
     Tell LangSmith clients to send feedback with POST /feedback.
     """
-    return {"version": "", "instance_flags": {}}
+    return {"version": "", "instance_flags": {}, "batch_ingest_config": _BATCH_INGEST}
+
+
+# The client reads every one of these keys when /info has a batch_ingest_config (its
+# defaults); without one it warns that run compression is not enabled.
+_BATCH_INGEST = {
+    "use_multipart_endpoint": False,
+    "size_limit": 100,
+    "size_limit_bytes": None,
+    "scale_up_nthreads_limit": 16,
+    "scale_up_qsize_trigger": 1000,
+    "scale_down_nempty_trigger": 4,
+}
+_MAX_MINTS = 100
 
 
 @router.post(
@@ -93,10 +108,13 @@ async def _submit(request: Request, payload: dict[str, Any], feedback: object) -
 
 @router.post(
     "/feedback/tokens",
-    response_model=PresignedOut,
+    response_model=PresignedOut | list[PresignedOut],
     responses=_BODY_ERRORS,
-    summary="LangSmith create_presigned_feedback_token",
-    openapi_extra=body_schema(dict[str, Any], description="run_id, feedback_key, expiry"),
+    summary="LangSmith create_presigned_feedback_token(s)",
+    openapi_extra=body_schema(
+        dict[str, Any] | list[dict[str, Any]],
+        description="run_id, feedback_key, expiry; or a list of them",
+    ),
 )
 async def create_token(
     request: Request, principal: Annotated[Principal, Depends(require("ingest"))]
@@ -104,10 +122,30 @@ async def create_token(
     """
     Mint a presigned token for one run and feedback key; answer its id, URL and expiry.
 
-    Minting under the id of a live token answers that token when it is the same one
-    (project, run and feedback key), and is a 409 conflict naming ``id`` otherwise.
+    A list mints one token per entry and answers the list (all or none: an entry at
+    fault is named by its index, ``[1].feedback_key``). Minting under the id of a live
+    token answers that token when it is the same one (project, run and feedback key),
+    and is a 409 conflict naming ``id`` otherwise.
     """
     body = await read_json(request)
+    if not isinstance(body, list):
+        return JSONBody(_keep(request, [_token_claims(request, principal, body)])[0])
+    if not 0 < len(body) <= _MAX_MINTS:
+        msg = f"must hold 1 to {_MAX_MINTS} tokens to mint"
+        raise FeedbackValidationError("body", msg, len(body))
+    checked = []
+    for index, entry in enumerate(body):
+        try:
+            checked.append(_token_claims(request, principal, entry))
+        except FeedbackValidationError as exc:
+            raise exc.renamed(f"[{index}].{exc.field}") from None
+    return JSONBody(_keep(request, checked))
+
+
+def _token_claims(request: Request, principal: Principal, body: object) -> TokenClaims:
+    """
+    The claims of the token ``body`` asks for, checked.
+    """
     if not isinstance(body, Mapping):
         raise FeedbackValidationError("body", "must be a JSON object", body)
     run_id = check_id("run_id", body.get("run_id"))  # the trace id it becomes
@@ -118,31 +156,53 @@ async def create_token(
         token_id = str(uuid.UUID(token_id))
     except ValueError:
         raise FeedbackValidationError("id", "must be a UUID", token_id) from None
-    claims = TokenClaims(
+    return TokenClaims(
         project=principal.project,
         trace_id=run_id,
         expires_at=expires_at,
         token_id=token_id,
         feedback_key=key,
     )
+
+
+def _keep(request: Request, wanted: list[TokenClaims]) -> list[dict[str, Any]]:
+    """
+    Keep the tokens ``wanted`` describes (or find the same live ones); answer their fields.
+
+    All or none: nothing is kept when one of them cannot be.
+
+    Raises:
+        ApiError: 409 when a live token of another project, run or key has one's id;
+            429 when too many tokens would be live.
+    """
     tokens: dict[str, TokenClaims] = service(request).extras.setdefault(_TOKENS, {})
     _forget_expired(tokens)
-    known = tokens.get(token_id)
-    if known is None:
-        if len(tokens) >= _MAX_TOKENS:
-            raise ApiError(
-                429, "overloaded", "Too many live presigned tokens.", headers={"Retry-After": "60"}
+    new: dict[str, TokenClaims] = {}
+    answers = []
+    for claims in wanted:
+        token_id = claims.token_id
+        known = new.get(token_id) or tokens.get(token_id)
+        if known is None:
+            new[token_id] = known = claims
+        elif (known.project, known.trace_id, known.feedback_key) != (
+            claims.project,
+            claims.trace_id,
+            claims.feedback_key,
+        ):
+            msg = (
+                f"A presigned token with id {token_id!r} already exists for another project, "
+                "run or feedback key; give a new token a new id."
             )
-        tokens[token_id] = known = claims
-    elif (known.project, known.trace_id, known.feedback_key) != (principal.project, run_id, key):
-        msg = (
-            f"A presigned token with id {token_id!r} already exists for another project, "
-            "run or feedback key; give a new token a new id."
+            raise ApiError(409, "conflict", msg, field="id", ids=[token_id])
+        url = str(request.url_for("use_token_post", token_id=token_id))
+        when = datetime.fromtimestamp(known.expires_at, UTC).isoformat()
+        answers.append({"id": token_id, "url": url, "expires_at": when})
+    if len(tokens) + len(new) > _MAX_TOKENS:
+        raise ApiError(
+            429, "overloaded", "Too many live presigned tokens.", headers={"Retry-After": "60"}
         )
-        raise ApiError(409, "conflict", msg, field="id", ids=[token_id])
-    url = str(request.url_for("use_token_post", token_id=token_id))
-    when = datetime.fromtimestamp(known.expires_at, UTC).isoformat()
-    return JSONBody({"id": token_id, "url": url, "expires_at": when})
+    tokens.update(new)
+    return answers
 
 
 _UNITS = ("days", "hours", "minutes", "seconds")

@@ -253,6 +253,7 @@ class LangSmithInfoOut(BaseModel):
 
     version: str
     instance_flags: dict[str, Any]
+    batch_ingest_config: dict[str, Any]
 
 
 class PresignedOut(BaseModel):
