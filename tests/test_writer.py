@@ -762,3 +762,73 @@ async def test_a_refused_item_is_announced_as_failed_and_a_closed_collector_anno
     with pytest.raises(FeedbackError, match="closed"):
         await collector.submit_payloads([{"score": 3}])
     assert heard == []
+
+
+class _HangingStore(WrappedStore):
+    """A store whose writes never answer (a blackholed database)."""
+
+    async def before_write(self, batch: list[FeedbackItem]) -> Err[Exception] | None:
+        await asyncio.Event().wait()
+        return None
+
+
+@pytest.mark.parametrize("store_kind", ["down", "hanging"])
+async def test_queued_submitters_are_not_held_by_a_store_outage(store_kind: str) -> None:
+    """ack: queued returns once the item is in memory while the store fails or hangs.
+
+    A full queue then refuses with FeedbackOverloadedError, as the durable spool does.
+    """
+    store = FlakyStore(10**9) if store_kind == "down" else _HangingStore()
+    collector = FeedbackCollector(
+        store, _config(ack="queued", queue_max_size=300, backpressure_wait_ms=50)
+    )
+    accepted = 0
+
+    async def submit_until_refused() -> None:
+        nonlocal accepted
+        for _ in range(1_000):
+            await asyncio.wait_for(collector.collect_rating(1), 2)
+            accepted += 1
+
+    with pytest.raises(FeedbackOverloadedError):
+        await submit_until_refused()
+    assert 250 <= accepted <= 300  # the queue's room (less a batch the writer holds)
+    assert collector.counters["accepted"] == accepted
+    await collector.aclose(0.2)
+
+
+@pytest.mark.parametrize("ack", ["queued", "durable"])
+async def test_a_step_submitting_into_a_full_spool_does_not_stall_the_writer(
+    ack: str, tmp_path: Path
+) -> None:
+    """A step submitting into a full spool goes beyond its capacity instead of waiting.
+
+    Only the writer can make room; outside submitters keep being served meanwhile.
+    """
+    store = MemoryFeedbackStore()
+    config = _config(
+        ack=ack,
+        queue_max_size=100,
+        spool_max_items=100,
+        spool_url=f"sqlite:///{tmp_path / 'spool'}" if ack == "durable" else None,
+        backpressure_wait_ms=2_000,
+    )
+    collector = FeedbackCollector(store, config)
+
+    async def follow_up(item: FeedbackItem) -> FeedbackItem:
+        if item.feedback_type is FeedbackType.RATING and item.value == 1:
+            await collector.collect_label("seen", {"rating": item.id})
+        return item
+
+    collector.pipeline.add_step(follow_up)
+
+    async def submitter(n: int) -> None:
+        for _ in range(n):
+            await collector.collect_rating(1)
+
+    await asyncio.gather(*(submitter(60) for _ in range(10)))
+    await asyncio.wait_for(collector.flush(), 30)
+    assert collector.failures == []
+    assert len(await store.find_by_type(FeedbackType.RATING, limit=1_000)) == 600
+    assert len(await store.find_by_type(FeedbackType.LABEL, limit=1_000)) == 600
+    await collector.aclose()

@@ -34,6 +34,7 @@ from ai_feedback.exceptions import (
 from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, Spool
 from ai_feedback.result import Err
+from ai_feedback.spool._base import FROM_WRITER
 
 __all__ = ["BatchWriter", "WriterSettings", "write_items"]
 
@@ -42,6 +43,7 @@ _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
 _ITEMS_PER_TURN = 64  # items the writer processes before letting the event loop run
+_FAIR_WAIT = 0.1  # seconds a non-durable submitter waits for the writer to finish a batch
 # What a store raises while it is down or unreachable: retried as long as it lasts.
 _OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
 
@@ -248,7 +250,10 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            await self._spool.append(entry)
+            if asyncio.current_task() is self._worker:
+                await self._append_from_writer([entry])
+            else:
+                await self._spool.append(entry)
         finally:
             self._putting -= 1
         self._accepted += 1
@@ -270,11 +275,23 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            await self._spool.append_many(entries)
+            if asyncio.current_task() is self._worker:
+                await self._append_from_writer(entries)
+            else:
+                await self._spool.append_many(entries)
         finally:
             self._putting -= 1
         self._accepted += len(entries)
         await self._let_writer_run()
+
+    async def _append_from_writer(self, entries: list[Entry]) -> None:
+        # A step or subscriber submitting: waiting for room only the writer can make
+        # would stall it, so the spool takes these beyond its capacity.
+        token = FROM_WRITER.set(True)
+        try:
+            await self._spool.append_many(entries)
+        finally:
+            FROM_WRITER.reset(token)
 
     async def _let_writer_run(self) -> None:
         # A submitter in a tight loop over a spool that never suspends (the in-memory
@@ -295,7 +312,22 @@ class BatchWriter:
             if not self._idle.is_set() and not self._spool.durable:
                 # The writer yields inside big batches too: let it finish this one, or a
                 # submitter that never waits would only ever give it a step at a time.
-                await self._idle.wait()
+                # Not through an outage, though: then the spool's room is the limit.
+                await self._until_idle_or_failing()
+
+    async def _until_idle_or_failing(self) -> None:
+        if self._failing.is_set():
+            return
+        idle = asyncio.ensure_future(self._idle.wait())
+        failing = asyncio.ensure_future(self._failing.wait())
+        try:
+            # Bounded: a store that hangs (no error yet) must not hold the submitters.
+            await asyncio.wait(
+                {idle, failing}, timeout=_FAIR_WAIT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in (idle, failing):
+                waiter.cancel()
 
     async def flush(self, *, through_outage: bool = True) -> bool:
         """

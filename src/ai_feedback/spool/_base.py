@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Sequence
@@ -22,7 +23,13 @@ import orjson
 from ai_feedback._models import Entry, FeedbackType, Spooled, trusted_item
 from ai_feedback.exceptions import FeedbackOverloadedError, FeedbackStorageError
 
-__all__ = ["SequencedSpool", "decode_entry", "encode_entry"]
+__all__ = ["FROM_WRITER", "SequencedSpool", "decode_entry", "encode_entry"]
+
+FROM_WRITER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ai_feedback_from_writer", default=False
+)
+"""True while the writer itself appends (a step or subscriber submitting): such an
+append must not wait for room, which only the writer can make."""
 
 _LOG = logging.getLogger("ai_feedback")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,7 +91,8 @@ class SequencedSpool:
     and implement `_read` (the next entries after ``taken``) and `_forget`.
 
     Args:
-        capacity: Most entries not yet completed before `append` waits.
+        capacity: Most entries not yet completed before `append` waits (the writer's own
+            appends, `FROM_WRITER`, go beyond it rather than wait for themselves).
         full_wait: Seconds `append` waits for room before raising.
         what: Names the spool in the overload error (``"queue"``, ``"spool at ..."``).
     """
@@ -148,7 +156,7 @@ class SequencedSpool:
         """
         Wait until ``1 + more`` entries fit.
         """
-        if self._has_room(more):
+        if self._has_room(more) or FROM_WRITER.get():
             return
         try:
             async with asyncio.timeout(self._full_wait), self._changed:

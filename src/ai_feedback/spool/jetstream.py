@@ -22,9 +22,9 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import nats
@@ -49,13 +49,14 @@ from ai_feedback.exceptions import (
     FeedbackStorageError,
     FeedbackValidationError,
 )
-from ai_feedback.spool._base import decode_entry, encode_entry
+from ai_feedback.spool._base import FROM_WRITER, decode_entry, encode_entry
 
 __all__ = ["JetStreamSpool", "parse_nats_url"]
 
 _LOG = logging.getLogger("ai_feedback")
 _MAX_MESSAGES_EXCEEDED = 10077
 _POLL = 0.02
+T = TypeVar("T")
 _ACK_WAIT_MIN, _ACK_WAIT_MAX = 0.5, 86_400.0
 _FETCH_WAIT = 1.0
 _DESCRIPTION = "ai-feedback spool for "
@@ -150,6 +151,7 @@ class JetStreamSpool:
         self._hurry = 0
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._closed = asyncio.Event()  # set by aclose: ends a wait_done at once
 
     def __repr__(self) -> str:
         state = "connected" if self._nc is not None else "closed"
@@ -232,6 +234,7 @@ class JetStreamSpool:
                 await self.aclose()
                 raise
             self._started = True
+            self._closed.clear()
 
     async def _ensure_streams(self) -> None:
         js = self._jetstream()
@@ -312,7 +315,9 @@ class JetStreamSpool:
             except nats.js.errors.APIError as exc:
                 if exc.err_code != _MAX_MESSAGES_EXCEEDED:
                     raise self._error("spool feedback", exc) from exc
-                if time.monotonic() + delay > deadline:
+                # The writer's own append (a step submitting) cannot wait for room it
+                # would have to make itself: the stream's limit is the server's.
+                if time.monotonic() + delay > deadline or FROM_WRITER.get():
                     raise FeedbackOverloadedError(
                         f"NATS JetStream spool {self.location}",
                         capacity=self._capacity,
@@ -463,7 +468,7 @@ class JetStreamSpool:
         while True:
             js = self._jetstream()  # raises once the spool is closed
             try:
-                state = (await js.stream_info(self._stream)).state
+                state = (await self._unless_closed(js.stream_info(self._stream))).state
             except nats.errors.ConnectionClosedError as exc:
                 raise self._error("wait for the writers", exc) from exc
             except _ERRORS:
@@ -472,6 +477,25 @@ class JetStreamSpool:
                 if state.messages == 0 or state.first_seq > mark:
                     return
             await asyncio.sleep(_POLL)
+
+    async def _unless_closed(self, request: Awaitable[T]) -> T:
+        """
+        Await ``request``, or raise ConnectionClosedError as soon as the spool is closed.
+
+        A request in flight when the connection closes may otherwise wait out its own
+        timeout (seconds on a loaded server).
+        """
+        answer = asyncio.ensure_future(request)
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({answer, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not answer.done():
+                answer.cancel()
+        if answer.cancelled():
+            raise nats.errors.ConnectionClosedError
+        return answer.result()
 
     async def status(self) -> SpoolStatus:
         """
@@ -509,6 +533,7 @@ class JetStreamSpool:
         nc, self._nc = self._nc, None
         self._js = self._sub = None
         self._started = False
+        self._closed.set()
         if nc is not None:
             await _quietly(nc.close())
 
