@@ -221,3 +221,14 @@ def test_the_port_check_binds_as_uvicorn_does() -> None:
     assert _unbindable("127.0.0.1", port) is None
     assert _unbindable("", 0) is None
     assert _unbindable("no-such-host.invalid", 8000) is not None
+
+
+def test_a_malformed_database_url_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database URL with a bad port: one line naming database_url, exit 2, no password."""
+    monkeypatch.setenv("AI_FEEDBACK__DATABASE_URL", "postgresql://u:s3cret@h:notaport/db")
+    result = runner.invoke(app, ["stats"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "database_url" in result.output
+    assert "Traceback" not in result.output
+    assert "s3cret" not in result.output

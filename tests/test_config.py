@@ -238,3 +238,41 @@ def test_a_nats_spool_may_leave_writing_to_other_processes() -> None:
     """run_writer false is allowed with a nats:// spool (writer processes drain it)."""
     config = FeedbackConfig(spool_url="nats://127.0.0.1:4222", run_writer=False)
     assert config.run_writer is False
+
+
+@pytest.mark.parametrize(
+    ("key", "url", "problem"),
+    [
+        ("database_url", "postgresql://u:pw@h:notaport/db", "port that is not a number"),
+        ("database_url", "postgresql://u:pw@[::1/db", "host that is not host:port"),
+        ("database_url", "postgresql://u:pw@h:99999/db", "from 1 to 65535"),
+        ("database_url", "postgresql://h1:5432,h2:x/db", "('x')"),
+        ("cache_url", "redis://:pw@h:port/0", "port that is not a number"),
+        ("spool_url", "nats://tok@h:4222:1?stream=S", "('4222:1')"),
+    ],
+)
+def test_malformed_hosts_and_ports_are_named_without_the_password(
+    key: str, url: str, problem: str
+) -> None:
+    """A URL whose host or port cannot be parsed is a configuration error, not a traceback."""
+    with pytest.raises(FeedbackConfigurationError) as info:
+        FeedbackConfig(**{key: url})
+    assert info.value.key == key
+    assert problem in str(info.value)
+    assert "pw" not in str(info.value)
+    assert "tok@" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:pw@[::1]:5432/db",
+        "postgresql://h1:5432,h2:5433/db",
+        "postgresql:///db?host=/var/run/postgresql",
+        "postgresql://h:/db",
+        "postgresql://u:p:w@h/db",
+    ],
+)
+def test_wellformed_postgresql_urls_are_kept(url: str) -> None:
+    """IPv6, host lists, sockets and an empty (default) port are accepted as written."""
+    assert FeedbackConfig(database_url=url).database_url == url

@@ -34,7 +34,7 @@ from pydantic_settings import (
 )
 
 from ai_feedback._server_settings import ApiKeyEntry, ServerSettings, refuse_booleans
-from ai_feedback._urls import masked_url
+from ai_feedback._urls import host_problem, masked_url
 from ai_feedback._validation import MAX_PAYLOAD_CHARS, MAX_TEXT_LENGTH, MAX_WINDOW_HOURS, Limits
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.stores.memory import DEFAULT_MAX_ITEMS
@@ -263,6 +263,12 @@ class FeedbackConfig(BaseSettings):
             )
             raise ValueError(msg)
         self._check_spool()
+        for name in ("database_url", "cache_url", "spool_url"):
+            value = getattr(self, name)
+            problem = host_problem(value) if value is not None else ""
+            if problem:
+                msg = f"{name} {problem} (got {masked_url(value)!r})"
+                raise ValueError(msg)
         if url is None and self.store == "postgresql":
             msg = "database_url is required when store is 'postgresql'"
             raise ValueError(msg)

@@ -568,6 +568,8 @@ def test_urls_are_shown_as_host_port_without_password(url: str, where: str, show
     [
         ("mysql://root@localhost/db", {}, "url"),
         (None, {}, "url"),
+        ("postgresql://u:pw@h:notaport/db", {}, "url"),
+        ("postgresql://u:pw@[::1/db", {}, "url"),
         (POSTGRES_URL, {"min_size": -1}, "min_size"),
         (POSTGRES_URL, {"max_size": 0}, "max_size"),
         (POSTGRES_URL, {"min_size": 3, "max_size": 2}, "min_size"),

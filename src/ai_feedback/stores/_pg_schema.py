@@ -26,7 +26,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ai_feedback._models import DISTRIBUTION_MAX_VALUES
-from ai_feedback._urls import masked_url
+from ai_feedback._urls import host_problem, masked_url
 from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, FeedbackValidationError
 
 __all__ = [
@@ -553,11 +553,15 @@ def check_url(url: object) -> str:
     Return ``host:port`` of a PostgreSQL URL, for messages (never the password).
 
     Raises:
-        FeedbackValidationError: ``url`` is not a ``postgresql://`` URL.
+        FeedbackValidationError: ``url`` is not a ``postgresql://`` URL, or its host
+            or port is malformed.
     """
     if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
         msg = "must be a postgresql://user@host:port/database URL"
         raise FeedbackValidationError("url", msg, masked_url(url) if isinstance(url, str) else url)
+    problem = host_problem(url)
+    if problem:
+        raise FeedbackValidationError("url", problem, masked_url(url))
     hosts = urlsplit(url).netloc.rpartition("@")[2] or "localhost"
     if not re.search(r":\d+$", hosts):
         hosts += ":5432"
