@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,29 @@ async def test_waiting_on_a_closed_spool_is_an_error(tmp_path: Path) -> None:
     await spool.aclose()
     with pytest.raises(FeedbackStorageError, match="closed before"):
         await asyncio.wait_for(waiter, 5)
+
+
+async def test_an_entry_arriving_during_a_failed_delete_is_still_committed(tmp_path: Path) -> None:
+    """A delete-only commit that fails (file locked, disk full) hands on to what arrived."""
+    spool = SQLiteSpool(tmp_path / "s", identity=STORE)
+    await spool.start()
+    write = spool._write
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def locked(rows: list[Any], forget: list[Any]) -> None:
+        if not rows and forget and not started.is_set():
+            loop.call_soon_threadsafe(started.set)
+            time.sleep(0.2)  # the busy timeout, shortened
+            msg = "database is locked"
+            raise sqlite3.OperationalError(msg)
+        write(rows, forget)
+
+    spool._write = locked  # type: ignore[method-assign]
+    await spool.append(_entry(1))
+    await spool.complete(await spool.take(10, 0))  # the delete-only commit that fails
+    await asyncio.wait_for(started.wait(), 5)
+    arriving = _entry(2)
+    await asyncio.wait_for(spool.append(arriving), 5)
+    assert await _drain(spool) == [arriving]
+    await spool.aclose()

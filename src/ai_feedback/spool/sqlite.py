@@ -258,6 +258,8 @@ class SQLiteSpool(SequencedSpool):
                 self._forgotten = forget + self._forgotten  # deleted with the next commit
                 if not rows:
                     _LOG.warning("Could not delete stored entries from %s: %s", self._path, exc)
+                    if self._pending:
+                        continue  # arrived meanwhile: no other committer will take them
                     return
                 self._committing = 0
                 await self._appended(self._ready, 0)  # wakes those waiting for room
