@@ -7,6 +7,7 @@ import time
 
 import nats
 import pytest
+from nats.js.api import DiscardPolicy
 
 from ai_feedback import (
     FeedbackCollector,
@@ -102,3 +103,25 @@ async def test_a_stream_feeding_another_store_is_refused_even_when_empty() -> No
             await same.aclose()
         finally:
             await first.aclose()
+
+
+async def test_an_item_whose_dead_letter_cannot_be_kept_stays_in_the_spool() -> None:
+    """A refused item is removed from the stream only once its dead letter is stored."""
+    async with fresh_stream() as name:
+        spool = JetStreamSpool(spool_url(name), identity="x", full_wait=1)
+        await spool.start()
+        nc = await nats.connect(NATS_URL)
+        try:
+            js = nc.jetstream()
+            dead = (await js.stream_info(f"{name}_DEAD")).config
+            dead.max_msgs, dead.discard = 1, DiscardPolicy.NEW
+            await js.update_stream(dead)
+            await js.publish(f"{name.lower()}.items.dead", b"filler")  # the dead letters are full
+            await spool.append(Entry(FeedbackItem(feedback_type=FeedbackType.RATING, value=1), "r"))
+            [spooled] = await spool.take(10, 0)
+            with pytest.raises(FeedbackStorageError, match="keep a dead letter"):
+                await spool.dead_letter(spooled, "storage", ValueError("conflict"), 1)
+            assert (await js.stream_info(name)).state.messages == 1  # not acknowledged
+        finally:
+            await nc.close()
+            await spool.aclose()

@@ -363,7 +363,11 @@ class JetStreamSpool:
             try:
                 entry, _ = decode_entry(message.data)
             except ValueError as exc:
-                await self._publish_dead(message.data, "spool", exc, 0)
+                try:
+                    await self._publish_dead(message.data, "spool", exc, 0)
+                except FeedbackStorageError:
+                    _LOG.exception("Kept undecodable message in %s for now", self.location)
+                    continue  # not acknowledged: delivered again once the dead letter fits
                 await _quietly(message.ack())
                 continue
             again = (message.metadata.num_delivered or 1) > 1
@@ -409,6 +413,10 @@ class JetStreamSpool:
     ) -> None:
         """
         Publish ``spooled`` to the dead-letter stream with the reason in its headers.
+
+        Raises:
+            FeedbackStorageError: The dead letter was not stored (the stream is full or
+                the server unreachable); the entry must then stay in the spool.
         """
         await self._publish_dead(spooled.handle.data, stage, error, attempts)
 
@@ -418,8 +426,8 @@ class JetStreamSpool:
         headers = {"stage": stage, "error": repr(error)[:1000], "attempts": str(attempts)}
         try:
             await self._jetstream().publish(f"{self._subject}.dead", data, headers=headers)
-        except _ERRORS:
-            _LOG.exception("Could not publish a dead letter to %s", self.location)
+        except _ERRORS as exc:
+            raise self._error("keep a dead letter", exc) from exc
 
     async def delete_dead_letters(self, where: FeedbackFilter) -> int:
         """

@@ -255,19 +255,8 @@ class SQLiteSpool(SequencedSpool):
             try:
                 await self._run(self._write, rows, forget)
             except FeedbackStorageError as exc:
-                self._forgotten = forget + self._forgotten  # deleted with the next commit
-                if not rows:
-                    _LOG.warning("Could not delete stored entries from %s: %s", self._path, exc)
-                    if self._pending:
-                        continue  # arrived meanwhile: no other committer will take them
+                if not await self._commit_failed(exc, rows, waiters, forget):
                     return
-                self._committing = 0
-                await self._appended(self._ready, 0)  # wakes those waiting for room
-                for mark, *_ in rows:
-                    self._cache.pop(mark, None)
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(FeedbackStorageError(str(exc)))
                 continue
             self._committing = 0
             if not rows:
@@ -276,6 +265,29 @@ class SQLiteSpool(SequencedSpool):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+    async def _commit_failed(
+        self,
+        exc: FeedbackStorageError,
+        rows: list[tuple[int, str, bytes, float]],
+        waiters: list[asyncio.Future[None]],
+        forget: list[tuple[int, int]],
+    ) -> bool:
+        """
+        Fail the submitters of ``rows``, keep ``forget`` for later; return whether to go on.
+        """
+        self._forgotten = forget + self._forgotten  # deleted with the next commit
+        if not rows:
+            _LOG.warning("Could not delete stored entries from %s: %s", self._path, exc)
+            return bool(self._pending)  # arrived meanwhile: no other committer takes them
+        self._committing = 0
+        await self._appended(self._ready, 0)  # wakes those waiting for room
+        for mark, *_ in rows:
+            self._cache.pop(mark, None)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(FeedbackStorageError(str(exc)))
+        return True
 
     async def _read(self, limit: int) -> list[Spooled]:
         batch: list[Spooled] = []
