@@ -153,3 +153,42 @@ def test_delete_by_owner_refuses_unknown_filters_and_names_its_parameters(
     assert everything.json()["removed"]["items"] == 3
     assert client.get("/v1/stats", headers=key("b-all")).json()["total_count"] == 0
     assert client.get(f"/v1/feedback/{kept[0]}", headers=key("a-all")).status_code == 200
+
+
+_UNKNOWN = "known:"
+_REPEATED = "must be given once"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "params", "field", "rule"),
+    [
+        ("GET /v1/export", [("kind", "raw"), ("sesion_id", "s1")], "sesion_id", "option"),
+        ("GET /v1/export", [("kind", "raw"), ("model", "a"), ("model", "b")], "model", _REPEATED),
+        (
+            "DELETE /v1/feedback",
+            [("session_id", "s1"), ("session_id", "s2")],
+            "session_id",
+            _REPEATED,
+        ),
+        ("GET /v1/feedback", [("modle", "gpt-4o")], "modle", "known: type, model"),
+        ("GET /v1/feedback", [("limit", "5"), ("limit", "500")], "limit", _REPEATED),
+        ("GET /v1/stats", [("window_hour", "1")], "window_hour", _UNKNOWN),
+        ("GET /v1/feedback/some-id", [("pretty", "1")], "pretty", "(it takes none)"),
+    ],
+)
+def test_misspelt_or_repeated_query_parameters_are_refused(
+    client: TestClient, request_line: str, params: list[tuple[str, str]], field: str, rule: str
+) -> None:
+    """An unknown or repeated query parameter is a 422 naming it; keys are checked first.
+
+    It never widens what is read, exported or deleted, nor silently keeps a last value.
+    """
+    method, path = request_line.split()
+    kept = _rated(client, "a-all", 2, "s1") + _rated(client, "a-all", 1, "s2")
+    headers = key("b-all") if method == "DELETE" else key("a-all")
+    refused = client.request(method, path, params=params, headers=headers)
+    assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
+    assert rule in refused.json()["message"]
+    assert client.request(method, path, params=params).status_code == 401
+    everything = client.get("/v1/feedback", headers=key("a-all")).json()["items"]
+    assert {item["id"] for item in everything} == set(kept)

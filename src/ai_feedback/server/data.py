@@ -22,7 +22,7 @@ from ai_feedback.export._sinks import encoder
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import ReceiptOut, errors
-from ai_feedback.server.service import service
+from ai_feedback.server.service import check_query, service
 
 __all__ = ["router"]
 
@@ -67,9 +67,10 @@ async def export_route(
     """
     Stream the project's items as ``kind`` rows, in constant memory.
 
-    Options are checked before the first byte, so a bad one is a 422; the rows follow
-    the project's items newest first.
+    Options are checked before the first byte, so a bad one (unknown or repeated too)
+    is a 422; the rows follow the project's items newest first.
     """
+    check_query(request, "option of this export")
     where = FeedbackFilter(
         owner_id=principal.project, session_id=session_id, model=model, since=since, until=until
     )
@@ -85,9 +86,6 @@ async def export_route(
         media_type=_MEDIA[format],
         headers={"content-disposition": f'attachment; filename="{filename}"'},
     )
-
-
-_DELETE_FILTERS = ("id", "trace_id", "session_id", "owner_id")
 
 
 @router.delete(
@@ -113,10 +111,7 @@ async def delete_route(
     feedback. An unknown query parameter is refused, so that a misspelt filter never
     widens a deletion. Afterwards no read, statistic or export returns the items.
     """
-    for name in request.query_params:
-        if name not in _DELETE_FILTERS:
-            rule = f"is not a filter of this deletion (known: {', '.join(_DELETE_FILTERS)})"
-            raise FeedbackValidationError(name, rule)
+    check_query(request, "filter of this deletion")
     if id is None and trace_id is None and session_id is None and owner_id is None:
         raise FeedbackValidationError("id", "or trace_id, session_id or owner_id is required")
     if owner_id is not None and owner_id != principal.project:

@@ -36,7 +36,7 @@ from ai_feedback.server.schemas import (
     body_schema,
     errors,
 )
-from ai_feedback.server.service import bind_owner, service
+from ai_feedback.server.service import bind_owner, check_query, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
 
 __all__ = ["add_submissions", "decode_cursor", "encode_cursor", "item_out", "router"]
@@ -154,6 +154,7 @@ async def get_item(
     """
     Return the item, or 404 when it does not exist or belongs to another project.
     """
+    check_query(request)
     store = service(request).store
     item = await store.get(item_id)  # type: ignore[attr-defined]
     if item is None or item.owner_id != principal.project:
@@ -184,7 +185,10 @@ async def list_items(
 ) -> JSONBody:
     """
     Return a page of the project's items matching the filters, and the next cursor.
+
+    An unknown or repeated query parameter is a 422 (a misspelt filter is not ignored).
     """
+    check_query(request)
     where = FeedbackFilter(
         feedback_type=type,  # type: ignore[arg-type]
         model=model,
@@ -217,7 +221,9 @@ async def stats(
     Return what get_feedback_stats returns, over the project's items in the window.
 
     With ``type``, only items of that type count (ratings figures are empty for others).
+    An unknown or repeated query parameter is a 422.
     """
+    check_query(request)
     store = service(request).store
     figures = await store.stats(  # type: ignore[attr-defined]
         window_hours=window_hours,

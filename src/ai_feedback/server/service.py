@@ -21,7 +21,7 @@ from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import TokenClaims
 
-__all__ = ["FeedbackService", "bind_owner", "service"]
+__all__ = ["FeedbackService", "bind_owner", "check_query", "service"]
 
 
 @dataclass(slots=True)
@@ -138,3 +138,39 @@ def _within_token(payload: dict[str, Any], context: dict[str, Any], claims: Toke
 
 def _outside(why: str) -> None:
     raise ApiError(403, "forbidden", f"This browser token {why}.")
+
+
+_QUERY_NAMES: dict[int, tuple[str, ...]] = {}
+
+
+def check_query(request: Request, what: str = "parameter of this route") -> None:
+    """
+    Refuse a query parameter the route does not take, or one given twice.
+
+    A misspelt filter (``sesion_id``) would otherwise be ignored and widen a read, an
+    export or a deletion; a repeated one would silently keep only its last value.
+
+    Raises:
+        FeedbackValidationError: Naming the parameter.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _QUERY_NAMES.get(id(route))
+    if known is None:
+        known = _QUERY_NAMES[id(route)] = tuple(_query_names(route.dependant))
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name not in known:
+            listed = f"known: {', '.join(known)}" if known else "it takes none"
+            raise FeedbackValidationError(name, f"is not a {what} ({listed})")
+        if name in seen:
+            raise FeedbackValidationError(name, "must be given once")
+        seen.add(name)
+
+
+def _query_names(dependant: Any) -> list[str]:  # noqa: ANN401 - FastAPI's Dependant
+    names = [param.alias for param in dependant.query_params]
+    for sub in dependant.dependencies:
+        names += [name for name in _query_names(sub) if name not in names]
+    return names
