@@ -30,7 +30,8 @@ from ai_feedback import (
     ProcessorRegistry,
     RejectFeedback,
 )
-from ai_feedback._validation import DEFAULT_LIMITS, check_normalized_length
+from ai_feedback._validation import DEFAULT_LIMITS, MAX_DEPTH, check_normalized_length
+from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.fakes import ProtocolOnlyStore
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
@@ -511,3 +512,39 @@ async def test_a_pipeline_made_with_limits_keeps_them() -> None:
     stored = await collector.collect_text("hello")
     assert (await _stored(collector, stored)) is not None
     await collector.aclose()
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("store_kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("async_processing", [False, True])
+async def test_raw_payloads_hold_metadata_as_deep_as_the_limit(
+    store_kind: str, async_processing: bool, tmp_path: Any
+) -> None:
+    """Raw payloads hold metadata nested as deep as the limit (they wrap it one level down).
+
+    One level more is refused naming the metadata, not the raw payload.
+    """
+    store: Any = (
+        MemoryFeedbackStore()
+        if store_kind == "memory"
+        else await SQLiteFeedbackStore.open(f"sqlite:///{tmp_path / 'f.db'}")
+    )
+    config = FeedbackConfig(async_processing=async_processing, store_raw_payloads=True)
+    collector = FeedbackCollector(store, config)
+    deep = _nested(MAX_DEPTH)
+    item_id = await collector.collect_rating(4, metadata=deep)
+    await collector.flush()
+    assert collector.failures == []
+    raw = await collector.get_raw_payload(item_id)
+    assert raw["metadata"] == deep
+    with pytest.raises(FeedbackValidationError) as info:
+        await collector.collect_rating(4, metadata=_nested(MAX_DEPTH + 1))
+    assert info.value.field.startswith("metadata")
+    await collector.aclose()
+    await store.aclose()

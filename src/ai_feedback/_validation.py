@@ -266,20 +266,22 @@ def _fast_copy(value: object, depth: int) -> Any:  # noqa: ANN401, C901, PLR0912
     raise _NotPlainJSON
 
 
-def json_copy(field: str, value: object) -> Any:  # noqa: ANN401 - mirrors the input
+def json_copy(field: str, value: object, *, wrapped: bool = False) -> Any:  # noqa: ANN401
     """
     Return a deep copy of a JSON value, rejecting anything JSON cannot hold losslessly.
 
     Tuples become lists and subclasses of str, int and float their base types. Dict keys
     must be strings; floats finite; integers within 64 bits; strings free of NUL and
-    lone surrogates; nesting at most `MAX_DEPTH` levels.
+    lone surrogates; nesting at most `MAX_DEPTH` levels (one more when ``wrapped``: a
+    raw payload holds the submitted dicts one level down).
     """
+    depth = -1 if wrapped else 0
     # Plain dicts, lists and scalars take a fast path that builds no error paths; anything
     # else (subclasses, invalid values) goes through the checked copy below.
     try:
-        return _fast_copy(value, 0)
+        return _fast_copy(value, depth)
     except _NotPlainJSON:
-        return _checked_copy(field, value, 0)
+        return _checked_copy(field, value, depth)
 
 
 def _checked_copy(field: str, value: object, depth: int) -> Any:  # noqa: ANN401, C901, PLR0912

@@ -420,7 +420,11 @@ class FeedbackCollector:
         entries = []
         for _, item, key, payload in accepted:
             joined = self._join_capture(item)
-            raw = json_copy("raw_payload", payload) if self._config.store_raw_payloads else None
+            raw = (
+                json_copy("raw_payload", payload, wrapped=True)
+                if self._config.store_raw_payloads
+                else None
+            )
             entries.append(Entry(joined, key, raw))
         if entries:
             await self._enqueue(entries)  # one append: the batch shares its fsync
@@ -770,7 +774,9 @@ class FeedbackCollector:
         if not self._config.enabled:
             return
         item = self._join_capture(item)
-        raw_copy = json_copy("raw_payload", raw) if self._config.store_raw_payloads else None
+        raw_copy = (
+            json_copy("raw_payload", raw, wrapped=True) if self._config.store_raw_payloads else None
+        )
         if self._writer is not None:
             await self._enqueue([Entry(item, processor, raw_copy)])
             return

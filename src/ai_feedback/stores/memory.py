@@ -262,7 +262,7 @@ class MemoryFeedbackStore(ClosingContext):
         if raw_payloads:
             for item_id, payload in raw_payloads.items():
                 if item_id in self._items and item_id not in self._raw:
-                    self._raw[item_id] = json_copy("raw_payloads", payload)
+                    self._raw[item_id] = json_copy("raw_payloads", payload, wrapped=True)
         return Ok([item.id for item in batch])
 
     async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value
@@ -271,7 +271,7 @@ class MemoryFeedbackStore(ClosingContext):
         """
         check_id("item_id", item_id)
         payload = self._raw.get(item_id)
-        return None if payload is None else json_copy("raw_payload", payload)
+        return None if payload is None else json_copy("raw_payload", payload, wrapped=True)
 
     async def get(self, item_id: str) -> FeedbackItem | None:
         """
