@@ -25,6 +25,7 @@ from ai_feedback import (
     SupportsSeries,
     SupportsStats,
 )
+from ai_feedback.stores import _common
 from ai_feedback.stores.postgres import PostgresFeedbackStore
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.fakes import conflict_ids
@@ -682,3 +683,77 @@ async def test_items_dated_in_the_future_count_in_every_window(
     assert (await store.aggregate(window_hours=1)).total_count == 1
     assert (await store.aggregate(window_hours=3)).total_count == 2
     assert (await store.stats(window_hours=1, model="m")).summary.average_rating == 5
+
+
+class _FixedClock(datetime):
+    """datetime whose now() is a fixed moment, for the stores' window start."""
+
+    moment = datetime(2026, 3, 1, 12, 27, 34, 615_998, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return cls.moment
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Every store's window ends at the same fixed moment."""
+    monkeypatch.setattr(_common, "datetime", _FixedClock)
+    return _FixedClock.moment
+
+
+async def test_every_store_counts_an_item_at_the_window_start_and_not_before(
+    store: Any, fixed_clock: datetime
+) -> None:
+    """Every store counts an item created at the window's start, none created before it.
+
+    The start is now minus the window, rounded to the microsecond, whatever fraction of an
+    hour the window is.
+    """
+    at_start = fixed_clock - timedelta(seconds=3.6)
+    before = fixed_clock - timedelta(hours=1, microseconds=1)
+    await store.save_many(
+        [
+            FeedbackItem(FeedbackType.RATING, 5, context={"model": "a"}, created_at=at_start),
+            FeedbackItem(FeedbackType.RATING, 5, context={"model": "b"}, created_at=before),
+        ]
+    )
+    micro = 1 / 3.6e9  # one microsecond, in hours
+    assert (await store.aggregate(window_hours=0.001, model="a")).total_count == 1
+    assert (await store.aggregate(window_hours=0.001 - micro, model="a")).total_count == 0
+    # The start is rounded to the microsecond: 0.4 µs more is the same start, 0.6 µs more
+    # is one microsecond earlier.
+    assert (await store.aggregate(window_hours=1 + 0.4 * micro, model="b")).total_count == 0
+    assert (await store.stats(window_hours=1 + 0.6 * micro, model="b")).summary.total_count == 1
+
+
+async def test_a_large_rating_outside_the_window_does_not_change_its_average(
+    store: Any, fixed_clock: datetime
+) -> None:
+    """Items before the window's start in its first hour cancel out exactly.
+
+    No float rounding of a huge rating reaches the small ones inside the window.
+    """
+    start_hour = fixed_clock.replace(minute=0, second=0, microsecond=0)
+    outside = FeedbackItem(
+        FeedbackType.RATING,
+        1e15,
+        context={"model": "m"},
+        created_at=start_hour + timedelta(minutes=5),
+    )
+    inside = FeedbackItem(
+        FeedbackType.RATING,
+        3.7,
+        context={"model": "m"},
+        created_at=start_hour + timedelta(minutes=15),
+    )
+    await store.save_many([outside, inside])
+    window = (fixed_clock - (start_hour + timedelta(minutes=10))).total_seconds() / 3600
+    summary = await store.aggregate(window_hours=window)
+    assert (summary.total_count, summary.average_rating) == (1, 3.7)
+    stats = await store.stats(window_hours=window)
+    assert stats.summary.average_rating == 3.7
+    assert stats.by_model["m"]["average_rating"] == 3.7
+    if hasattr(store, "series"):
+        [point] = [p for p in await store.series(window_hours=window) if p.count]
+        assert (point.rating_count, point.rating_sum) == (1, 3.7)

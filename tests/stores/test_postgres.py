@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 
 from ai_feedback import (
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackStorageError,
@@ -664,3 +665,43 @@ async def test_an_export_whose_reader_stops_says_why(
         assert (await store.aggregate(window_hours=1)).total_count == 4000
         exported = b"".join([chunk async for chunk in store.raw_lines()])
         assert exported.count(b"\n") == 4000
+
+
+async def test_concurrent_batches_and_deletions_do_not_deadlock_on_the_rollup() -> None:
+    """Writers and deleters lock the rollup's rows in one order: no batch fails.
+
+    The rollup still equals a recount of the items afterwards.
+    """
+    async with fresh_schema() as schema:
+        store = await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema, max_size=8)
+        now = datetime.now(UTC)
+        errors: list[str] = []
+
+        async def writer(seed: int) -> None:
+            rng = random.Random(seed)  # noqa: S311 - test data
+            for _ in range(12):
+                batch = [
+                    FeedbackItem(
+                        FeedbackType.RATING,
+                        rng.randint(1, 5),
+                        context={
+                            "model": rng.choice("abc"),
+                            "owner_id": rng.choice("xy"),
+                            "session_id": f"s{seed}",
+                        },
+                        created_at=now - timedelta(minutes=rng.randrange(600)),
+                    )
+                    for _ in range(150)
+                ]
+                saved = await store.save_many(batch)
+                if saved.is_err():
+                    errors.append(str(saved.unwrap_err()))
+                if rng.random() < 0.3:
+                    await store.delete(FeedbackFilter(session_id=f"s{seed}"), limit=100)
+
+        await asyncio.gather(*(writer(seed) for seed in range(8)))
+        assert errors == []
+        counted = await store.stats(window_hours=24)
+        await store.rebuild_rollup()
+        assert await store.stats(window_hours=24) == counted
+        await store.aclose()

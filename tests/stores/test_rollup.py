@@ -65,9 +65,11 @@ def _items(n: int, seed: int = 7) -> list[FeedbackItem]:
 def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows end at NOW, for the store and for the reference alike."""
     for module in (sqlite_store, pg_store):
-        monkeypatch.setattr(
-            module, "cutoff", lambda hours: (NOW - timedelta(hours=hours)).timestamp()
-        )
+        monkeypatch.setattr(module, "cutoff", lambda hours: _micros(NOW - timedelta(hours=hours)))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 FILTER_NAMES = ("model", "provider", "owner_id", "feedback_type")
@@ -89,7 +91,7 @@ async def _reference(store: Any, hours: float, **filters: str) -> tuple[Feedback
     given = [filters[k] for k in FILTER_NAMES if k in filters]
     model, provider = filters.get("model"), filters.get("provider")
     if isinstance(store, SQLiteFeedbackStore):
-        params = [math.ceil(start.timestamp() * 1_000_000), *given]
+        params = [_micros(start), *given]
         stats = sqlite_store._stats(
             await store._fetch(sqlite_sql.STATS_SQL[key], params),
             window_hours=hours,
@@ -101,7 +103,7 @@ async def _reference(store: Any, hours: float, **filters: str) -> tuple[Feedback
             t: int(n) for t, n in zip(sqlite_sql.OTHER_TYPES, others, strict=True)
         }
         return stats, (counts, average)
-    params = [datetime.fromtimestamp(start.timestamp(), UTC), *given]
+    params = [start, *given]
     stats = pg_store._stats(
         await store._fetch(pg_sql.STATS_SQL[key], *params),
         window_hours=hours,
@@ -283,7 +285,7 @@ def test_a_window_reads_at_most_half_an_hour_of_items(
     """The partial first hour is added or subtracted, whichever is the shorter range."""
     start = datetime(2026, 11, 30, 12, minute, 17, tzinfo=UTC)
     for module in (sqlite_store, pg_store):
-        monkeypatch.setattr(module, "cutoff", lambda hours: start.timestamp())
+        monkeypatch.setattr(module, "cutoff", lambda hours: _micros(start))
     queries = dict.fromkeys(pg_sql.ROLLUP_AGGREGATE_SQL, "")
     _, params = sqlite_store._window_query(queries, 24, None, None, None, None)
     _, sign, low, high = params  # the rollup's first hour, then the items' sign and range

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -249,8 +249,20 @@ def check_window(window_hours: object) -> float:
     return float(window_hours)
 
 
-def cutoff(window_hours: object) -> float:
-    return datetime.now(UTC).timestamp() - check_window(window_hours) * 3600.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def cutoff(window_hours: object) -> int:
+    """
+    Return the start of the window ending now, in whole microseconds since the epoch.
+
+    An item counts when it was created at or after it. Every store compares its items'
+    microseconds with this same integer, so all agree on the items at the edge.
+    """
+    hours = check_window(window_hours)
+    now = (datetime.now(UTC) - _EPOCH) // _MICROSECOND
+    return now - round(hours * 3_600_000_000)
 
 
 def stats_filters(

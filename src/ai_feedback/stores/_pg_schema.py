@@ -74,9 +74,12 @@ _BUCKET = "date_bin('1 hour', created_at, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
 ROLLUP_OF_ITEMS_SQL = (
     f"SELECT {_BUCKET} AS bucket, coalesce(model, '') AS model, "
     "coalesce(provider, '') AS provider, coalesce(owner_id, '') AS owner_id, feedback_type, "
-    "coalesce(rating, 0) AS rating, count(*) AS n FROM {items} GROUP BY 1, 2, 3, 4, 5, 6"
+    "coalesce(rating, 0) AS rating, count(*) AS n FROM {items} GROUP BY 1, 2, 3, 4, 5, 6 "
+    "ORDER BY 1, 2, 3, 4, 5, 6"
 )
-"""The rollup rows of the rows of ``{items}`` (a table or a CTE with the item columns)."""
+"""The rollup rows of the rows of ``{items}`` (a table or a CTE with the item columns), in
+the rollup key's order: writers that upsert them lock the rows in one order, so that two
+concurrent batches never deadlock."""
 _ROLLUP_KEY = "bucket, model, provider, owner_id, feedback_type, rating"
 
 MIGRATIONS = (
@@ -251,6 +254,17 @@ DELETE_ITEMS_SQL = (
 )
 """Delete the items with the ids in $1 and take them out of the rollup; returns how many
 items and rollup rows."""
+LOCK_ROLLUP_OF_SQL = (
+    "SELECT 1 FROM feedback_rollup AS r JOIN ("
+    + ROLLUP_OF_ITEMS_SQL.format(items="feedback WHERE id = ANY($1::text[])")
+    + ") AS c ON (r.bucket, r.model, r.provider, r.owner_id, r.feedback_type, r.rating) = "
+    "(c.bucket, c.model, c.provider, c.owner_id, c.feedback_type, c.rating) "
+    "ORDER BY r.bucket, r.model, r.provider, r.owner_id, r.feedback_type, r.rating "
+    "FOR UPDATE OF r"
+)
+"""Lock the rollup rows of the items with the ids in $1, in the key's order (as writers
+lock them), before `DELETE_ITEMS_SQL` changes them: deletions and writes never deadlock.
+A statement of its own, so that the deletion's snapshot sees what it waited for."""
 DROP_EMPTY_ROLLUP_SQL = "DELETE FROM feedback_rollup WHERE items <= 0"
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "
@@ -364,12 +378,17 @@ def _window(key: tuple[bool, ...]) -> str:
     """
     where = _FILTERS[key]
     whole, end, sign = (f"${2 + sum(key) + n}" for n in range(3))
+    # Counted per rating value before anything is summed: the items subtracted from a
+    # whole hour then cancel out exactly (a large rating before the window's start
+    # would otherwise round away the small ones inside it).
     return (
+        "SELECT feedback_type, model, rating, sum(n)::bigint AS n FROM ("
         "SELECT feedback_type, nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n "
         f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
         f"UNION ALL SELECT feedback_type, model, rating, {sign}::bigint FROM feedback "
-        f"WHERE created_at >= $1 AND created_at < {end}{where}"
+        f"WHERE created_at >= $1 AND created_at < {end}{where}) AS u "
+        "GROUP BY feedback_type, model, rating"
     )
 
 
@@ -400,10 +419,12 @@ def _series(key: tuple[bool, ...]) -> str:
         "SELECT bucket, sum(n)::bigint, "
         "coalesce(sum(n) FILTER (WHERE feedback_type = 'rating'), 0)::bigint, "
         "coalesce(sum(rating * n) FILTER (WHERE feedback_type = 'rating'), 0) FROM ("
+        "SELECT bucket, feedback_type, rating, sum(n) AS n FROM ("  # per value first
         "SELECT bucket, feedback_type, rating, items AS n "
         f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
         f"UNION ALL SELECT {_BUCKET}, feedback_type, rating, {sign}::bigint FROM feedback "
-        f"WHERE created_at >= $1 AND created_at < {end}{where}) AS w GROUP BY bucket "
+        f"WHERE created_at >= $1 AND created_at < {end}{where}) AS u "
+        "GROUP BY bucket, feedback_type, rating) AS w GROUP BY bucket "
         "HAVING sum(n) > 0"
     )
 

@@ -210,13 +210,17 @@ STATS_SQL = {
 }
 """Like `AGGREGATE_SQL`, one row per (model, rating value): enough for the counts, the
 rating histogram (hence percentiles) and the per-model breakdown in one round trip."""
+# Counted per rating value before anything is summed: the items subtracted from a whole
+# hour then cancel out exactly (a large rating before the window's start would otherwise
+# round away the small ones inside it).
 _WINDOW_ROWS = {
     key: (
+        "SELECT model, rating, sum(n) AS n, feedback_type FROM ("
         "SELECT nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
         f"feedback_type FROM feedback_rollup WHERE bucket >= ?{filters} "
         "UNION ALL SELECT model, rating, ?, feedback_type FROM feedback "
-        f"WHERE created_at >= ? AND created_at < ?{filters}"
+        f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY model, rating, feedback_type"
     )
     for key, filters in _FILTERS.items()
 }
@@ -245,9 +249,11 @@ ROLLUP_STATS_SQL = {
 ROLLUP_SERIES_SQL = {
     key: "SELECT bucket, sum(n), sum(CASE WHEN feedback_type = 'rating' THEN n END), "
     "total(CASE WHEN feedback_type = 'rating' THEN rating * n END) FROM ("
+    "SELECT bucket, feedback_type, rating, sum(n) AS n FROM ("  # per value first
     f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket >= ?"
     f"{filters} UNION ALL SELECT {_BUCKET}, feedback_type, rating, ? FROM feedback "
-    f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket HAVING sum(n) > 0"
+    f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket, feedback_type, rating"
+    ") GROUP BY bucket HAVING sum(n) > 0"
     for key, filters in _FILTERS.items()
 }
 """Per hour of the window: (hour start in microseconds, items, ratings, rating sum), from

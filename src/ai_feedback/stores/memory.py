@@ -320,7 +320,7 @@ class MemoryFeedbackStore(ClosingContext):
                 feedback_type=feedback_type,
             )
             return figures.summary
-        since = cutoff(window_hours)
+        since = cutoff(window_hours) / 1_000_000  # as the items' float timestamps
         group = self._groups.get(check_filters(model, provider))
         if group is None:
             return empty_summary()
@@ -341,7 +341,7 @@ class MemoryFeedbackStore(ClosingContext):
         With ``owner_id`` or ``feedback_type``, the window's items (the owner's) are read
         one by one (the indexes per model and provider span all owners and types).
         """
-        since = cutoff(window_hours)
+        since = cutoff(window_hours) / 1_000_000  # as the items' float timestamps
         model, provider, owner, kind = stats_filters(model, provider, owner_id, feedback_type)
         key = (model, provider)
         if owner is not None or kind is not None:
@@ -446,7 +446,7 @@ class MemoryFeedbackStore(ClosingContext):
         The items of the window are read one by one (at most ``max_items`` of them).
         """
         bucket = check_bucket(bucket)
-        since = cutoff(window_hours)
+        since = cutoff(window_hours) / 1_000_000  # as the items' float timestamps
         model, provider, owner, kind = stats_filters(model, provider, owner_id, feedback_type)
         index = self._timeline if owner is None else self._owners.get(owner)
         hours: list[tuple[datetime, int, int, float]] = []

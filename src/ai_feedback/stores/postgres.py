@@ -551,6 +551,7 @@ class PostgresFeedbackStore(ClosingContext):
         async with self._connection("delete feedback") as conn, conn.transaction():
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
             raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
+            await conn.execute(sql.LOCK_ROLLUP_OF_SQL, ids)
             counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
             await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
         assert counts is not None  # noqa: S101 - a SELECT of counts is one row
@@ -858,7 +859,7 @@ def _window_query(
 
     ``filters``: model, provider, owner and type (None when not given).
     """
-    since = datetime.fromtimestamp(cutoff(window_hours), UTC)
+    since = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=cutoff(window_hours))
     given = stats_filters(*filters)
     hour = since.replace(minute=0, second=0, microsecond=0)
     values = [f for f in given if f is not None]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import sqlite3
 import sys
@@ -610,7 +609,7 @@ def _window_query(
 
     ``filters``: model, provider, owner and type (None when not given).
     """
-    since = math.ceil(cutoff(window_hours) * 1_000_000)
+    since = cutoff(window_hours)
     given = stats_filters(*filters)
     values = [f for f in given if f is not None]
     params = [*_partial_hour(since, values), *values]
