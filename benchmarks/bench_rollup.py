@@ -121,7 +121,7 @@ def _raw(kind: str, store: Any, what: str, hours: float) -> Callable[[], Awaitab
     """The hand-written query over the raw rows, as the stores ran it before the rollup."""
     key = (False, False, False, False)
     if kind == "sqlite":
-        since = math.ceil(sqlite_store.cutoff(hours) * 1_000_000)
+        since = sqlite_store.cutoff(hours)
         query = (sqlite_sql.STATS_SQL if what == "stats" else sqlite_sql.AGGREGATE_SQL)[key]
 
         async def sqlite_raw() -> Any:
@@ -131,7 +131,7 @@ def _raw(kind: str, store: Any, what: str, hours: float) -> Callable[[], Awaitab
             return rows[0][0]
 
         return sqlite_raw
-    start = datetime.fromtimestamp(pg_store.cutoff(hours), UTC)
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=pg_store.cutoff(hours))
     query = (pg_sql.STATS_SQL if what == "stats" else pg_sql.AGGREGATE_SQL)[key]
 
     async def postgres_raw() -> Any:
@@ -183,9 +183,9 @@ async def _queries(kind: str, n: int) -> list[list[str]]:
         await _fill(kind, store, n)
         print(f"{kind}: {n:,} items and their rollup in {time.perf_counter() - started:.0f} s")
         # One fixed "now" for both sides, so that no item crosses a window edge between them.
-        fixed = time.time()
+        fixed = time.time_ns() // 1_000  # microseconds, as the stores' cutoff
         for module in (sqlite_store, pg_store):
-            module.cutoff = lambda hours: fixed - hours * 3600  # type: ignore[attr-defined]
+            module.cutoff = lambda hours: fixed - round(hours * 3_600_000_000)  # type: ignore[attr-defined]
         for what in ("stats", "aggregate"):
             for hours in (24, 24 * SPAN_DAYS):
                 ours_s, raw_s = [], []

@@ -39,6 +39,7 @@ from ai_feedback import (
 )
 from ai_feedback._models import Entry
 from ai_feedback.asgi import FeedbackEndpoint
+from ai_feedback.spool import default_spool_path
 from ai_feedback.spool.sqlite import SQLiteSpool
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.fakes import FlakyStore, ProtocolOnlyStore, SlowStore, WrappedStore
@@ -831,4 +832,65 @@ async def test_a_step_submitting_into_a_full_spool_does_not_stall_the_writer(
     assert collector.failures == []
     assert len(await store.find_by_type(FeedbackType.RATING, limit=1_000)) == 600
     assert len(await store.find_by_type(FeedbackType.LABEL, limit=1_000)) == 600
+    await collector.aclose()
+
+
+class _Located(WrappedStore):
+    """A store that says where it keeps its items, as the database stores do."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__()
+        self.location = location
+
+
+WRITTEN_FOR = "postgresql://u:s3cret@127.0.0.1:5432/db"
+
+
+@pytest.mark.parametrize(
+    ("location", "settings"),
+    [
+        ("postgresql://u:s3cret@localhost:5432/db", {}),  # the same database, spelt otherwise
+        (WRITTEN_FOR, {"ack": "queued"}),
+        (WRITTEN_FOR, {"async_processing": False}),
+    ],
+    ids=["another url", "queued", "sync"],
+)
+async def test_a_spool_this_run_will_not_write_is_reported(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    location: str,
+    settings: dict[str, Any],
+) -> None:
+    """Acknowledged items left where this run's configuration does not look are an ERROR."""
+    monkeypatch.chdir(tmp_path)
+    spool = SQLiteSpool(default_spool_path(WRITTEN_FOR), identity=WRITTEN_FOR)
+    await spool.append(Entry(FeedbackItem(feedback_type=FeedbackType.RATING, value=1), "rating"))
+    await spool.aclose()
+    collector = FeedbackCollector(_Located(location), _config(**settings))
+    with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+        await collector.start()
+    [record] = [r for r in caplog.records if "acknowledged" in r.getMessage()]
+    message = record.getMessage()
+    assert "holds 1 acknowledged feedback item(s) for postgresql://u:****@127.0.0.1" in message
+    assert "s3cret" not in message
+    await collector.aclose()
+
+
+async def test_a_spool_this_run_adopts_is_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same configuration drains what it spooled before: no error, the item is stored."""
+    monkeypatch.chdir(tmp_path)
+    spool = SQLiteSpool(default_spool_path(WRITTEN_FOR), identity=WRITTEN_FOR)
+    item = FeedbackItem(feedback_type=FeedbackType.RATING, value=1)
+    await spool.append(Entry(item, "rating"))
+    await spool.aclose()
+    store = _Located(WRITTEN_FOR)
+    collector = FeedbackCollector(store, _config())
+    with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+        await collector.start()
+        await asyncio.wait_for(collector.flush(), 10)
+    assert "acknowledged" not in caplog.text
+    assert await store.get(item.id) == item
     await collector.aclose()

@@ -11,6 +11,7 @@ durable by default (see `ai_feedback.spool`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -62,8 +63,8 @@ from ai_feedback.exceptions import (
 from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, SupportsDelete, SupportsStats
 from ai_feedback.retention import Retention
-from ai_feedback.spool import open_spool
-from ai_feedback.stores._common import check_deletion
+from ai_feedback.spool import open_spool, report_leftovers
+from ai_feedback.stores._common import check_deletion, store_location
 
 __all__ = ["FeedbackCollector"]
 
@@ -156,6 +157,7 @@ class FeedbackCollector:
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
+        self._reported_leftovers = False
         self.retention: Retention | None = None
         if config.retention_days is not None:
             if not isinstance(store, SupportsDelete):
@@ -615,6 +617,10 @@ class FeedbackCollector:
             FeedbackStorageError: The spool cannot be opened.
             FeedbackConfigurationError: The spool feeds another store.
         """
+        if not self._reported_leftovers:
+            self._reported_leftovers = True
+            spool = None if self._writer is None else self._writer.spool
+            await asyncio.to_thread(report_leftovers, store_location(self._store), spool)
         if self._writer is not None and self._config.enabled:
             await self._writer.start()
         if self.retention is not None and self._config.run_writer:

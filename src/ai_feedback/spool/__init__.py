@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 from pathlib import Path
 
+from ai_feedback._urls import masked_url
 from ai_feedback.config import FeedbackConfig
 from ai_feedback.exceptions import FeedbackConfigurationError
 from ai_feedback.protocols import Spool
 from ai_feedback.spool.memory import MemorySpool
 from ai_feedback.stores._common import store_location
 
-__all__ = ["MemorySpool", "Spool", "default_spool_path", "open_spool"]
+__all__ = ["MemorySpool", "Spool", "default_spool_path", "open_spool", "report_leftovers"]
+
+_LOG = logging.getLogger("ai_feedback")
 
 
 def default_spool_path(location: str) -> Path:
@@ -79,3 +83,47 @@ def open_spool(config: FeedbackConfig, store: object) -> Spool:
         full_wait=full_wait,
         memory_items=config.queue_max_size,
     )
+
+
+def report_leftovers(location: str | None, spool: Spool | None) -> int:
+    """
+    Log an ERROR for each local spool file whose acknowledged items this run won't write.
+
+    A spool is found by its store's URL as written and the working directory (or next
+    to an SQLite database): started with another ``database_url`` spelling, in another
+    directory, with ``ack: queued`` or without async processing, an application would
+    leave what an earlier run spooled where nothing reads it. Files a live process holds
+    are its own, and the family this run's SQLite spool adopts is drained by it.
+    Returns how many files were reported.
+    """
+    from ai_feedback.spool.sqlite import SQLiteSpool, leftover_entries, members  # noqa: PLC0415
+
+    candidates: set[Path] = set()
+    if location is not None:
+        candidates.update(members(default_spool_path(location).absolute()))
+    for found in Path.cwd().glob("ai_feedback-*.spool*"):
+        if not found.name.endswith((".lock", "-wal", "-shm", "-journal")):
+            candidates.add(found.absolute())
+    if isinstance(spool, SQLiteSpool):
+        candidates.difference_update(members(spool.family))
+    reported = 0
+    for path in sorted(candidates):
+        left = leftover_entries(path)
+        if left is None:
+            continue
+        store, count = left
+        reported += 1
+        _LOG.error(
+            "The spool %s holds %d acknowledged feedback item(s) for %s that this run will "
+            "not write: it uses %s. Start the application once as it ran then (ack: "
+            "durable, that database_url as written, in %s) so that it stores them.",
+            path,
+            count,
+            masked_url(store),
+            "no spool file"
+            if spool is None or not isinstance(spool, SQLiteSpool)
+            else f"the spool {spool.family}",
+            path.parent,
+            extra={"spool": str(path), "count": count},
+        )
+    return reported

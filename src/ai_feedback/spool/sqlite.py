@@ -161,6 +161,13 @@ class SQLiteSpool(SequencedSpool):
         """
         return str(self._path)
 
+    @property
+    def family(self) -> Path:
+        """
+        The spool file this process and its siblings (``.1``, ``.2``, ...) are named after.
+        """
+        return self._base
+
     async def start(self) -> None:
         """
         Claim a spool file, adopt orphaned ones, and find the entries to replay.
@@ -607,3 +614,35 @@ def _claim(base: Path) -> tuple[Path, FileLock]:
 
 def _siblings(base: Path) -> list[Path]:
     return [_member(base, n) for n in range(MAX_PROCESSES) if _member(base, n).exists()]
+
+
+def leftover_entries(path: Path) -> tuple[str, int] | None:
+    """
+    Return the store the unheld spool file ``path`` feeds and how many entries it holds.
+
+    None when a live process holds the file, it is empty or it cannot be read.
+    """
+    lock = FileLock(f"{path}.lock", timeout=0)
+    try:
+        lock.acquire()
+    except (Timeout, OSError):
+        return None  # a live process spools there and drains it
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            (count,) = db.execute("SELECT count(*) FROM entries").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key = 'store'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    finally:
+        lock.release()
+    return (str(row[0]) if row else "an unknown store", int(count)) if count else None
+
+
+def members(base: Path) -> list[Path]:
+    """
+    The files of the spool family named after ``base`` that exist.
+    """
+    return _siblings(base)
