@@ -56,6 +56,7 @@ from ai_feedback.events import (
 )
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
+    FeedbackConflictError,
     FeedbackError,
     FeedbackStorageError,
     FeedbackValidationError,
@@ -64,7 +65,7 @@ from ai_feedback.pipeline import Pipeline
 from ai_feedback.protocols import FeedbackStoreProtocol, SupportsDelete, SupportsStats
 from ai_feedback.retention import Retention
 from ai_feedback.spool import open_spool, report_leftovers
-from ai_feedback.stores._common import check_deletion, store_location
+from ai_feedback.stores._common import check_deletion, same_item, store_location
 
 __all__ = ["FeedbackCollector"]
 
@@ -412,6 +413,7 @@ class FeedbackCollector:
                 continue
             accepted.append((len(results), item, key, payload))
             results.append(item.id)
+        accepted = _first_of_each_id(accepted, results)
         if self._writer is None or not self._config.enabled:
             for index, item, key, payload in accepted:
                 try:
@@ -880,6 +882,27 @@ def _timestamp(value: object) -> datetime:
             msg = "must be an ISO 8601 time with a UTC offset"
             raise FeedbackValidationError("created_at", msg, value) from None
     return check_timestamp(value)
+
+
+def _first_of_each_id(
+    accepted: list[tuple[int, FeedbackItem, str, Any]], results: list[str | FeedbackError]
+) -> list[tuple[int, FeedbackItem, str, Any]]:
+    """
+    Keep the first item of each id in a batch; a later one is a conflict unless the same.
+
+    A different item under an id the batch already holds would be accepted, then set
+    aside by the writer: its sender hears of it now, in its own result.
+    """
+    first: dict[str, FeedbackItem] = {}
+    kept = []
+    for entry in accepted:
+        index, item = entry[0], entry[1]
+        known = first.setdefault(item.id, item)
+        if known is item:
+            kept.append(entry)
+        elif not same_item(known, item):
+            results[index] = FeedbackConflictError([item.id], in_batch=True)
+    return kept
 
 
 def _parse_payload(payload: object) -> tuple[FeedbackType, dict[str, Any]]:

@@ -168,14 +168,16 @@ class FeedbackConflictError(FeedbackStorageError):
 
     Args:
         ids: The conflicting ids, sorted.
+        in_batch: The other item came earlier in the same batch (not from the store).
     """
 
-    def __init__(self, ids: list[str] | tuple[str, ...]) -> None:
+    def __init__(self, ids: list[str] | tuple[str, ...], *, in_batch: bool = False) -> None:
         self.ids = tuple(sorted(ids))
         shown = ", ".join(repr(i) for i in self.ids[:_SHOWN_IDS])
         more = f" and {len(self.ids) - _SHOWN_IDS} more" if len(self.ids) > _SHOWN_IDS else ""
+        where = "came earlier in this batch under" if in_batch else "is already stored under"
         super().__init__(
-            f"A different item is already stored under id {shown}{more}; "
+            f"A different item {where} id {shown}{more}; "
             "ids identify one item, so give a new item a new id."
         )
 

@@ -714,3 +714,31 @@ def test_an_app_mounted_without_its_lifespan_answers_503_naming_the_fix(
         rating = {"type": "rating", "score": 4}
         answer = client.post("/v1/feedback", json=rating, headers=key("a-all"))
         assert answer.status_code == 202, answer.text
+
+
+@pytest.mark.parametrize("async_processing", [True, False])
+def test_a_batch_refuses_a_different_item_under_an_id_it_already_holds(
+    tmp_path: Path, async_processing: bool
+) -> None:
+    """A different item under an id the batch already holds is a 409 in its own result.
+
+    Not accepted and then set aside; the same item twice is idempotent.
+    """
+    config = server_config(tmp_path, top={"async_processing": async_processing})
+    with TestClient(create_app(config)) as batch_client:
+        items = [
+            {"id": "d-1", "score": 1},
+            {"id": "d-1", "score": 4},
+            {"id": "d-2", "score": 2},
+            {"id": "d-2", "score": 2.0},
+        ]
+        batch = batch_client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+        assert batch.status_code == 207, batch.text
+        results = batch.json()["results"]
+        assert [r["status"] for r in results] == ["accepted", "rejected", "accepted", "accepted"]
+        error = results[1]["error"]
+        assert (error["error"], error["ids"]) == ("conflict", ["d-1"])
+        assert "earlier in this batch" in error["message"]
+        for item_id, score in (("d-1", 1), ("d-2", 2)):
+            stored = batch_client.get(f"/v1/feedback/{item_id}", headers=key("a-all"))
+            assert (stored.status_code, stored.json()["value"]) == (200, score)
