@@ -288,7 +288,7 @@ def test_a_window_reads_at_most_half_an_hour_of_items(
         monkeypatch.setattr(module, "cutoff", lambda hours: _micros(start))
     queries = dict.fromkeys(pg_sql.ROLLUP_AGGREGATE_SQL, "")
     _, params = sqlite_store._window_query(queries, 24, None, None, None, None)
-    _, sign, low, high = params  # the rollup's first hour, then the items' sign and range
+    *_, sign, low, high = params  # the rollup's first hour (twice), the items' sign and range
     assert 0 <= high - low <= 30 * 60 * 1_000_000
     assert sign == (-1 if minute < 30 else 1)
     _, params_pg = pg_store._window_query(queries, 24, None, None, None, None)

@@ -580,13 +580,18 @@ async def test_queries_use_their_indexes(store: SQLiteFeedbackStore) -> None:
     # What the store runs: the rollup by its key (bucket first), the first hour by index.
     for queries in (ROLLUP_AGGREGATE_SQL, ROLLUP_STATS_SQL):
         by_model = _plan(
-            path, queries[True, False, False, False], (since, "m", 1, since, since, "m")
+            path,
+            queries[True, False, False, False],
+            (since, "m", since, "m", 1, since, since, "m"),
         )
         assert "SEARCH feedback_rollup USING PRIMARY KEY (bucket>?)" in by_model
+        assert "SEARCH feedback_rollup USING PRIMARY KEY (bucket=? AND model=?)" in by_model
         assert (
             "COVERING INDEX feedback_model_created (model=? AND created_at>? AND created_at<?)"
             in by_model
         )
-        everything = _plan(path, queries[False, False, False, False], (since, 1, since, since))
+        everything = _plan(
+            path, queries[False, False, False, False], (since, since, 1, since, since)
+        )
         assert "COVERING INDEX feedback_created (created_at>? AND created_at<?)" in everything
         assert "SCAN feedback " not in everything + " "

@@ -378,14 +378,18 @@ def _window(key: tuple[bool, ...]) -> str:
     """
     where = _FILTERS[key]
     whole, end, sign = (f"${2 + sum(key) + n}" for n in range(3))
-    # Counted per rating value before anything is summed: the items subtracted from a
-    # whole hour then cancel out exactly (a large rating before the window's start
-    # would otherwise round away the small ones inside it).
-    return (
-        "SELECT feedback_type, model, rating, sum(n)::bigint AS n FROM ("
+    # The first whole hour and the items added to or taken from it are counted per
+    # rating value before anything is summed: subtracted items then cancel out exactly
+    # (a large rating before the window's start would otherwise round away the small
+    # ones inside it). The later hours need no such grouping.
+    rollup = (
         "SELECT feedback_type, nullif(model, '') AS model, "
         "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n "
-        f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
+        "FROM feedback_rollup WHERE bucket {op} " + whole + where
+    )
+    return (
+        f"{rollup.format(op='>')} UNION ALL SELECT feedback_type, model, rating, "
+        f"sum(n)::bigint FROM ({rollup.format(op='=')} "
         f"UNION ALL SELECT feedback_type, model, rating, {sign}::bigint FROM feedback "
         f"WHERE created_at >= $1 AND created_at < {end}{where}) AS u "
         "GROUP BY feedback_type, model, rating"
@@ -419,9 +423,11 @@ def _series(key: tuple[bool, ...]) -> str:
         "SELECT bucket, sum(n)::bigint, "
         "coalesce(sum(n) FILTER (WHERE feedback_type = 'rating'), 0)::bigint, "
         "coalesce(sum(rating * n) FILTER (WHERE feedback_type = 'rating'), 0) FROM ("
-        "SELECT bucket, feedback_type, rating, sum(n) AS n FROM ("  # per value first
         "SELECT bucket, feedback_type, rating, items AS n "
-        f"FROM feedback_rollup WHERE bucket >= {whole}{where} "
+        f"FROM feedback_rollup WHERE bucket > {whole}{where} "
+        "UNION ALL SELECT bucket, feedback_type, rating, sum(n) FROM ("  # per value first
+        "SELECT bucket, feedback_type, rating, items AS n "
+        f"FROM feedback_rollup WHERE bucket = {whole}{where} "
         f"UNION ALL SELECT {_BUCKET}, feedback_type, rating, {sign}::bigint FROM feedback "
         f"WHERE created_at >= $1 AND created_at < {end}{where}) AS u "
         "GROUP BY bucket, feedback_type, rating) AS w GROUP BY bucket "

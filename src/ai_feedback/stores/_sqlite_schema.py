@@ -210,16 +210,21 @@ STATS_SQL = {
 }
 """Like `AGGREGATE_SQL`, one row per (model, rating value): enough for the counts, the
 rating histogram (hence percentiles) and the per-model breakdown in one round trip."""
-# Counted per rating value before anything is summed: the items subtracted from a whole
-# hour then cancel out exactly (a large rating before the window's start would otherwise
-# round away the small ones inside it).
+_ROLLUP_ROWS = (
+    "SELECT nullif(model, '') AS model, "
+    "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
+    "feedback_type FROM feedback_rollup WHERE bucket {op} ?{filters}"
+)
+# The window's first whole hour and the items added to or taken from it are counted per
+# rating value before anything is summed: items subtracted from the hour then cancel out
+# exactly (a large rating before the window's start would otherwise round away the small
+# ones inside it). The later hours need no such grouping.
 _WINDOW_ROWS = {
     key: (
-        "SELECT model, rating, sum(n) AS n, feedback_type FROM ("
-        "SELECT nullif(model, '') AS model, "
-        "CASE WHEN feedback_type = 'rating' THEN rating END AS rating, items AS n, "
-        f"feedback_type FROM feedback_rollup WHERE bucket >= ?{filters} "
-        "UNION ALL SELECT model, rating, ?, feedback_type FROM feedback "
+        _ROLLUP_ROWS.format(op=">", filters=filters)
+        + " UNION ALL SELECT model, rating, sum(n), feedback_type FROM ("
+        + _ROLLUP_ROWS.format(op="=", filters=filters)
+        + " UNION ALL SELECT model, rating, ?, feedback_type FROM feedback "
         f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY model, rating, feedback_type"
     )
     for key, filters in _FILTERS.items()
@@ -237,8 +242,8 @@ ROLLUP_AGGREGATE_SQL = {
 first, partial hour: the rollup from the hour after the window's start, plus the items from
 the start to it; or, when the start is in the first half of its hour, the rollup from that
 hour, minus the items of the hour before the start (at most half an hour of items either
-way). Parameters: the rollup's first hour, the filters, the items' sign (1 or -1), the
-items' time range (from, to), the filters again."""
+way). Parameters: the rollup's first hour and the filters, twice (the hours after it, then
+that hour), the items' sign (1 or -1), the items' time range (from, to), the filters."""
 ROLLUP_STATS_SQL = {
     key: f"SELECT model, rating, sum(n), total(rating * n), {_ROLLUP_TYPE_TOTALS} "
     f"FROM ({rows}) GROUP BY model, rating HAVING sum(n) > 0"
@@ -249,8 +254,9 @@ ROLLUP_STATS_SQL = {
 ROLLUP_SERIES_SQL = {
     key: "SELECT bucket, sum(n), sum(CASE WHEN feedback_type = 'rating' THEN n END), "
     "total(CASE WHEN feedback_type = 'rating' THEN rating * n END) FROM ("
-    "SELECT bucket, feedback_type, rating, sum(n) AS n FROM ("  # per value first
-    f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket >= ?"
+    f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket > ?"
+    f"{filters} UNION ALL SELECT bucket, feedback_type, rating, sum(n) FROM ("  # per value
+    f"SELECT bucket, feedback_type, rating, items AS n FROM feedback_rollup WHERE bucket = ?"
     f"{filters} UNION ALL SELECT {_BUCKET}, feedback_type, rating, ? FROM feedback "
     f"WHERE created_at >= ? AND created_at < ?{filters}) GROUP BY bucket, feedback_type, rating"
     ") GROUP BY bucket HAVING sum(n) > 0"

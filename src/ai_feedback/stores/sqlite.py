@@ -618,7 +618,7 @@ def _window_query(
 
 def _partial_hour(since: int, filters: list[Any]) -> list[Any]:
     """
-    The rollup's first hour, the filters, and the sign and range of the items to add or remove.
+    The rollup's first hour and the filters (twice), then the sign and range of the items.
 
     The window's first hour is partial: either the rollup from the next hour plus the
     items from ``since`` to it, or the rollup from ``since``'s hour minus the items of
@@ -627,8 +627,9 @@ def _partial_hour(since: int, filters: list[Any]) -> list[Any]:
     into = since % HOUR_US
     hour = since - into
     if into < HOUR_US // 2:
-        return [hour, *filters, -1, hour, since]
-    return [hour + HOUR_US, *filters, 1, since, hour + HOUR_US]
+        return [hour, *filters, hour, *filters, -1, hour, since]
+    after = hour + HOUR_US
+    return [after, *filters, after, *filters, 1, since, after]
 
 
 def _conditions(where: FeedbackFilter) -> tuple[list[str], list[Any]]:
