@@ -646,3 +646,16 @@ async def test_start_hooks_run_in_order_and_not_after_the_start() -> None:
         with pytest.raises(FeedbackValidationError, match="'hook': cannot be added once"):
             app.on_start(late)
     assert "late" not in ran
+
+
+async def test_boot_works_in_a_removed_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look for leftover spool files is a check: a removed directory does not stop a boot."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    async with Application.boot(modules=[FeedbackModule.stub()]) as app:
+        feedback = await app.container.resolve(FeedbackCollector)
+        assert await feedback.collect_rating(4)

@@ -798,9 +798,10 @@ async def test_queued_submitters_are_not_held_by_a_store_outage(store_kind: str)
     await collector.aclose(0.2)
 
 
+@pytest.mark.parametrize("how", ["inline", "wait_for", "gather"])
 @pytest.mark.parametrize("ack", ["queued", "durable"])
 async def test_a_step_submitting_into_a_full_spool_does_not_stall_the_writer(
-    ack: str, tmp_path: Path
+    ack: str, how: str, tmp_path: Path
 ) -> None:
     """A step submitting into a full spool goes beyond its capacity instead of waiting.
 
@@ -818,7 +819,13 @@ async def test_a_step_submitting_into_a_full_spool_does_not_stall_the_writer(
 
     async def follow_up(item: FeedbackItem) -> FeedbackItem:
         if item.feedback_type is FeedbackType.RATING and item.value == 1:
-            await collector.collect_label("seen", {"rating": item.id})
+            label = collector.collect_label("seen", {"rating": item.id})
+            if how == "inline":
+                await label
+            elif how == "wait_for":  # a task of its own on Python 3.11
+                await asyncio.wait_for(label, 30)
+            else:
+                await asyncio.gather(label)
         return item
 
     collector.pipeline.add_step(follow_up)
@@ -893,4 +900,43 @@ async def test_a_spool_this_run_adopts_is_not_reported(
         await asyncio.wait_for(collector.flush(), 10)
     assert "acknowledged" not in caplog.text
     assert await store.get(item.id) == item
+    await collector.aclose()
+
+
+async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() -> None:
+    """A batch handled again after a failed dead letter keeps each refused item once.
+
+    The ones kept before the failure are not kept, nor reported, a second time.
+    """
+    collector = FeedbackCollector(WrappedStore(), _config(retry_backoff_ms=1))
+
+    def refuse_texts(item: FeedbackItem) -> FeedbackItem:
+        if item.feedback_type is FeedbackType.TEXT:
+            raise RejectFeedback("spam")
+        return item
+
+    collector.pipeline.add_step(refuse_texts)
+    await collector.start()
+    assert collector._writer is not None
+    spool = collector._writer.spool
+    assert isinstance(spool, SQLiteSpool)
+    keep = spool._dead
+    calls = []
+
+    def second_fails_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            msg = "database or disk is full"
+            raise sqlite3.OperationalError(msg)
+        keep(*args, **kwargs)
+
+    spool._dead = second_fails_once  # type: ignore[method-assign]
+    await collector.submit_payloads(
+        [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"score": 1}]
+    )
+    await asyncio.wait_for(collector.flush(), 10)
+    letters = await spool.dead_letters()
+    assert sorted(letter.item.value for letter in letters if letter.item) == ["a", "b"]
+    assert sorted(f.item.value for f in collector.failures) == ["a", "b"]
+    assert collector.counters["failed"] == 2
     await collector.aclose()

@@ -16,6 +16,7 @@ kept in the spool's dead letters.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
@@ -43,6 +44,9 @@ _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
 _ITEMS_PER_TURN = 64  # items the writer processes before letting the event loop run
+_RUNNING_WRITER: contextvars.ContextVar[BatchWriter | None] = contextvars.ContextVar(
+    "ai_feedback_running_writer", default=None
+)
 _FAIR_WAIT = 0.1  # seconds a non-durable submitter waits for the writer to finish a batch
 # What a store raises while it is down or unreachable: retried as long as it lasts.
 _OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
@@ -169,6 +173,7 @@ class BatchWriter:
         self._idle.set()
         self._reachable: bool | None = None
         self._failing = asyncio.Event()  # set while the store's writes fail
+        self._set_aside: set[int] = set()  # marks of this batch kept as dead letters
         self._failing_since: float | None = None
         self._last_error: str | None = None
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
@@ -250,7 +255,7 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            if asyncio.current_task() is self._worker:
+            if self._in_writer():
                 await self._append_from_writer([entry])
             else:
                 await self._spool.append(entry)
@@ -275,7 +280,7 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            if asyncio.current_task() is self._worker:
+            if self._in_writer():
                 await self._append_from_writer(entries)
             else:
                 await self._spool.append_many(entries)
@@ -283,6 +288,12 @@ class BatchWriter:
             self._putting -= 1
         self._accepted += len(entries)
         await self._let_writer_run()
+
+    def _in_writer(self) -> bool:
+        """
+        Whether the caller runs in this writer: its task, or a task a step started.
+        """
+        return asyncio.current_task() is self._worker or _RUNNING_WRITER.get() is self
 
     async def _append_from_writer(self, entries: list[Entry]) -> None:
         # A step or subscriber submitting: waiting for room only the writer can make
@@ -297,7 +308,7 @@ class BatchWriter:
         # A submitter in a tight loop over a spool that never suspends (the in-memory
         # one) would never let the worker run: yield once a batch is ready or has waited
         # its delay, so that the time from acknowledgement to stored stays bounded.
-        if asyncio.current_task() is self._worker:
+        if self._in_writer():
             return  # a step or subscriber submitting from the writer: it cannot wait for itself
         now = time.monotonic()
         if self._unyielded == 0:
@@ -340,7 +351,7 @@ class BatchWriter:
         """
         if not self._started:
             return True
-        if asyncio.current_task() is self._worker:
+        if self._in_writer():
             # Called by a subscriber or step running in the writer itself: waiting for the
             # writer would wait forever, so reads (and deletions) there go ahead with what
             # is stored so far.
@@ -438,6 +449,7 @@ class BatchWriter:
 
     async def _run(self) -> None:
         settings = self._settings
+        _RUNNING_WRITER.set(self)  # for the tasks a step or subscriber starts, too
         while True:
             if _being_cancelled():  # a cancellation a library swallowed
                 raise asyncio.CancelledError
@@ -465,6 +477,7 @@ class BatchWriter:
         try:
             await self._handle_until_done(batch)
         finally:
+            self._set_aside.clear()
             self._idle.set()
 
     async def _handle_until_done(self, batch: list[Spooled]) -> None:
@@ -644,6 +657,8 @@ class BatchWriter:
         attempts: int,
         item: FeedbackItem | None = None,
     ) -> None:
+        if spooled.mark in self._set_aside:
+            return  # kept aside already, before the batch had to be handled again
         event = FeedbackFailed(item or spooled.entry.item, stage, error, attempts)
         _LOG.warning(
             "Feedback %s was not stored (%s): %s",
@@ -655,6 +670,7 @@ class BatchWriter:
         # Raises when the spool cannot keep it: the batch is then handled again, since an
         # item neither stored nor kept aside would be lost.
         await self._spool.dead_letter(spooled, stage, error, attempts)
+        self._set_aside.add(spooled.mark)
         self._failed += 1
         await self._events.publish(event)
         self.failures.append(compact(event))

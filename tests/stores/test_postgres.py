@@ -670,6 +670,8 @@ async def test_an_export_whose_reader_stops_says_why(
 async def test_concurrent_batches_and_deletions_do_not_deadlock_on_the_rollup() -> None:
     """Writers and deleters lock the rollup's rows in one order: no batch fails.
 
+    With raw payloads, and batches sent again while their items are being deleted.
+
     The rollup still equals a recount of the items afterwards.
     """
     async with fresh_schema() as schema:
@@ -693,15 +695,53 @@ async def test_concurrent_batches_and_deletions_do_not_deadlock_on_the_rollup() 
                     )
                     for _ in range(150)
                 ]
-                saved = await store.save_many(batch)
-                if saved.is_err():
-                    errors.append(str(saved.unwrap_err()))
-                if rng.random() < 0.3:
-                    await store.delete(FeedbackFilter(session_id=f"s{seed}"), limit=100)
+                raws = {item.id: {"score": item.value} for item in batch}
+                for chosen in (batch, batch[:50]):  # the second: a retry while deleting
+                    raw = {item.id: raws[item.id] for item in chosen}
+                    saved = await store.save_many(chosen, raw_payloads=raw)
+                    if saved.is_err():
+                        errors.append(str(saved.unwrap_err()))
+                    if rng.random() < 0.5:
+                        await store.delete(FeedbackFilter(session_id=f"s{seed}"), limit=100)
 
         await asyncio.gather(*(writer(seed) for seed in range(8)))
         assert errors == []
         counted = await store.stats(window_hours=24)
         await store.rebuild_rollup()
         assert await store.stats(window_hours=24) == counted
+        await store.aclose()
+
+
+async def test_a_batch_sent_again_while_its_item_is_deleted_does_not_deadlock() -> None:
+    """A retried batch, raw payloads included, racing the deletion of one of its items.
+
+    The deletion locks the rollup before the raw payloads, as writers do.
+    """
+    async with fresh_schema() as schema:
+        store = await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema, max_size=8)
+        now = datetime.now(UTC).replace(minute=30)
+        errors: list[str] = []
+
+        def rated(item_id: str) -> FeedbackItem:
+            return FeedbackItem(
+                FeedbackType.RATING, 5, id=item_id, context={"model": "m"}, created_at=now
+            )
+
+        async def write(batch: list[FeedbackItem]) -> None:
+            saved = await store.save_many(batch, raw_payloads={i.id: {"p": 1} for i in batch})
+            if saved.is_err():
+                errors.append(str(saved.unwrap_err()))
+
+        async def delete(item_id: str) -> None:
+            try:
+                await store.delete(FeedbackFilter(item_id=item_id))
+            except FeedbackStorageError as exc:
+                errors.append(str(exc))
+
+        for n in range(10):
+            first = rated(f"x{n}")
+            await write([first])
+            others = [rated(f"y{n}-{k}") for k in range(20)]
+            await asyncio.gather(write([first, *others]), delete(first.id))
+        assert errors == []
         await store.aclose()

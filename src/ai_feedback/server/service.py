@@ -163,7 +163,8 @@ def check_query(request: Request, what: str = "parameter of this route") -> None
     for name, _ in request.query_params.multi_items():
         if name not in known:
             listed = f"known: {', '.join(known)}" if known else "it takes none"
-            raise FeedbackValidationError(name, f"is not a {what} ({listed})")
+            article = "an" if what[0] in "aeiou" else "a"
+            raise FeedbackValidationError(name, f"is not {article} {what} ({listed})")
         if name in seen:
             raise FeedbackValidationError(name, "must be given once")
         seen.add(name)

@@ -99,11 +99,15 @@ def report_leftovers(location: str | None, spool: Spool | None) -> int:
     from ai_feedback.spool.sqlite import SQLiteSpool, leftover_entries, members  # noqa: PLC0415
 
     candidates: set[Path] = set()
-    if location is not None:
-        candidates.update(members(default_spool_path(location).absolute()))
-    for found in Path.cwd().glob("ai_feedback-*.spool*"):
-        if not found.name.endswith((".lock", "-wal", "-shm", "-journal")):
-            candidates.add(found.absolute())
+    try:
+        if location is not None:
+            candidates.update(members(default_spool_path(location).absolute()))
+        for found in Path.cwd().glob("ai_feedback-*.spool*"):
+            if not found.name.endswith((".lock", "-wal", "-shm", "-journal")):
+                candidates.add(found.absolute())
+    except OSError:  # e.g. the working directory was removed: a check, not a reason to stop
+        _LOG.debug("Could not look for leftover spool files", exc_info=True)
+        return 0
     if isinstance(spool, SQLiteSpool):
         candidates.difference_update(members(spool.family))
     reported = 0

@@ -550,8 +550,10 @@ class PostgresFeedbackStore(ClosingContext):
             chosen += f"ORDER BY created_at, id LIMIT {mark}"
         async with self._connection("delete feedback") as conn, conn.transaction():
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
-            raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
+            # The rollup's rows first, in the writers' order, before any row a writer
+            # may wait for (its raw payloads): deletions and writes never deadlock.
             await conn.execute(sql.LOCK_ROLLUP_OF_SQL, ids)
+            raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
             counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
             await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
         assert counts is not None  # noqa: S101 - a SELECT of counts is one row
