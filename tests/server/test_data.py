@@ -186,9 +186,9 @@ def test_misspelt_or_repeated_query_parameters_are_refused(
     method, path = request_line.split()
     kept = _rated(client, "a-all", 2, "s1") + _rated(client, "a-all", 1, "s2")
     headers = key("b-all") if method == "DELETE" else key("a-all")
-    refused = client.request(method, path, params=params, headers=headers)
+    refused = client.request(method, path, params=tuple(params), headers=headers)
     assert (refused.status_code, refused.json()["field"]) == (422, field), refused.text
     assert rule in refused.json()["message"]
-    assert client.request(method, path, params=params).status_code == 401
+    assert client.request(method, path, params=tuple(params)).status_code == 401
     everything = client.get("/v1/feedback", headers=key("a-all")).json()["items"]
     assert {item["id"] for item in everything} == set(kept)
