@@ -628,23 +628,29 @@ async def test_a_deletion_while_the_store_fails_refuses_rather_than_run_early() 
     await collector.aclose()
 
 
+async def _refusing_texts(store: WrappedStore) -> tuple[FeedbackCollector, SQLiteSpool]:
+    """A started collector whose step rejects every text, and its SQLite spool."""
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1))
+
+    def refuse_texts(item: FeedbackItem) -> FeedbackItem:
+        if item.feedback_type is FeedbackType.TEXT:
+            raise RejectFeedback("spam")
+        return item
+
+    collector.pipeline.add_step(refuse_texts)
+    await collector.start()
+    assert collector._writer is not None
+    spool = collector._writer.spool
+    assert isinstance(spool, SQLiteSpool)
+    return collector, spool
+
+
 async def test_a_dead_letter_that_cannot_be_kept_does_not_lose_the_batch(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """When the spool cannot keep a dead letter, the batch is handled again; nothing is lost."""
     store = WrappedStore()
-    collector = FeedbackCollector(store, _config(retry_backoff_ms=1))
-
-    def refuse_casino(item: FeedbackItem) -> FeedbackItem:
-        if item.feedback_type is FeedbackType.TEXT:
-            raise RejectFeedback("spam")
-        return item
-
-    collector.pipeline.add_step(refuse_casino)
-    await collector.start()
-    assert collector._writer is not None
-    spool = collector._writer.spool
-    assert isinstance(spool, SQLiteSpool)
+    collector, spool = await _refusing_texts(store)
     keep = spool._dead
     broken = [1]
 
@@ -908,18 +914,7 @@ async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() 
 
     The ones kept before the failure are not kept, nor reported, a second time.
     """
-    collector = FeedbackCollector(WrappedStore(), _config(retry_backoff_ms=1))
-
-    def refuse_texts(item: FeedbackItem) -> FeedbackItem:
-        if item.feedback_type is FeedbackType.TEXT:
-            raise RejectFeedback("spam")
-        return item
-
-    collector.pipeline.add_step(refuse_texts)
-    await collector.start()
-    assert collector._writer is not None
-    spool = collector._writer.spool
-    assert isinstance(spool, SQLiteSpool)
+    collector, spool = await _refusing_texts(WrappedStore())
     keep = spool._dead
     calls = []
 
