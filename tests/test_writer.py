@@ -841,7 +841,8 @@ async def test_a_step_submitting_into_a_full_spool_does_not_stall_the_writer(
             await collector.collect_rating(1)
 
     await asyncio.gather(*(submitter(60) for _ in range(10)))
-    await asyncio.wait_for(collector.flush(), 30)
+    await asyncio.wait_for(collector.flush(), 30)  # every rating: their steps have run
+    await asyncio.wait_for(collector.flush(), 30)  # the labels those steps submitted
     assert collector.failures == []
     assert len(await store.find_by_type(FeedbackType.RATING, limit=1_000)) == 600
     assert len(await store.find_by_type(FeedbackType.LABEL, limit=1_000)) == 600
