@@ -936,3 +936,70 @@ async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() 
     assert sorted(f.item.value for f in collector.failures) == ["a", "b"]
     assert collector.counters["failed"] == 2
     await collector.aclose()
+
+
+class _RefusesZeros(WrappedStore):
+    """Refuses, as invalid, every batch holding a rating of 0."""
+
+    async def before_write(self, batch: list[FeedbackItem]) -> Err[Exception] | None:
+        if any(item.value == 0 for item in batch):
+            return Err(FeedbackValidationError("score", "must not be 0"))
+        return None
+
+
+async def test_a_batch_handled_again_does_not_store_or_announce_an_item_twice() -> None:
+    """Items stored before a dead letter failed are neither written nor counted again."""
+    store = _RefusesZeros()
+    collector = FeedbackCollector(store, _config(retry_backoff_ms=1))
+    await collector.start()
+    assert collector._writer is not None
+    spool = collector._writer.spool
+    assert isinstance(spool, SQLiteSpool)
+    keep = spool._dead
+    calls: list[Any] = []
+
+    def second_fails_once(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        if len(calls) == 2:
+            msg = "database or disk is full"
+            raise sqlite3.OperationalError(msg)
+        keep(*args, **kwargs)
+
+    spool._dead = second_fails_once  # type: ignore[method-assign]
+    stored: list[object] = []
+    collector.events.subscribe(FeedbackStored, lambda event: stored.append(event.item.value))
+    await collector.submit_payloads([{"score": v} for v in (1, 0, 2, 0)])
+    await asyncio.wait_for(collector.flush(), 10)
+    assert sorted(stored) == [1, 2]  # type: ignore[type-var]
+    assert (collector.counters["stored"], collector.counters["failed"]) == (2, 2)
+    await collector.aclose()
+
+
+async def test_a_task_that_outlives_its_batch_waits_like_any_caller() -> None:
+    """A task a subscriber started is the writer only while its batch is handled.
+
+    Started in one batch and still running later, its deletion first writes what it
+    submitted, as every caller's does.
+    """
+    collector = FeedbackCollector(MemoryFeedbackStore(), _config())
+    go = asyncio.Event()
+    late: list[asyncio.Task[Any]] = []
+
+    async def later() -> Any:
+        await go.wait()
+        await collector.collect_rating(3, context={"session_id": "late"})
+        return await collector.delete(session_id="late")
+
+    def start_once(event: FeedbackStored) -> None:
+        if not late:
+            late.append(asyncio.get_running_loop().create_task(later()))
+
+    collector.events.subscribe(FeedbackStored, start_once)
+    await collector.collect_rating(5)
+    await asyncio.wait_for(collector.flush(), 10)
+    go.set()
+    receipt = await asyncio.wait_for(late[0], 10)
+    assert receipt.items == 1
+    await collector.flush()
+    assert await collector.store.find_by_session("late") == []
+    await collector.aclose()

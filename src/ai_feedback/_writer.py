@@ -44,8 +44,8 @@ _CHAIN_DEPTH = 8  # chained errors whose tracebacks `compact` drops
 _STOP_WAIT = 10.0  # seconds the shutdown waits for the cancelled worker
 _UNEXPECTED_ATTEMPTS = 3  # attempts before a batch that raises oddly is split
 _ITEMS_PER_TURN = 64  # items the writer processes before letting the event loop run
-_RUNNING_WRITER: contextvars.ContextVar[BatchWriter | None] = contextvars.ContextVar(
-    "ai_feedback_running_writer", default=None
+_RUNNING_BATCH: contextvars.ContextVar[object | None] = contextvars.ContextVar(
+    "ai_feedback_running_batch", default=None
 )
 _FAIR_WAIT = 0.1  # seconds a non-durable submitter waits for the writer to finish a batch
 # What a store raises while it is down or unreachable: retried as long as it lasts.
@@ -173,7 +173,8 @@ class BatchWriter:
         self._idle.set()
         self._reachable: bool | None = None
         self._failing = asyncio.Event()  # set while the store's writes fail
-        self._set_aside: set[int] = set()  # marks of this batch kept as dead letters
+        self._settled: set[int] = set()  # marks of this batch stored or kept aside
+        self._batch: object | None = None  # the batch being handled (see _in_writer)
         self._failing_since: float | None = None
         self._last_error: str | None = None
         self.failures: deque[FeedbackFailed] = deque(maxlen=settings.failures_max)
@@ -291,9 +292,15 @@ class BatchWriter:
 
     def _in_writer(self) -> bool:
         """
-        Whether the caller runs in this writer: its task, or a task a step started.
+        Whether the caller runs in this writer, for its current batch.
+
+        Its own task, or a task a step or subscriber started while handling the batch
+        being handled now (a task that outlives its batch is an ordinary caller).
         """
-        return asyncio.current_task() is self._worker or _RUNNING_WRITER.get() is self
+        if asyncio.current_task() is self._worker:
+            return True
+        batch = _RUNNING_BATCH.get()
+        return batch is not None and batch is self._batch
 
     async def _append_from_writer(self, entries: list[Entry]) -> None:
         # A step or subscriber submitting: waiting for room only the writer can make
@@ -449,7 +456,6 @@ class BatchWriter:
 
     async def _run(self) -> None:
         settings = self._settings
-        _RUNNING_WRITER.set(self)  # for the tasks a step or subscriber starts, too
         while True:
             if _being_cancelled():  # a cancellation a library swallowed
                 raise asyncio.CancelledError
@@ -474,10 +480,16 @@ class BatchWriter:
         keep a dead letter, a bug), it is handled again after a backoff.
         """
         self._idle.clear()
+        # Tasks a step or subscriber starts while this batch is handled count as the
+        # writer (they may submit and read without waiting for it); once it is done,
+        # one that lives on is an ordinary caller again.
+        self._batch = token = object()
+        _RUNNING_BATCH.set(token)
         try:
             await self._handle_until_done(batch)
         finally:
-            self._set_aside.clear()
+            self._settled.clear()
+            self._batch = None
             self._idle.set()
 
     async def _handle_until_done(self, batch: list[Spooled]) -> None:
@@ -513,6 +525,8 @@ class BatchWriter:
         for index, spooled in enumerate(batch):
             if index and not index % _ITEMS_PER_TURN:
                 await asyncio.sleep(0)  # a big batch must not hold the event loop for long
+            if spooled.mark in self._settled:
+                continue  # stored or kept aside before the batch had to be handled again
             entry = spooled.entry
             try:
                 item = await self._pipeline.run(entry.item, entry.processor)
@@ -588,6 +602,7 @@ class BatchWriter:
         return {item.id: spooled.entry.raw_payload for spooled, item in pairs}
 
     async def _stored_items(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> None:
+        self._settled.update(spooled.mark for spooled, _ in pairs)
         self._stored += len(pairs)
         if self._events.has_subscribers(FeedbackStored):
             for _, item in pairs:
@@ -657,7 +672,7 @@ class BatchWriter:
         attempts: int,
         item: FeedbackItem | None = None,
     ) -> None:
-        if spooled.mark in self._set_aside:
+        if spooled.mark in self._settled:
             return  # kept aside already, before the batch had to be handled again
         event = FeedbackFailed(item or spooled.entry.item, stage, error, attempts)
         _LOG.warning(
@@ -670,7 +685,7 @@ class BatchWriter:
         # Raises when the spool cannot keep it: the batch is then handled again, since an
         # item neither stored nor kept aside would be lost.
         await self._spool.dead_letter(spooled, stage, error, attempts)
-        self._set_aside.add(spooled.mark)
+        self._settled.add(spooled.mark)
         self._failed += 1
         await self._events.publish(event)
         self.failures.append(compact(event))

@@ -745,3 +745,67 @@ async def test_a_batch_sent_again_while_its_item_is_deleted_does_not_deadlock() 
             await asyncio.gather(write([first, *others]), delete(first.id))
         assert errors == []
         await store.aclose()
+
+
+async def _deletion_holding_its_locks(schema: str, item_id: str) -> tuple[asyncpg.Connection, Any]:
+    """A deletion of ``item_id`` stopped after taking its locks, in `delete`'s order."""
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+    transaction = conn.transaction()
+    await transaction.start()
+    await postgres._lock_for_deletion(conn, [item_id])
+    return conn, transaction
+
+
+async def _finish_deletion(conn: asyncpg.Connection, transaction: Any, item_id: str) -> None:
+    await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", [item_id])
+    await conn.fetchrow(_pg_schema.DELETE_ITEMS_SQL, [item_id])
+    await transaction.commit()
+    await conn.close()
+
+
+async def test_a_batch_sent_again_during_a_deletion_does_not_bring_back_a_raw_payload(
+    schema: str,
+) -> None:
+    """The retried batch waits for the deletion; the deleted item's payload stays deleted."""
+    store = await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema)
+    now = datetime.now(UTC).replace(minute=30)
+    first = FeedbackItem(FeedbackType.RATING, 5, id="x", context={"model": "m"}, created_at=now)
+    other = FeedbackItem(FeedbackType.RATING, 5, id="y", context={"model": "m"}, created_at=now)
+    await store.save_many([first], raw_payloads={"x": {"p": 1}})
+    conn, transaction = await _deletion_holding_its_locks(schema, "x")
+    retry = asyncio.create_task(
+        store.save_many([first, other], raw_payloads={"x": {"p": 1}, "y": {"p": 2}})
+    )
+    try:
+        await asyncio.sleep(0.3)
+        blocked = not retry.done()  # on the rollup row the deletion locked (same key)
+    finally:
+        await _finish_deletion(conn, transaction, "x")
+    assert blocked
+    assert (await retry).is_ok()
+    assert await store.get("x") is None
+    assert await store.get_raw_payload("x") is None
+    assert await store.get_raw_payload("y") == {"p": 2}
+    await store.aclose()
+
+
+async def test_a_rollup_rebuild_during_a_deletion_waits_for_it(schema: str) -> None:
+    """The deletion takes the table's lock before the rollup's rows: a rebuild waits."""
+    store = await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema)
+    now = datetime.now(UTC).replace(minute=30)
+    items = [
+        FeedbackItem(FeedbackType.RATING, 5, id=i, context={"model": "m"}, created_at=now)
+        for i in ("x", "z")
+    ]
+    await store.save_many(items)
+    conn, transaction = await _deletion_holding_its_locks(schema, "x")
+    rebuild = asyncio.create_task(store.rebuild_rollup())
+    try:
+        await asyncio.sleep(0.3)
+        waited = not rebuild.done()
+    finally:
+        await _finish_deletion(conn, transaction, "x")
+    assert waited
+    assert await rebuild == 1
+    assert (await store.aggregate(window_hours=24 * 365)).total_count == 1
+    await store.aclose()

@@ -627,17 +627,18 @@ def leftover_entries(path: Path) -> tuple[str, int] | None:
         lock.acquire()
     except (Timeout, OSError):
         return None  # a live process spools there and drains it
+    # Released at once: a process starting now must find the file free to claim it.
+    lock.release()
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
-            (count,) = db.execute("SELECT count(*) FROM entries").fetchone()
             row = db.execute("SELECT value FROM meta WHERE key = 'store'").fetchone()
+            found = db.execute("SELECT 1 FROM entries LIMIT 1").fetchone()
+            (count,) = db.execute("SELECT count(*) FROM entries").fetchone() if found else (0,)
         finally:
             db.close()
     except sqlite3.Error:
         return None
-    finally:
-        lock.release()
     return (str(row[0]) if row else "an unknown store", int(count)) if count else None
 
 

@@ -268,7 +268,11 @@ A statement of its own, so that the deletion's snapshot sees what it waited for.
 DROP_EMPTY_ROLLUP_SQL = "DELETE FROM feedback_rollup WHERE items <= 0"
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "
-    "SELECT * FROM unnest($1::text[], $2::json[]) ON CONFLICT (item_id) DO NOTHING"
+    "SELECT u.item_id, u.payload FROM unnest($1::text[], $2::json[]) AS u(item_id, payload) "
+    # Only for items that exist: a batch sent again while one of its items was being
+    # deleted must not bring back the deleted item's payload.
+    "WHERE EXISTS (SELECT 1 FROM feedback AS f WHERE f.id = u.item_id) "
+    "ON CONFLICT (item_id) DO NOTHING"
 )
 
 STAGED_CONFLICTS_SQL = (

@@ -550,9 +550,7 @@ class PostgresFeedbackStore(ClosingContext):
             chosen += f"ORDER BY created_at, id LIMIT {mark}"
         async with self._connection("delete feedback") as conn, conn.transaction():
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
-            # The rollup's rows first, in the writers' order, before any row a writer
-            # may wait for (its raw payloads): deletions and writes never deadlock.
-            await conn.execute(sql.LOCK_ROLLUP_OF_SQL, ids)
+            await _lock_for_deletion(conn, ids)
             raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
             counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
             await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
@@ -870,6 +868,18 @@ def _window_query(
     else:  # the rollup from the next hour, plus the items up to it
         params = [since, *values, hour + timedelta(hours=1), hour + timedelta(hours=1), 1]
     return queries[tuple(f is not None for f in given)], params
+
+
+async def _lock_for_deletion(conn: Any, ids: list[str]) -> None:  # noqa: ANN401
+    """
+    Take a deletion's locks, in an order no writer or rollup rebuild takes them against.
+
+    The ``feedback`` table's lock first (a rebuild takes a stronger one, so it waits
+    here), then the rollup's rows of the items in the writers' order, before any row a
+    writer may wait for (raw payloads, items).
+    """
+    await conn.execute("LOCK TABLE feedback IN ROW EXCLUSIVE MODE")
+    await conn.execute(sql.LOCK_ROLLUP_OF_SQL, ids)
 
 
 def _check_pool_size(min_size: object, max_size: object) -> None:
