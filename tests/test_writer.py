@@ -910,14 +910,10 @@ async def test_a_spool_this_run_adopts_is_not_reported(
     await collector.aclose()
 
 
-async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() -> None:
-    """A batch handled again after a failed dead letter keeps each refused item once.
-
-    The ones kept before the failure are not kept, nor reported, a second time.
-    """
-    collector, spool = await _refusing_texts(WrappedStore())
+def _fail_the_second_dead_letter_once(spool: SQLiteSpool) -> None:
+    """Make the spool's second dead letter fail (disk full), once."""
     keep = spool._dead
-    calls = []
+    calls: list[Any] = []
 
     def second_fails_once(*args: Any, **kwargs: Any) -> None:
         calls.append(args)
@@ -927,6 +923,15 @@ async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() 
         keep(*args, **kwargs)
 
     spool._dead = second_fails_once  # type: ignore[method-assign]
+
+
+async def test_items_kept_aside_before_a_batch_is_handled_again_are_kept_once() -> None:
+    """A batch handled again after a failed dead letter keeps each refused item once.
+
+    The ones kept before the failure are not kept, nor reported, a second time.
+    """
+    collector, spool = await _refusing_texts(WrappedStore())
+    _fail_the_second_dead_letter_once(spool)
     await collector.submit_payloads(
         [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}, {"score": 1}]
     )
@@ -955,17 +960,7 @@ async def test_a_batch_handled_again_does_not_store_or_announce_an_item_twice() 
     assert collector._writer is not None
     spool = collector._writer.spool
     assert isinstance(spool, SQLiteSpool)
-    keep = spool._dead
-    calls: list[Any] = []
-
-    def second_fails_once(*args: Any, **kwargs: Any) -> None:
-        calls.append(args)
-        if len(calls) == 2:
-            msg = "database or disk is full"
-            raise sqlite3.OperationalError(msg)
-        keep(*args, **kwargs)
-
-    spool._dead = second_fails_once  # type: ignore[method-assign]
+    _fail_the_second_dead_letter_once(spool)
     stored: list[object] = []
     collector.events.subscribe(FeedbackStored, lambda event: stored.append(event.item.value))
     await collector.submit_payloads([{"score": v} for v in (1, 0, 2, 0)])
