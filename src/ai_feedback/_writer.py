@@ -256,14 +256,16 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            if self._in_writer():
+            in_writer = self._in_writer()
+            if in_writer:
                 await self._append_from_writer([entry])
             else:
                 await self._spool.append(entry)
         finally:
             self._putting -= 1
         self._accepted += 1
-        await self._let_writer_run()
+        if not in_writer:  # a step or subscriber submitting: it cannot wait for itself
+            await self._let_writer_run()
 
     async def put_many(self, entries: list[Entry]) -> None:
         """
@@ -281,14 +283,16 @@ class BatchWriter:
         try:
             if not self._started or self._worker is None or self._worker.done():
                 await self.start()
-            if self._in_writer():
+            in_writer = self._in_writer()
+            if in_writer:
                 await self._append_from_writer(entries)
             else:
                 await self._spool.append_many(entries)
         finally:
             self._putting -= 1
         self._accepted += len(entries)
-        await self._let_writer_run()
+        if not in_writer:
+            await self._let_writer_run()
 
     def _in_writer(self) -> bool:
         """
@@ -315,8 +319,6 @@ class BatchWriter:
         # A submitter in a tight loop over a spool that never suspends (the in-memory
         # one) would never let the worker run: yield once a batch is ready or has waited
         # its delay, so that the time from acknowledgement to stored stays bounded.
-        if self._in_writer():
-            return  # a step or subscriber submitting from the writer: it cannot wait for itself
         now = time.monotonic()
         if self._unyielded == 0:
             self._unyielded_since = now

@@ -204,7 +204,8 @@ def _why_not_buildable(tp: object) -> str:
     return ""
 
 
-ShutdownHook = Callable[[], Awaitable[None]]
+Hook = Callable[[], Awaitable[None]]
+ShutdownHook = Hook
 """An async callable run when the application stops."""
 
 
@@ -240,7 +241,7 @@ class Application:
         self.container = Container()
         self._modules: list[Module] = []
         self._shutdown: list[ShutdownHook] = []
-        self._on_start: list[ShutdownHook] = []
+        self._on_start: list[Hook] = []
         self._running = False
         self._starting = False
         self._config_path = Path(config_path) if config_path is not None else None
@@ -298,7 +299,7 @@ class Application:
         self._modules.append(module)
         return self
 
-    def on_start(self, hook: ShutdownHook) -> None:
+    def on_start(self, hook: Hook) -> None:
         """
         Run ``hook`` once every module is set up, before the ``async with`` body runs.
 

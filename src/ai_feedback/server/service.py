@@ -140,7 +140,8 @@ def _outside(why: str) -> None:
     raise ApiError(403, "forbidden", f"This browser token {why}.")
 
 
-_QUERY_NAMES: dict[int, tuple[str, ...]] = {}
+# Kept on the route itself (an id() key could be reused by another app's route).
+_QUERY_NAMES = "_ai_feedback_query_names"
 
 
 def check_query(request: Request, what: str = "parameter of this route") -> None:
@@ -156,9 +157,10 @@ def check_query(request: Request, what: str = "parameter of this route") -> None
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    known = _QUERY_NAMES.get(id(route))
+    known: tuple[str, ...] | None = getattr(route, _QUERY_NAMES, None)
     if known is None:
-        known = _QUERY_NAMES[id(route)] = tuple(_query_names(route.dependant))
+        known = tuple(_query_names(route.dependant))
+        setattr(route, _QUERY_NAMES, known)
     seen: set[str] = set()
     for name, _ in request.query_params.multi_items():
         if name not in known:
