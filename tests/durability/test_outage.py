@@ -1,11 +1,12 @@
 """
 Outages with real processes: the store away for a minute, a writer killed mid-batch.
 
-Each test runs `tests.durability.ingest` in a child process at a steady rate and takes
+Each outage runs `tests.durability.ingest` in a child process at a steady rate and takes
 the store away under it: PostgreSQL behind a TCP proxy that is cut, or SQLite locked by
 another process. Submissions keep being acknowledged meanwhile (into the spool); when
 the store is back everything drains. ``AI_FEEDBACK_TEST_OUTAGE_SECONDS`` (60 by default)
-sets how long the store stays away.
+sets how long the store stays away. The two outages run at the same time (each child
+submits 500 items a second, so they hardly compete) to keep the suite's wall time.
 """
 
 from __future__ import annotations
@@ -50,7 +51,21 @@ async def _acks_during(child: Child, seconds: float) -> int:
 
 
 @pytest.mark.postgres
-async def test_postgres_away_for_a_minute_loses_nothing(tmp_path: Path) -> None:
+async def test_stores_away_for_a_minute_lose_nothing(tmp_path: Path) -> None:
+    """PostgreSQL unreachable and SQLite locked, both at once: every ack is stored once."""
+    (tmp_path / "postgresql").mkdir()
+    (tmp_path / "sqlite").mkdir()
+    results = await asyncio.gather(
+        _postgres_away(tmp_path / "postgresql"),
+        _sqlite_locked(tmp_path / "sqlite"),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0] if len(failures) == 1 else BaseExceptionGroup("both", failures)
+
+
+async def _postgres_away(tmp_path: Path) -> None:
     """PostgreSQL unreachable mid-ingest: submissions go on, and every one is stored once."""
     async with fresh_schema() as schema, TcpProxy("127.0.0.1", 5432) as proxy:
         settings = {
@@ -74,7 +89,7 @@ async def test_postgres_away_for_a_minute_loses_nothing(tmp_path: Path) -> None:
         assert_stored_once(child.acked, await pg_ids(schema))
 
 
-async def test_sqlite_locked_for_a_minute_loses_nothing(tmp_path: Path) -> None:
+async def _sqlite_locked(tmp_path: Path) -> None:
     """Another process holds the SQLite write lock mid-ingest: nothing is lost or doubled."""
     db = tmp_path / "feedback.db"
     settings = {"store": "sqlite", "database_url": f"sqlite:///{db}"}
@@ -123,7 +138,7 @@ async def test_killing_one_of_two_writers_loses_and_doubles_nothing(tmp_path: Pa
             await Child(["ai_feedback", "writer"], tmp_path, shared).start() for _ in range(2)
         ]
         producer = await Child(
-            ["tests.durability.ingest", "--count", "20000", "--tasks", "8", "--rate", "2000"],
+            ["tests.durability.ingest", "--count", "12000", "--tasks", "8", "--rate", "2000"],
             tmp_path,
             {**shared, "run_writer": "false"},
         ).start()
@@ -141,5 +156,5 @@ async def test_killing_one_of_two_writers_loses_and_doubles_nothing(tmp_path: Pa
         finally:
             for child in (producer, *writers):
                 await child.kill()
-        assert len(producer.acked) == 20000
+        assert len(producer.acked) == 12000
         assert_stored_once(producer.acked, ids)
