@@ -13,6 +13,8 @@ from typer.testing import CliRunner
 
 from ai_feedback import FeedbackItem, FeedbackType
 from ai_feedback.cli import app
+from ai_feedback.stores._pg_schema import LATEST_VERSION as POSTGRES_LATEST
+from ai_feedback.stores._sqlite_schema import LATEST_VERSION as SQLITE_LATEST
 from tests.stores.backend_postgresql import POSTGRES_URL, drop_schema, new_schema_name
 
 runner = CliRunner()
@@ -205,7 +207,7 @@ def test_migrate_sqlite_reports_the_version(tmp_path: Path) -> None:
     """Migrate creates or upgrades the schema and prints its version; --target is checked."""
     result = runner.invoke(app, ["migrate", *_db(tmp_path)])
     assert result.exit_code == 0
-    assert "schema version 4" in result.stdout
+    assert f"schema version {SQLITE_LATEST}" in result.stdout
     assert runner.invoke(app, ["migrate", "--target", "99", *_db(tmp_path)]).exit_code == 2
 
 
@@ -306,7 +308,7 @@ def test_migrate_postgresql_uses_the_configured_schema(tmp_path: Path) -> None:
     try:
         result = runner.invoke(app, ["migrate", "--config", str(config)])
         assert result.exit_code == 0, result.output
-        assert "schema version 5" in result.stdout
+        assert f"schema version {POSTGRES_LATEST}" in result.stdout
         again = runner.invoke(app, ["migrate", "--rebuild-rollup", "--config", str(config)])
         assert again.exit_code == 0, again.output
         assert "statistics rollup rebuilt from 0 item(s)" in again.stdout

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ai_feedback import (
+    Err,
     FeedbackCollector,
     FeedbackConfig,
     FeedbackFilter,
@@ -16,6 +18,7 @@ from ai_feedback import (
     FeedbackType,
     FeedbackValidationError,
     MemoryFeedbackStore,
+    Result,
 )
 from ai_feedback.spool.sqlite import SQLiteSpool
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
@@ -172,3 +175,66 @@ async def test_a_trace_deletion_for_one_owner_spares_another_owners_capture() ->
 async def _answer_only(collector: FeedbackCollector, trace: str) -> None:
     async with collector.context("answer", input="q", context_id=trace) as op:
         op.output = "a"
+
+
+class _Unreachable:
+    """Another process's view of the database: its writes fail while ``away`` is set."""
+
+    def __init__(self, store: SQLiteFeedbackStore) -> None:
+        self.store = store
+        self.away = True
+
+    async def save_accepted(
+        self, items: Any, accepted_at: Any, *, raw_payloads: Any = None
+    ) -> Result[list[str], Exception]:
+        if self.away:
+            return Err(FeedbackStorageError("connection refused"))
+        return await self.store.save_accepted(items, accepted_at, raw_payloads=raw_payloads)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_a_deletion_withdraws_what_another_collectors_spool_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    Items another collector accepted before a deletion, and writes after it, are not stored.
+
+    Two collectors on one database stand for two processes: the first accepts items
+    into its own spool while the database is out of its reach, the second deletes the
+    session, then the first's writer drains its spool.
+    """
+    db = tmp_path / "f.db"
+    async with (
+        await SQLiteFeedbackStore.open(db) as mine,
+        await SQLiteFeedbackStore.open(db) as theirs,
+    ):
+        outage = _Unreachable(theirs)
+        config = FeedbackConfig(spool_url=f"sqlite:///{tmp_path}/other.spool", retry_backoff_ms=10)
+        other = FeedbackCollector(outage, config)
+        await other.start()
+        try:
+            doomed = [
+                await other.collect_rating(3, context={"session_id": "s1"}) for _ in range(20)
+            ]
+            kept = [await other.collect_rating(4, context={"session_id": "s2"}) for _ in range(5)]
+
+            here = FeedbackCollector(mine, FeedbackConfig(async_processing=False))
+            receipt = await here.delete(session_id="s1")
+            assert receipt.items == 0  # nothing had landed yet
+            newer = await other.collect_rating(5, context={"session_id": "s1"})
+
+            outage.away = False
+            with caplog.at_level(logging.INFO, logger="ai_feedback"):
+                await other.flush()
+            assert other.counters["withdrawn"] == 20
+            assert (await other.status()).withdrawn == 20
+            assert "20 feedback item(s) accepted before a deletion" in caplog.text
+        finally:
+            await other.aclose()
+        assert {i.id for i in await mine.find_by_session("s1")} == {newer}
+        assert {i.id for i in await mine.find_by_session("s2")} == set(kept)
+        for item_id in doomed:
+            assert await mine.get(item_id) is None
+        assert (await mine.aggregate()).total_count == 6

@@ -495,11 +495,14 @@ class Entry:
         item: The item as accepted (before the processor and the steps).
         processor: The key of the processor that will handle it.
         raw_payload: The payload as received, kept when ``store_raw_payloads`` is on.
+        accepted_at: When it was accepted (seconds since the epoch): a logged deletion
+            made later keeps it out of the store.
     """
 
     item: FeedbackItem
     processor: str
     raw_payload: Any = None
+    accepted_at: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,6 +576,8 @@ class WriterStatus:
         stored: Items this process's writer stored (replayed ones included).
         failed: Items set aside (refused by the store or the pipeline).
         retries: Write attempts retried.
+        withdrawn: Items not stored because a deletion made after they were accepted
+            matches them (see `SupportsDeletionLog`).
     """
 
     mode: str
@@ -584,6 +589,7 @@ class WriterStatus:
     stored: int = 0
     failed: int = 0
     retries: int = 0
+    withdrawn: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """
@@ -599,6 +605,7 @@ class WriterStatus:
             "stored": self.stored,
             "failed": self.failed,
             "retries": self.retries,
+            "withdrawn": self.withdrawn,
         }
 
 

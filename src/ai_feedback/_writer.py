@@ -33,7 +33,7 @@ from ai_feedback.exceptions import (
     FeedbackValidationError,
 )
 from ai_feedback.pipeline import Pipeline
-from ai_feedback.protocols import FeedbackStoreProtocol, Spool
+from ai_feedback.protocols import FeedbackStoreProtocol, Spool, SupportsDeletionLog
 from ai_feedback.result import Err
 from ai_feedback.spool._base import FROM_WRITER
 
@@ -97,6 +97,30 @@ async def write_items(
             raise
         return exc
     return None
+
+
+async def write_accepted(
+    store: FeedbackStoreProtocol,
+    items: list[FeedbackItem],
+    raw_payloads: Mapping[str, Any] | None,
+    accepted_at: list[float],
+) -> tuple[BaseException | None, set[str]]:
+    """
+    Write accepted ``items`` once; return the error or None, and the ids withdrawn.
+
+    A store with a deletion log leaves out (withdraws) the items a deletion made after
+    their acceptance matches; other stores write them all.
+    """
+    if not isinstance(store, SupportsDeletionLog):
+        return await write_items(store, items, raw_payloads), set()
+    try:
+        result = await store.save_accepted(items, accepted_at, raw_payloads=raw_payloads)
+    except BaseException as exc:  # a store that raises is retried like an Err
+        if _being_cancelled():
+            raise
+        return exc, set()
+    error = _error_of(result)
+    return error, set() if error is not None else set(result.unwrap())
 
 
 def _being_cancelled() -> bool:
@@ -169,6 +193,7 @@ class BatchWriter:
         self._unyielded = 0
         self._unyielded_since = 0.0
         self._accepted = self._stored = self._failed = self._retries = self._batches = 0
+        self._withdrawn = 0
         self._idle = asyncio.Event()  # set while the worker is not handling a batch
         self._idle.set()
         self._reachable: bool | None = None
@@ -195,15 +220,17 @@ class BatchWriter:
     @property
     def counters(self) -> dict[str, int]:
         """
-        Accepted, stored, failed, retried, batches and pending counts since start.
+        Accepted, stored, failed, retried, withdrawn, batches and pending counts since start.
         """
         depth = getattr(self._spool, "depth", None)
-        pending = depth if isinstance(depth, int) else self._accepted - self._stored
+        done = self._stored + self._withdrawn
+        pending = depth if isinstance(depth, int) else self._accepted - done
         return {
             "accepted": self._accepted,
             "stored": self._stored,
             "failed": self._failed,
             "retries": self._retries,
+            "withdrawn": self._withdrawn,
             "batches": self._batches,
             "pending": max(0, pending),
         }
@@ -454,6 +481,7 @@ class BatchWriter:
             stored=self._stored,
             failed=self._failed,
             retries=self._retries,
+            withdrawn=self._withdrawn,
         )
 
     async def _run(self) -> None:
@@ -557,10 +585,15 @@ class BatchWriter:
         # it (an earlier batch given up after max_attempts says nothing about this one).
         self._failing.clear()
         while pairs:
-            error = await write_items(self._store, [i for _, i in pairs], self._raws(pairs))
+            error, gone = await write_accepted(
+                self._store,
+                [i for _, i in pairs],
+                self._raws(pairs),
+                [spooled.entry.accepted_at for spooled, _ in pairs],
+            )
             if error is None:
                 self._answered()
-                await self._stored_items(pairs)
+                await self._stored_items(self._withdraw(pairs, gone))
                 return
             if isinstance(error, FeedbackConflictError):
                 self._answered()
@@ -603,6 +636,26 @@ class BatchWriter:
             return None
         return {item.id: spooled.entry.raw_payload for spooled, item in pairs}
 
+    def _withdraw(
+        self, pairs: list[tuple[Spooled, FeedbackItem]], gone: set[str]
+    ) -> list[tuple[Spooled, FeedbackItem]]:
+        """
+        Settle the pairs the store withdrew (a later deletion matches them); return the rest.
+        """
+        if not gone:
+            return pairs
+        withdrawn = [pair for pair in pairs if pair[1].id in gone]
+        self._settled.update(spooled.mark for spooled, _ in withdrawn)
+        self._withdrawn += len(withdrawn)
+        ids = sorted({item.id for _, item in withdrawn})
+        _LOG.info(
+            "%d feedback item(s) accepted before a deletion that matches them were not stored: %s",
+            len(withdrawn),
+            ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else ""),  # noqa: PLR2004
+            extra={"items": len(withdrawn), "item_ids": ids[:100]},
+        )
+        return [pair for pair in pairs if pair[1].id not in gone]
+
     async def _stored_items(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> None:
         self._settled.update(spooled.mark for spooled, _ in pairs)
         self._stored += len(pairs)
@@ -638,9 +691,11 @@ class BatchWriter:
                 await self._fail(spooled, "storage", error, 0, item)
             return []
         for spooled, item in suspects:
-            alone = await write_items(self._store, [item], self._raws([(spooled, item)]))
+            alone, gone = await write_accepted(
+                self._store, [item], self._raws([(spooled, item)]), [spooled.entry.accepted_at]
+            )
             if alone is None:
-                await self._stored_items([(spooled, item)])
+                await self._stored_items(self._withdraw([(spooled, item)], gone))
             elif isinstance(alone, FeedbackConflictError) and spooled.replayed:
                 _LOG.info(
                     "Feedback %s was stored before a restart or redelivery; the stored "

@@ -4,7 +4,7 @@ The seams of ai-feedback: what application code depends on, and what a store imp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ai_feedback._models import (
@@ -28,6 +28,7 @@ __all__ = [
     "FeedbackStoreProtocol",
     "Spool",
     "SupportsDelete",
+    "SupportsDeletionLog",
     "SupportsQuery",
     "SupportsScan",
     "SupportsSeries",
@@ -211,6 +212,35 @@ class SupportsDelete(Protocol):
         Remove the items matching ``where`` (and their raw payloads).
 
         ``where`` must set a field; ``limit`` removes at most that many, the oldest first.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsDeletionLog(Protocol):
+    """
+    **Protocol:** a store that logs its deletions and checks writes against the log.
+
+    With several processes on one database, a deletion in one process cannot wait for
+    what another process accepted and has not written yet (its spool during an outage).
+    The SQL stores log every deletion made without a ``limit`` (its filter and time);
+    the writer hands each item over with the time it was accepted, and an item that a
+    logged deletion made at or after that time matches is not stored. Deletions and
+    such writes take turns, so none slips between the check and the write.
+    """
+
+    async def save_accepted(
+        self,
+        items: Sequence[FeedbackItem],
+        accepted_at: Sequence[float],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
+        """
+        Store ``items`` like ``save_many``, except those a later logged deletion matches.
+
+        ``accepted_at[i]`` is when ``items[i]`` was accepted (seconds since the epoch).
+        Returns ``Ok`` with the ids left out (withdrawn), or the error.
         """
         ...
 

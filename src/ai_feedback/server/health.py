@@ -68,6 +68,7 @@ class Metrics:
                 ("stored", "Items stored by this process's writer"),
                 ("failed", "Items set aside by this process's writer"),
                 ("retries", "Store writes retried"),
+                ("withdrawn", "Items not stored: a deletion made after their acceptance"),
                 ("store_reachable", "1 when the last store write succeeded"),
             )
         }
@@ -179,6 +180,7 @@ async def metrics(request: Request) -> Response:
         "stored": status.stored,
         "failed": status.failed,
         "retries": status.retries,
+        "withdrawn": status.withdrawn,
         "store_reachable": None
         if status.store_reachable is None
         else float(status.store_reachable),

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,7 +49,7 @@ def encode_entry(entry: Entry) -> bytes:
         "m": item.metadata,
         "a": (item.created_at - _EPOCH) // _MICROSECOND,
         "p": entry.processor,
-        "q": time.time(),
+        "q": entry.accepted_at,
     }
     if entry.raw_payload is not None:
         doc["r"] = entry.raw_payload
@@ -77,7 +76,8 @@ def decode_entry(data: bytes | memoryview) -> tuple[Entry, float]:
             doc["i"],
             _EPOCH + _MICROSECOND * doc["a"],
         )
-        return Entry(item, doc["p"], doc.get("r")), float(doc["q"])
+        accepted = float(doc["q"])
+        return Entry(item, doc["p"], doc.get("r"), accepted), accepted
     except (orjson.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
         msg = f"not a spooled entry: {exc!r}"
         raise ValueError(msg) from exc

@@ -32,9 +32,13 @@ from ai_feedback.exceptions import FeedbackError, FeedbackStorageError, Feedback
 __all__ = [
     "AGGREGATE_SQL",
     "DEFAULT_CONNECT_TIMEOUT",
+    "DELETIONS_SINCE_SQL",
     "FIND_BY_SESSION_SQL",
     "FIND_BY_TYPE_SQL",
     "LATEST_VERSION",
+    "LOCK_FOR_CHECKED_WRITE_SQL",
+    "LOCK_FOR_DELETION_SQL",
+    "LOG_DELETION_SQL",
     "MIGRATIONS",
     "STATS_SQL",
     "Migration",
@@ -184,6 +188,20 @@ MIGRATIONS = (
             f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(items='feedback')}",
         ),
     ),
+    Migration(
+        6,
+        "deletion log: items accepted before a deletion are not written after it",
+        (
+            # One row per deletion made without a limit: its filter and when it was made
+            # (seconds since the epoch); see stores/_deletion_log.py.
+            """CREATE TABLE feedback_deletion (
+                id bigserial PRIMARY KEY,
+                criteria json NOT NULL,
+                deleted_at double precision NOT NULL
+            )""",
+            "CREATE INDEX feedback_deletion_time ON feedback_deletion (deleted_at)",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 
@@ -266,6 +284,22 @@ LOCK_ROLLUP_OF_SQL = (
 lock them), before `DELETE_ITEMS_SQL` changes them: deletions and writes never deadlock.
 A statement of its own, so that the deletion's snapshot sees what it waited for."""
 DROP_EMPTY_ROLLUP_SQL = "DELETE FROM feedback_rollup WHERE items <= 0"
+# Deletions that log themselves and writes checked against the log take turns: a
+# deletion holds this schema's advisory lock exclusively, such a write holds it shared.
+# The lock is a statement of its own: a statement that waited for it would still read
+# with the snapshot it started with (READ COMMITTED), missing what the other committed.
+_LOG_LOCK = "1718903, hashtext(current_schema())"
+LOCK_FOR_DELETION_SQL = f"SELECT pg_advisory_xact_lock({_LOG_LOCK})"
+LOCK_FOR_CHECKED_WRITE_SQL = f"SELECT pg_advisory_xact_lock_shared({_LOG_LOCK})"
+LOG_DELETION_SQL = (
+    "WITH pruned AS (DELETE FROM feedback_deletion WHERE deleted_at < $3) "
+    "INSERT INTO feedback_deletion (criteria, deleted_at) VALUES ($1::json, $2)"
+)
+"""Log a deletion (filter $1, time $2) and forget those made before $3."""
+DELETIONS_SINCE_SQL = (
+    "SELECT criteria::text, deleted_at FROM feedback_deletion WHERE deleted_at >= $1"
+)
+
 INSERT_RAW_SQL = (
     "INSERT INTO raw_payload (item_id, payload) "
     "SELECT u.item_id, u.payload FROM unnest($1::text[], $2::json[]) AS u(item_id, payload) "

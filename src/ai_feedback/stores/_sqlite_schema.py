@@ -160,6 +160,19 @@ MIGRATIONS = (
             f"INSERT INTO feedback_rollup {ROLLUP_OF_ITEMS_SQL.format(where='')}",
         ),
     ),
+    Migration(
+        5,
+        "deletion log: items accepted before a deletion are not written after it",
+        (
+            # One row per deletion made without a limit: its filter (JSON) and when it
+            # was made (seconds since the epoch); see stores/_deletion_log.py.
+            (
+                "CREATE TABLE feedback_deletion (id INTEGER PRIMARY KEY, "
+                "criteria TEXT NOT NULL, deleted_at REAL NOT NULL)"
+            ),
+            "CREATE INDEX feedback_deletion_time ON feedback_deletion (deleted_at)",
+        ),
+    ),
 )
 """Every schema version, oldest first; ``MIGRATIONS[n - 1].version == n``."""
 LATEST_VERSION = MIGRATIONS[-1].version

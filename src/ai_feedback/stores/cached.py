@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol, Self, TypedDict, TypeVar, Unpack
@@ -36,6 +36,7 @@ from ai_feedback._models import (
 from ai_feedback._urls import masked_url
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, check_optional_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
+from ai_feedback.protocols import SupportsDeletionLog
 from ai_feedback.result import Result
 from ai_feedback.stores._common import (
     ClosingContext,
@@ -50,6 +51,7 @@ from ai_feedback.stores._common import (
     scan_pages,
     store_location,
 )
+from ai_feedback.stores._deletion_log import check_accepted
 
 try:
     from redis.asyncio import Redis
@@ -294,6 +296,31 @@ class CachedFeedbackStore(ClosingContext):
             result = await self._store.save_many(batch, raw_payloads=raw_payloads)
         else:
             raise FeedbackValidationError("raw_payloads", "must be a dict or None", raw_payloads)
+        await self._invalidate(batch)
+        return result
+
+    async def save_accepted(
+        self,
+        items: Sequence[FeedbackItem],
+        accepted_at: Sequence[float],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
+        """
+        Save accepted items through the wrapped store's deletion log, then invalidate.
+
+        A wrapped store without a deletion log saves them all (``Ok([])``).
+
+        Raises:
+            FeedbackValidationError: An item, a time or ``raw_payloads`` is invalid.
+        """
+        if not isinstance(self._store, SupportsDeletionLog):
+            check_accepted(items, accepted_at)
+            return (await self.save_many(items, raw_payloads=raw_payloads)).map(lambda _: [])
+        batch = list(items)
+        for item in batch:
+            check_item(item, self._limits)
+        result = await self._store.save_accepted(batch, accepted_at, raw_payloads=raw_payloads)
         await self._invalidate(batch)
         return result
 

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -70,6 +70,13 @@ from ai_feedback.stores._common import (
     same_item,
     scan_pages,
     stats_filters,
+)
+from ai_feedback.stores._deletion_log import (
+    KEEP_SECONDS,
+    check_accepted,
+    first_accepted,
+    logged,
+    withdrawn,
 )
 from ai_feedback.stores._pg_schema import (
     AGGREGATE_SQL,
@@ -317,22 +324,67 @@ class PostgresFeedbackStore(ClosingContext):
                         await _check_stored(conn, batch[0])
                 else:
                     async with conn.transaction():
-                        await conn.copy_records_to_table(
-                            sql.STAGING_TABLE,
-                            schema_name="pg_temp",
-                            columns=sql.WRITE_COLUMNS,
-                            records=rows,
-                        )
-                        inserted = await conn.fetchval(sql.MERGE_STAGED_SQL)
-                        if inserted < len(rows):  # known ids: same items or not
-                            clash = [r[0] for r in await conn.fetch(sql.STAGED_CONFLICTS_SQL)]
-                            if clash:  # raised inside the transaction: it rolls back
-                                raise FeedbackConflictError(clash)
-                        if raw:
-                            await conn.execute(sql.INSERT_RAW_SQL, *raw)
+                        await _merge(conn, rows, raw)
         except FeedbackStorageError as exc:
             return Err(exc)
         return Ok([item.id for item in batch])
+
+    async def save_accepted(
+        self,
+        items: Sequence[FeedbackItem],
+        accepted_at: Sequence[float],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
+        """
+        Store ``items`` like `save_many`, leaving out those a later logged deletion matches.
+
+        The log is read in the write's transaction under a shared lock that a logging
+        deletion takes exclusively, so a deletion runs before such a write or after it.
+
+        Args:
+            items: The batch.
+            accepted_at: When each item was accepted (seconds since the epoch).
+            raw_payloads: As for `save_many`.
+
+        Returns:
+            ``Ok`` with the ids left out: items that a deletion made at or after their
+            acceptance matches (see `SupportsDeletionLog`).
+
+        Raises:
+            FeedbackValidationError: An element is invalid, or ``accepted_at`` does not
+                hold one time per item.
+        """
+        batch = list(items)
+        times = first_accepted(batch, check_accepted(batch, accepted_at))
+        unique: dict[str, FeedbackItem] = {}
+        for item in batch:
+            check_item(item, self._limits)
+            unique.setdefault(item.id, item)
+        raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
+        if not batch:
+            return Ok([])
+        clash = conflicts(batch, {})
+        if clash:
+            return Err(FeedbackConflictError(clash))
+        try:
+            async with self._connection("save a batch of feedback") as conn, conn.transaction():
+                await conn.execute(sql.LOCK_FOR_CHECKED_WRITE_SQL)
+                log = [
+                    (row[0], float(row[1]))
+                    for row in await conn.fetch(sql.DELETIONS_SINCE_SQL, min(times.values()))
+                ]
+                gone = withdrawn(list(unique.values()), [times[i] for i in unique], log)
+                kept = [item for item in unique.values() if item.id not in gone]
+                if raw is not None and gone:
+                    ids, payloads = raw
+                    pairs = [(i, p) for i, p in zip(ids, payloads, strict=True) if i not in gone]
+                    raw = ([i for i, _ in pairs], [p for _, p in pairs]) if pairs else None
+                if kept:
+                    await _merge(conn, _encode(kept), raw)
+        except FeedbackStorageError as exc:
+            return Err(exc)
+        return Ok(sorted(gone))
 
     async def get(self, item_id: str) -> FeedbackItem | None:
         """
@@ -549,6 +601,12 @@ class PostgresFeedbackStore(ClosingContext):
             mark = conditions.parameter(min(limit, _MAX_BIGINT))
             chosen += f"ORDER BY created_at, id LIMIT {mark}"
         async with self._connection("delete feedback") as conn, conn.transaction():
+            if limit is None:  # logged, so that no other process writes such items later
+                await conn.execute(sql.LOCK_FOR_DELETION_SQL)
+                criteria, deleted_at = logged(where)
+                await conn.execute(
+                    sql.LOG_DELETION_SQL, criteria.encode(), deleted_at, deleted_at - KEEP_SECONDS
+                )
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
             await _lock_for_deletion(conn, ids)
             raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
@@ -868,6 +926,29 @@ def _window_query(
     else:  # the rollup from the next hour, plus the items up to it
         params = [since, *values, hour + timedelta(hours=1), hour + timedelta(hours=1), 1]
     return queries[tuple(f is not None for f in given)], params
+
+
+async def _merge(
+    conn: Any,  # noqa: ANN401 - a connection in a transaction
+    rows: list[tuple[Any, ...]],
+    raw: tuple[list[str], list[bytes]] | None,
+) -> None:
+    """
+    Write ``rows`` (and raw payloads) in the caller's transaction.
+
+    Raises:
+        FeedbackConflictError: A known id holds another item (the transaction rolls back).
+    """
+    await conn.copy_records_to_table(
+        sql.STAGING_TABLE, schema_name="pg_temp", columns=sql.WRITE_COLUMNS, records=rows
+    )
+    inserted = await conn.fetchval(sql.MERGE_STAGED_SQL)
+    if inserted < len(rows):  # known ids: same items or not
+        clash = [r[0] for r in await conn.fetch(sql.STAGED_CONFLICTS_SQL)]
+        if clash:  # raised inside the transaction: it rolls back
+            raise FeedbackConflictError(clash)
+    if raw:
+        await conn.execute(sql.INSERT_RAW_SQL, *raw)
 
 
 async def _lock_for_deletion(conn: Any, ids: list[str]) -> None:  # noqa: ANN401

@@ -62,6 +62,13 @@ from ai_feedback.stores._common import (
     scan_pages,
     stats_filters,
 )
+from ai_feedback.stores._deletion_log import (
+    KEEP_SECONDS,
+    check_accepted,
+    first_accepted,
+    logged,
+    withdrawn,
+)
 from ai_feedback.stores._sqlite_schema import (
     AGGREGATE_SQL,
     DEFAULT_BUSY_TIMEOUT_MS,
@@ -255,6 +262,42 @@ class SQLiteFeedbackStore(ClosingContext):
         error = await self._write(batch, raw_rows, "save a batch of feedback")
         return Ok([item.id for item in batch]) if error is None else Err(error)
 
+    async def save_accepted(
+        self,
+        items: Sequence[FeedbackItem],
+        accepted_at: Sequence[float],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
+        """
+        Store ``items`` like `save_many`, leaving out those a later logged deletion matches.
+
+        Args:
+            items: The batch.
+            accepted_at: When each item was accepted (seconds since the epoch).
+            raw_payloads: As for `save_many`.
+
+        Returns:
+            ``Ok`` with the ids left out: items that a deletion made at or after their
+            acceptance matches (see `SupportsDeletionLog`).
+
+        Raises:
+            FeedbackValidationError: An element is invalid, or ``accepted_at`` does not
+                hold one time per item.
+        """
+        batch = list(items)
+        times = check_accepted(batch, accepted_at)
+        for item in batch:
+            check_item(item, self._limits)
+        raw_rows = _encode_raw(raw_payloads, batch) if raw_payloads else []
+        if not batch:
+            return Ok([])
+        gone: set[str] = set()
+        error = await self._write(
+            batch, raw_rows, "save a batch of feedback", (first_accepted(batch, times), gone)
+        )
+        return Ok(sorted(gone)) if error is None else Err(error)
+
     async def get(self, item_id: str) -> FeedbackItem | None:
         """
         Return the item with ``item_id``, or None.
@@ -434,6 +477,16 @@ class SQLiteFeedbackStore(ClosingContext):
             check_limit(limit)
             chosen += f" ORDER BY created_at, id LIMIT {min(limit, _MAX_INTEGER)}"
         async with self._transaction("delete feedback") as db:
+            if limit is None:  # logged, so that no other process writes such items later
+                criteria, deleted_at = logged(where)
+                await db.execute(
+                    "DELETE FROM feedback_deletion WHERE deleted_at < ?",
+                    (deleted_at - KEEP_SECONDS,),
+                )
+                await db.execute(
+                    "INSERT INTO feedback_deletion (criteria, deleted_at) VALUES (?, ?)",
+                    (criteria, deleted_at),
+                )
             await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
             await db.execute("DELETE FROM temp.doomed")
             await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
@@ -503,9 +556,19 @@ class SQLiteFeedbackStore(ClosingContext):
         return cast("list[_Row]", rows)
 
     async def _write(
-        self, batch: Sequence[FeedbackItem], raw_rows: list[_Row], action: str
+        self,
+        batch: Sequence[FeedbackItem],
+        raw_rows: list[_Row],
+        action: str,
+        accepted: tuple[dict[str, float], set[str]] | None = None,
     ) -> FeedbackStorageError | None:
-        rows = _encode(batch)
+        """
+        Write ``batch`` in one transaction; return the error, or None.
+
+        With ``accepted`` (the items' acceptance times, and a set that receives the ids
+        left out), items a later logged deletion matches are not written; the log is read
+        inside the write transaction, which a deletion cannot run beside.
+        """
         async with self._lock:
             try:
                 db = self._connection()
@@ -513,6 +576,8 @@ class SQLiteFeedbackStore(ClosingContext):
                 return exc
             try:
                 await db.execute("BEGIN IMMEDIATE")
+                batch, raw_rows = await _unless_deleted(db, batch, raw_rows, accepted)
+                rows = _encode(batch)
                 cursor = await db.executemany(INSERT_SQL, rows)
                 if cursor.rowcount < len(rows):  # known ids: the same items, or conflicts
                     conflict = await _conflict(db, batch)
@@ -521,7 +586,8 @@ class SQLiteFeedbackStore(ClosingContext):
                         return conflict
                     # Only the rows not stored yet may enter the rollup: insert those alone.
                     await db.execute("BEGIN IMMEDIATE")
-                    rows = await _new_rows(db, rows)
+                    batch, raw_rows = await _unless_deleted(db, batch, raw_rows, accepted)
+                    rows = await _new_rows(db, _encode(batch))
                     await db.executemany(INSERT_SQL, rows)
                 await db.executemany(ROLLUP_ADD_SQL, _rollup(rows))
                 if raw_rows:
@@ -548,6 +614,32 @@ class SQLiteFeedbackStore(ClosingContext):
         }.get(code, "see the chained SQLite error")
         msg = f"Could not {action} in SQLite database {self._path!r}: {exc} ({hint})."
         return FeedbackStorageError(msg)
+
+
+async def _unless_deleted(
+    db: aiosqlite.Connection,
+    batch: Sequence[FeedbackItem],
+    raw_rows: list[_Row],
+    accepted: tuple[dict[str, float], set[str]] | None,
+) -> tuple[Sequence[FeedbackItem], list[_Row]]:
+    """
+    Return ``batch`` and ``raw_rows`` without the items a later logged deletion matches.
+
+    Their ids are added to ``accepted``'s set. Runs inside the write transaction.
+    """
+    if accepted is None or not batch:
+        return batch, raw_rows
+    times, gone = accepted
+    log = await db.execute_fetchall(
+        "SELECT criteria, deleted_at FROM feedback_deletion WHERE deleted_at >= ?",
+        (min(times.values()),),
+    )
+    if not log:
+        return batch, raw_rows
+    deletions = [(criteria, float(deleted_at)) for criteria, deleted_at in log]
+    gone |= withdrawn(batch, [times[item.id] for item in batch], deletions)
+    kept = [item for item in batch if item.id not in gone]
+    return kept, [row for row in raw_rows if row[0] not in gone]
 
 
 async def _new_rows(db: aiosqlite.Connection, rows: list[_Row]) -> list[_Row]:
