@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from ai_feedback import FeedbackCollector, FeedbackConfig, FeedbackFilter
+from ai_feedback.stores.postgres import PostgresFeedbackStore
 from tests.durability.harness import (
     OUTAGE_SECONDS,
     Child,
@@ -28,7 +30,7 @@ from tests.durability.harness import (
     wait_until_stored,
 )
 from tests.spool.nats_server import fresh_stream, spool_url
-from tests.stores.backend_postgresql import fresh_schema
+from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
 from tests.stores.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
@@ -121,6 +123,47 @@ async def _sqlite_locked(tmp_path: Path) -> None:
     assert child.printed("another connection holds the write lock")
     assert_stored_once(child.acked, sqlite_ids(db))
     assert spool_depth(tmp_path / "feedback.db-spool") == 0
+
+
+@pytest.mark.postgres
+async def test_a_deletion_in_another_process_withdraws_what_a_spool_holds(
+    tmp_path: Path,
+) -> None:
+    """
+    PostgreSQL is out of one process's reach while another deletes: nothing acked lands.
+
+    The child keeps acknowledging items into its spool during the outage; this process
+    deletes every item of the child's model directly in the database; when the child
+    reaches the database again, its writer withdraws what it accepted before the
+    deletion and stores what it accepted after it.
+    """
+    async with fresh_schema() as schema, TcpProxy("127.0.0.1", 5432) as proxy:
+        settings = {
+            "store": "postgresql",
+            "database_url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
+            "database_schema": schema,
+        }
+        child = await Child(INGEST, tmp_path, settings).start()
+        try:
+            await child.wait_for_acks(500)
+            await proxy.cut()
+            await child.wait_for_acks(len(child.acked) + 500)
+            before = set(child.acked)
+            async with await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema) as store:
+                here = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+                receipt = await here.delete(FeedbackFilter(model="m"))
+            await proxy.restore()
+            restored = len(child.acked)
+            await child.wait_for_acks(restored + 500)
+            child.send(signal.SIGTERM)
+            assert await child.wait() == 128 + signal.SIGTERM, child.output()
+        finally:
+            await child.kill()
+        stored = await pg_ids(schema)
+        assert receipt.items > 0  # what landed before the outage went at once
+        assert not set(stored) & before, "items acknowledged before the deletion landed"
+        assert set(child.acked[restored:]) <= set(stored)
+        assert len(stored) == len(set(stored))
 
 
 @pytest.mark.postgres
