@@ -21,7 +21,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from ai_feedback import FeedbackFilter, FeedbackItem, FeedbackType, FeedbackValidationError
+from ai_feedback import (
+    FeedbackConflictError,
+    FeedbackFilter,
+    FeedbackItem,
+    FeedbackType,
+    FeedbackValidationError,
+)
 from ai_feedback.protocols import SupportsDeletionLog
 from ai_feedback.result import Ok
 from ai_feedback.stores._deletion_log import KEEP_SECONDS
@@ -277,3 +283,19 @@ async def test_sqlite_writes_and_logged_deletions_share_the_write_lock(tmp_path:
         finally:
             other.close()
         assert await store.get(item.id) is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", [1, 3])
+async def test_a_conflict_is_reported_as_by_save_many(kind: str, tmp_path: Path, size: int) -> None:
+    """Another item under a stored id is Err(FeedbackConflictError); nothing is written."""
+    async with _store(kind, tmp_path) as store:
+        first = _rating("s1", 1)
+        assert (await store.save_many([first])).is_ok()
+        clash = FeedbackItem(FeedbackType.RATING, 5, {"session_id": "s1"}, id=first.id)
+        others = [_rating("s2") for _ in range(size - 1)]
+        result = await store.save_accepted([clash, *others], [time.time()] * size)
+        assert isinstance(result.unwrap_err(), FeedbackConflictError)
+        assert list(result.unwrap_err().ids) == [first.id]
+        assert (await store.get(first.id)) == first
+        assert (await store.aggregate()).total_count == 1

@@ -380,7 +380,10 @@ class PostgresFeedbackStore(ClosingContext):
                     ids, payloads = raw
                     pairs = [(i, p) for i, p in zip(ids, payloads, strict=True) if i not in gone]
                     raw = ([i for i, _ in pairs], [p for _, p in pairs]) if pairs else None
-                if kept:
+                if len(kept) == 1 and not raw:  # one row: no staging table needed
+                    if await conn.fetchval(sql.INSERT_ONE_SQL, *_encode(kept)[0]) < 1:
+                        await _check_stored(conn, kept[0])
+                elif kept:
                     await _merge(conn, _encode(kept), raw)
         except FeedbackStorageError as exc:
             return Err(exc)
