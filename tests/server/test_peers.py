@@ -899,3 +899,56 @@ def test_langsmith_token_lists_are_checked_whole(live: str) -> None:
     assert too_many.status_code == 422
     same = mint_list([{"id": taken, "run_id": run, "feedback_key": "a"}])
     assert (same.status_code, same.json()[0]["id"]) == (200, taken)
+
+
+def _project_ids(live: str, name: str) -> set[str]:
+    response = httpx.get(f"{live}/v1/feedback", params={"limit": 100}, headers=key(name))
+    assert response.status_code == 200, response.text
+    return {item["id"] for item in response.json()["items"]}
+
+
+def test_langsmith_delete_feedback_needs_admin_and_stays_in_the_project(live: str) -> None:
+    """delete_feedback removes the key's own feedback; without admin the SDK raises 403."""
+    mine, theirs, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for name, feedback_id in (("b-all", mine), ("a-ingest", theirs)):
+        _langsmith(live, name).create_feedback(
+            uuid.uuid4(), key="k", score=1, feedback_id=feedback_id, session_id=session
+        )
+    assert str(mine) in _project_ids(live, "b-all")
+
+    with pytest.raises(Exception, match="403"):
+        _langsmith(live, "a-ingest").delete_feedback(theirs)
+    _langsmith(live, "b-all").delete_feedback(theirs)  # another project's: nothing happens
+    assert str(theirs) in _project_ids(live, "a-read")
+    _langsmith(live, "b-all").delete_feedback(mine)
+    assert str(mine) not in _project_ids(live, "b-all")
+
+    answer = httpx.delete(f"{live}/feedback/{uuid.uuid4()}", headers=key("b-all"))
+    assert answer.status_code == 200
+    assert answer.json()["removed"]["items"] == 0
+    long_id = httpx.delete(f"{live}/feedback/{'x' * 300}", headers=key("b-all"))
+    assert long_id.status_code == 413  # ids are limited like every other id
+    assert "feedback_id" in long_id.text
+    keyless = httpx.delete(f"{live}/feedback/{mine}")
+    assert keyless.status_code == 401
+
+
+def test_langfuse_scores_delete_needs_admin_and_stays_in_the_project(live: str) -> None:
+    """api.scores.delete removes the key's own score; an ingest key gets 403."""
+    client = _langfuse(live, "b-all")
+    client.create_score(name="q", value=1.0, trace_id="b" * 32, score_id="lf-delete-me")
+    client.flush()
+    client.shutdown()
+    assert "lf-delete-me" in _project_ids(live, "b-all")
+
+    with pytest.raises(Exception, match=r"403|[Ff]orbidden|[Aa]ccess"):
+        _langfuse(live, "a-ingest").api.scores.delete("lf-delete-me")
+    assert "lf-delete-me" in _project_ids(live, "b-all")
+    _langfuse(live, "b-all").api.scores.delete("lf-delete-me")
+    assert "lf-delete-me" not in _project_ids(live, "b-all")
+
+    bad = httpx.delete(f"{live}/api/public/scores/{'x' * 300}", headers=key("b-all"))
+    assert bad.status_code == 413
+    assert "score_id" in bad.text
+    unknown = httpx.delete(f"{live}/api/public/scores/lf-x?sesion=1", headers=key("b-all"))
+    assert unknown.status_code == 422

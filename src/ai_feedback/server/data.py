@@ -24,7 +24,7 @@ from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import ReceiptOut, errors
 from ai_feedback.server.service import check_query, service
 
-__all__ = ["router"]
+__all__ = ["delete_one", "router"]
 
 router = APIRouter(prefix="/v1", tags=["data"])
 
@@ -123,5 +123,22 @@ async def delete_route(
         )
     except FeedbackValidationError as exc:
         raise exc.renamed("id") if exc.field == "item_id" else exc from None
+    receipt = await service(request).collector.delete(where)
+    return JSONBody(receipt.to_dict())
+
+
+async def delete_one(request: Request, principal: Principal, item_id: str, field: str) -> JSONBody:
+    """
+    Delete the project's item ``item_id`` (the peers' delete calls); answer the receipt.
+
+    ``field`` is the peer's name for the id, named by the error when the id is invalid.
+    An id that matches nothing answers a receipt of zeros: the deletion is logged, so the
+    item is not stored later either (see the deletion log).
+    """
+    check_query(request, "parameter of this deletion")
+    try:
+        where = FeedbackFilter(item_id=item_id, owner_id=principal.project)
+    except FeedbackValidationError as exc:
+        raise exc.renamed(field) from None
     receipt = await service(request).collector.delete(where)
     return JSONBody(receipt.to_dict())

@@ -30,10 +30,12 @@ from ai_feedback.exceptions import FeedbackError, FeedbackValidationError
 from ai_feedback.peers import langfuse_error, langfuse_score_payload
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.body import read_json
+from ai_feedback.server.data import delete_one
 from ai_feedback.server.errors import JSONBody
 from ai_feedback.server.schemas import (
     IngestionOut,
     ProjectsOut,
+    ReceiptOut,
     ScoresOut,
     body_schema,
     errors,
@@ -155,6 +157,23 @@ async def scores(
     accepted = len(items) - len(rejected)
     body_out = {"accepted": accepted, "rejected": len(rejected), "errors": rejected}
     return JSONBody(body_out, status_code=207)
+
+
+@router.delete(
+    "/scores/{score_id}",
+    response_model=ReceiptOut,
+    responses=errors(401, 403, 422, 503),
+    summary="Langfuse api.scores.delete",
+)
+async def delete_score(
+    request: Request,
+    score_id: str,
+    principal: Annotated[Principal, Depends(require("admin"))],
+) -> JSONBody:
+    """
+    Delete one score of the key's project (scope ``admin``); answer the receipt.
+    """
+    return await delete_one(request, principal, score_id, "score_id")
 
 
 @router.get(

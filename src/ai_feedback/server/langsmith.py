@@ -38,11 +38,13 @@ from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.peers import langsmith_error, langsmith_feedback_payload
 from ai_feedback.server.auth import Principal, require, unauthorized
 from ai_feedback.server.body import read_json
+from ai_feedback.server.data import delete_one
 from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import (
     AcceptedOut,
     LangSmithInfoOut,
     PresignedOut,
+    ReceiptOut,
     body_schema,
     errors,
 )
@@ -94,6 +96,23 @@ async def create_feedback(
     body = await read_json(request)
     payload = bind_owner(langsmith_feedback_payload(body), principal)
     return JSONBody({"id": await _submit(request, payload, body)})
+
+
+@router.delete(
+    "/feedback/{feedback_id}",
+    response_model=ReceiptOut,
+    responses=errors(401, 403, 422, 503),
+    summary="LangSmith delete_feedback",
+)
+async def delete_feedback(
+    request: Request,
+    feedback_id: str,
+    principal: Annotated[Principal, Depends(require("admin"))],
+) -> JSONBody:
+    """
+    Delete one feedback of the key's project (scope ``admin``); answer the receipt.
+    """
+    return await delete_one(request, principal, feedback_id, "feedback_id")
 
 
 async def _submit(request: Request, payload: dict[str, Any], feedback: object) -> str:
