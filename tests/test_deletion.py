@@ -238,3 +238,34 @@ async def test_a_deletion_withdraws_what_another_collectors_spool_holds(
         for item_id in doomed:
             assert await mine.get(item_id) is None
         assert (await mine.aggregate()).total_count == 6
+
+
+async def test_a_withdrawn_item_beside_a_conflict_is_withdrawn_and_the_conflict_set_aside(
+    tmp_path: Path,
+) -> None:
+    """The writer's conflict path still withdraws: one item set aside, one withdrawn."""
+    db = tmp_path / "f.db"
+    async with (
+        await SQLiteFeedbackStore.open(db) as mine,
+        await SQLiteFeedbackStore.open(db) as theirs,
+    ):
+        stored = FeedbackItem(FeedbackType.RATING, 1, {"session_id": "s2"})
+        assert (await mine.save(stored)).is_ok()
+        outage = _Unreachable(theirs)
+        config = FeedbackConfig(spool_url=f"sqlite:///{tmp_path}/other.spool", retry_backoff_ms=10)
+        other = FeedbackCollector(outage, config)
+        await other.start()
+        try:
+            clash = {"id": stored.id, "score": 5, "context": {"session_id": "s2"}}
+            await other.submit_payloads([clash, {"score": 3, "context": {"session_id": "s1"}}])
+            here = FeedbackCollector(mine, FeedbackConfig(async_processing=False))
+            await here.delete(session_id="s1")
+            outage.away = False
+            await other.flush()
+            assert (other.counters["withdrawn"], other.counters["failed"]) == (1, 1)
+            assert other.counters["stored"] == 0
+            assert len(other.failures) == 1
+        finally:
+            await other.aclose()
+        assert await mine.get(stored.id) == stored
+        assert await mine.find_by_session("s1") == []

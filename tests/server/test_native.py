@@ -453,6 +453,8 @@ def test_health_readiness_and_metrics(client: TestClient) -> None:
     text = metrics.text
     assert "ai_feedback_spool_depth" in text
     assert "ai_feedback_accepted 1.0" in text
+    assert "ai_feedback_withdrawn 0.0" in text
+    assert ready.json()["writer"]["withdrawn"] == 0
     assert (
         'ai_feedback_http_requests_total{method="POST",route="/v1/feedback",status="202"}' in text
     )

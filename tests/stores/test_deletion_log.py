@@ -9,6 +9,7 @@ the Redis cache over SQLite, with the statistics rollup kept exact.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import time
@@ -27,6 +28,7 @@ from ai_feedback import (
     FeedbackItem,
     FeedbackType,
     FeedbackValidationError,
+    MemoryFeedbackStore,
 )
 from ai_feedback.protocols import SupportsDeletionLog
 from ai_feedback.result import Ok
@@ -225,9 +227,10 @@ async def test_bad_acceptance_times_are_refused_and_nothing_is_written(
         assert await store.get(item.id) is None
 
 
-async def test_an_invalid_item_is_refused_before_the_log_is_read(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_invalid_item_is_refused_before_the_log_is_read(kind: str, tmp_path: Path) -> None:
     """save_accepted validates items like save_many (field named)."""
-    async with _store("sqlite", tmp_path) as store:
+    async with _store(kind, tmp_path) as store:
         with pytest.raises(FeedbackValidationError) as caught:
             await store.save_accepted(["not an item"], [time.time()])
         assert caught.value.field == "feedback"
@@ -299,3 +302,77 @@ async def test_a_conflict_is_reported_as_by_save_many(kind: str, tmp_path: Path,
         assert list(result.unwrap_err().ids) == [first.id]
         assert (await store.get(first.id)) == first
         assert (await store.aggregate()).total_count == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_an_item_sent_again_after_a_deletion_counts_from_its_latest_copy(
+    kind: str, tmp_path: Path
+) -> None:
+    """Two copies of one item in a batch, on both sides of a deletion: it is stored."""
+    async with _store(kind, tmp_path) as store:
+        item = _rating("s1")
+        before = time.time()
+        await store.delete(FeedbackFilter(session_id="s1"))
+        after = time.time()
+        for times in ([before, after], [after, before]):
+            assert await store.save_accepted([item, item], times) == Ok([])
+        assert await store.get(item.id) == item
+        assert (await store.aggregate()).total_count == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "criteria", ['{"model": ""}', '{"colour": "red"}', "not json", '{"since": "yesterday"}']
+)
+async def test_a_log_row_that_cannot_be_read_is_skipped_and_logged(
+    kind: str, tmp_path: Path, criteria: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unreadable row (edited by hand, say) is not applied; the others still are."""
+    async with _store(kind, tmp_path) as store:
+        accepted = time.time()
+        await store.delete(FeedbackFilter(session_id="s1"))
+        await _insert_log_row(store, criteria, time.time())
+        doomed, kept = _rating("s1"), _rating("s2")
+        with caplog.at_level(logging.ERROR, logger="ai_feedback"):
+            result = await store.save_accepted([doomed, kept], [accepted, accepted])
+        assert result == Ok([doomed.id])
+        assert await store.get(kept.id) == kept
+        assert "A logged deletion cannot be read and is not applied" in caplog.text
+
+
+async def _insert_log_row(store: Any, criteria: str, deleted_at: float) -> None:
+    if isinstance(store, PostgresFeedbackStore):
+        async with store._connection("log") as conn:
+            await conn.execute(
+                "INSERT INTO feedback_deletion (criteria, deleted_at) "
+                "VALUES (to_json($1::text), $2)"
+                if criteria == "not json"
+                else "INSERT INTO feedback_deletion (criteria, deleted_at) VALUES ($1::json, $2)",
+                criteria.encode() if criteria != "not json" else criteria,
+                deleted_at,
+            )
+        return
+    inner = store._store if isinstance(store, CachedFeedbackStore) else store
+    assert isinstance(inner, SQLiteFeedbackStore)
+    async with inner._transaction("log") as db:
+        await db.execute(
+            "INSERT INTO feedback_deletion (criteria, deleted_at) VALUES (?, ?)",
+            (criteria, deleted_at),
+        )
+
+
+@pytest.mark.redis
+async def test_a_cache_over_a_store_without_a_log_saves_everything(tmp_path: Path) -> None:
+    """The Redis cache over the memory store: save_accepted is save_many, Ok([])."""
+    prefix = unique_prefix()
+    try:
+        async with CachedFeedbackStore(MemoryFeedbackStore(), REDIS_URL, prefix=prefix) as store:
+            accepted = time.time()
+            await store.delete(FeedbackFilter(session_id="s1"))
+            item = _rating("s1")
+            assert await store.save_accepted([item], [accepted]) == Ok([])
+            assert await store.get(item.id) == item
+            with pytest.raises(FeedbackValidationError, match="one time per item"):
+                await store.save_accepted([item], [])
+    finally:
+        await delete_keys(prefix)

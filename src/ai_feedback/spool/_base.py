@@ -58,7 +58,7 @@ def encode_entry(entry: Entry) -> bytes:
 
 def decode_entry(data: bytes | memoryview) -> tuple[Entry, float]:
     """
-    Return the entry encoded in ``data`` and the time it was spooled.
+    Return the entry encoded in ``data`` and the time it was accepted.
 
     The item was validated before it was spooled, so it is rebuilt without validating it
     again.

@@ -10,6 +10,7 @@ are forgotten after `KEEP_SECONDS`.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import defaultdict
@@ -22,12 +23,13 @@ import orjson
 from ai_feedback._models import FeedbackFilter, FeedbackItem
 from ai_feedback.exceptions import FeedbackValidationError
 
-__all__ = ["KEEP_SECONDS", "check_accepted", "first_accepted", "logged", "withdrawn"]
+__all__ = ["KEEP_SECONDS", "check_accepted", "last_accepted", "logged", "withdrawn"]
 
 KEEP_SECONDS = 90 * 86_400
 """How long a deletion stays in the log (an item accepted before it and written later
 than this is not checked against it)."""
 
+_LOG = logging.getLogger("ai_feedback")
 # The field a logged filter is looked up by, most selective first.
 _KEYS = ("item_id", "trace_id", "session_id", "owner_id", "model", "provider")
 
@@ -58,13 +60,16 @@ def check_accepted(items: Sequence[FeedbackItem], accepted_at: Sequence[float]) 
     return [float(t) for t in times]
 
 
-def first_accepted(items: Sequence[FeedbackItem], times: Sequence[float]) -> dict[str, float]:
+def last_accepted(items: Sequence[FeedbackItem], times: Sequence[float]) -> dict[str, float]:
     """
-    Return item id -> when it was accepted, the earliest time of an id given twice.
+    Return item id -> when it was accepted, the latest time of an id given twice.
+
+    An item sent again after a deletion was accepted after it, whichever copy shares
+    the batch.
     """
     out: dict[str, float] = {}
     for item, moment in zip(items, times, strict=True):
-        out[item.id] = min(moment, out.get(item.id, moment))
+        out[item.id] = max(moment, out.get(item.id, moment))
     return out
 
 
@@ -81,7 +86,16 @@ def withdrawn(
     by_key: defaultdict[tuple[str, str], list[tuple[FeedbackFilter, float]]] = defaultdict(list)
     rest: list[tuple[FeedbackFilter, float]] = []
     for criteria, deleted_at in deletions:
-        where = _filter(criteria)
+        try:
+            where = _filter(criteria)
+        except (TypeError, ValueError, FeedbackValidationError) as exc:  # not ours to judge
+            _LOG.error(
+                "A logged deletion cannot be read and is not applied: %r (%s)",
+                criteria,
+                exc,
+                extra={"criteria": str(criteria)[:500]},
+            )
+            continue
         key = next((k for k in _KEYS if getattr(where, k) is not None), None)
         if key is None:
             rest.append((where, deleted_at))
@@ -102,7 +116,11 @@ def withdrawn(
 
 
 def _filter(criteria: Any) -> FeedbackFilter:  # noqa: ANN401 - JSON text or its dict
-    fields = orjson.loads(criteria) if isinstance(criteria, str | bytes) else dict(criteria)
+    fields = orjson.loads(criteria) if isinstance(criteria, str | bytes) else criteria
+    if not isinstance(fields, dict):
+        msg = f"a logged filter must be a JSON object, not {type(fields).__name__}"
+        raise TypeError(msg)
+    fields = dict(fields)
     for name in ("since", "until"):
         if isinstance(fields.get(name), str):
             fields[name] = datetime.fromisoformat(fields[name])

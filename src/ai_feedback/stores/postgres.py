@@ -74,7 +74,7 @@ from ai_feedback.stores._common import (
 from ai_feedback.stores._deletion_log import (
     KEEP_SECONDS,
     check_accepted,
-    first_accepted,
+    last_accepted,
     logged,
     withdrawn,
 )
@@ -356,11 +356,12 @@ class PostgresFeedbackStore(ClosingContext):
                 hold one time per item.
         """
         batch = list(items)
-        times = first_accepted(batch, check_accepted(batch, accepted_at))
+        checked = check_accepted(batch, accepted_at)
         unique: dict[str, FeedbackItem] = {}
         for item in batch:
             check_item(item, self._limits)
             unique.setdefault(item.id, item)
+        times = last_accepted(batch, checked)
         raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
         if not batch:
             return Ok([])

@@ -65,7 +65,7 @@ from ai_feedback.stores._common import (
 from ai_feedback.stores._deletion_log import (
     KEEP_SECONDS,
     check_accepted,
-    first_accepted,
+    last_accepted,
     logged,
     withdrawn,
 )
@@ -294,7 +294,7 @@ class SQLiteFeedbackStore(ClosingContext):
             return Ok([])
         gone: set[str] = set()
         error = await self._write(
-            batch, raw_rows, "save a batch of feedback", (first_accepted(batch, times), gone)
+            batch, raw_rows, "save a batch of feedback", (last_accepted(batch, times), gone)
         )
         return Ok(sorted(gone)) if error is None else Err(error)
 
