@@ -54,6 +54,7 @@ from typing import Any, TypeGuard
 
 import orjson
 
+from ai_feedback._models import FeedbackItem, FeedbackType
 from ai_feedback.exceptions import FeedbackValidationError
 
 __all__ = [
@@ -61,9 +62,11 @@ __all__ = [
     "langfuse_error",
     "langfuse_score_payload",
     "langsmith_error",
+    "langsmith_feedback_out",
     "langsmith_feedback_payload",
     "mlflow_assessment_payload",
     "mlflow_error",
+    "uuid_or_none",
     "with_content_id",
 ]
 
@@ -209,6 +212,71 @@ def langsmith_feedback_payload(body: object) -> dict[str, Any]:
     if kind.get("type") != "text" and body.get("comment"):
         context["comment"] = body["comment"]
     return payload | kind
+
+
+def langsmith_feedback_out(item: FeedbackItem) -> dict[str, Any]:
+    """
+    Return ``item`` as a LangSmith ``Feedback`` (what ``read_feedback`` parses).
+
+    Items recorded through LangSmith come back with their key, score or value,
+    correction, comment and the fields kept in metadata; other items map by type (a
+    rating is a score, a label a value, a text a comment, a correction its corrected
+    text) under the key ``metadata.key`` or the type's name. Ids that are not UUIDs
+    (run, session) are None, as LangSmith has none such.
+    """
+    context, metadata = item.context, item.metadata
+    out: dict[str, Any] = {
+        "id": item.id,
+        "created_at": item.created_at.isoformat(),
+        "modified_at": item.created_at.isoformat(),
+        "run_id": uuid_or_none(context.get("trace_id")),
+        "trace_id": uuid_or_none(metadata.get("langsmith_trace_id")),
+        "session_id": uuid_or_none(context.get("session_id")),
+        "key": metadata.get("key") if isinstance(metadata.get("key"), str) else None,
+        "score": None,
+        "value": None,
+        "comment": context.get("comment") if isinstance(context.get("comment"), str) else None,
+        "correction": None,
+    }
+    value = item.value
+    if item.feedback_type is FeedbackType.RATING:
+        out["score"] = value
+    elif item.feedback_type is FeedbackType.LABEL:
+        out["value"] = value["label"] if value.get("input") is None else value["input"]
+    elif item.feedback_type is FeedbackType.CORRECTION:
+        out["correction"] = value["corrected"]
+    else:
+        out["comment"] = value
+    for field in ("score", "value", "correction"):  # what the item's type did not take
+        if out[field] is None and f"langsmith_{field}" in metadata:
+            out[field] = metadata[f"langsmith_{field}"]
+    for field in ("extra", "feedback_group_id", "comparative_experiment_id"):
+        if field in _LANGSMITH_UUIDS:
+            out[field] = uuid_or_none(metadata.get(f"langsmith_{field}"))
+        else:
+            out[field] = metadata.get(f"langsmith_{field}")
+    source = metadata.get("langsmith_feedback_source")
+    out["feedback_source"] = (
+        source if isinstance(source, dict) and isinstance(source.get("type"), str) else None
+    )
+    if out["key"] is None:
+        out["key"] = item.feedback_type.value
+    return out
+
+
+_LANGSMITH_UUIDS = ("feedback_group_id", "comparative_experiment_id")
+
+
+def uuid_or_none(value: object) -> str | None:
+    """
+    Return ``value`` as a UUID's canonical text, or None when it is not a UUID string.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
 
 
 def _langsmith_kind(body: Mapping[str, Any], key: object) -> dict[str, Any]:

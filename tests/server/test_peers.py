@@ -20,11 +20,12 @@ from langsmith import Client
 from mlflow.entities import AssessmentSource, AssessmentSourceType
 from mlflow.exceptions import MlflowException
 
+from ai_feedback import FeedbackItem, FeedbackType
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.peers import langfuse_score_payload as score_payload
+from ai_feedback.peers import langsmith_feedback_out, mlflow_error
 from ai_feedback.peers import langsmith_feedback_payload as feedback_payload
 from ai_feedback.peers import mlflow_assessment_payload as assessment_payload
-from ai_feedback.peers import mlflow_error
 from tests.server.conftest import SECRETS, key
 
 
@@ -952,3 +953,103 @@ def test_langfuse_scores_delete_needs_admin_and_stays_in_the_project(live: str) 
     assert "score_id" in bad.text
     unknown = httpx.delete(f"{live}/api/public/scores/lf-x?sesion=1", headers=key("b-all"))
     assert unknown.status_code == 422
+
+
+def test_langsmith_read_and_list_feedback_round_trip(live: str) -> None:
+    """read_feedback and list_feedback give back what create_feedback sent, per project."""
+    client = _langsmith(live, "a-all")
+    run, other_run, session = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(4)]
+    client.create_feedback(
+        run, key="correctness", score=0.5, comment="close", feedback_id=ids[0], session_id=session
+    )
+    client.create_feedback(run, key="tone", value="warm", feedback_id=ids[1], session_id=session)
+    client.create_feedback(
+        run, key="fix", correction={"output": "Canberra"}, feedback_id=ids[2], session_id=session
+    )
+    client.create_feedback(
+        other_run, key="correctness", score=1, feedback_id=ids[3], session_id=session
+    )
+
+    first = client.read_feedback(ids[0])
+    assert (first.id, first.run_id, first.session_id) == (ids[0], run, session)
+    assert (first.key, first.score, first.comment) == ("correctness", 0.5, "close")
+    assert client.read_feedback(ids[1]).value == "warm"
+    assert client.read_feedback(ids[2]).correction == "Canberra"
+
+    listed = list(client.list_feedback(run_ids=[run]))
+    assert [f.id for f in listed] == [ids[2], ids[1], ids[0]]  # newest first
+    both = list(client.list_feedback(run_ids=[run, other_run], feedback_key=["correctness"]))
+    assert {f.id for f in both} == {ids[0], ids[3]}
+    assert [f.id for f in client.list_feedback(run_ids=[run], limit=2)] == [ids[2], ids[1]]
+    paged = httpx.get(
+        f"{live}/feedback", params={"run": str(run), "limit": 1, "offset": 1}, headers=key("a-all")
+    )
+    assert [f["id"] for f in paged.json()] == [str(ids[1])]
+
+    with pytest.raises(Exception, match="404"):
+        _langsmith(live, "b-all").read_feedback(ids[0])  # another project's
+    assert list(_langsmith(live, "b-all").list_feedback(run_ids=[run])) == []
+    with pytest.raises(Exception, match="403"):
+        _langsmith(live, "a-ingest").read_feedback(ids[0])
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+        ({"runs": "x"}, "runs"),
+        ({"limit": ["1", "2"]}, "limit"),
+        ({"run": "x" * 300}, "run"),
+    ],
+)
+def test_langsmith_list_feedback_names_a_bad_parameter(
+    live: str, params: dict[str, Any], field: str
+) -> None:
+    """Bad paging, unknown or repeated parameters are refused naming them."""
+    answer = httpx.get(f"{live}/feedback", params=params, headers=key("a-all"))
+    assert answer.status_code in (413, 422), answer.text
+    assert field in answer.text
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        (
+            FeedbackItem(FeedbackType.TEXT, "too long", {"trace_id": "not-a-uuid"}),
+            {"key": "text", "comment": "too long", "run_id": None, "score": None},
+        ),
+        (
+            FeedbackItem(FeedbackType.LABEL, {"label": "tone", "input": {"a": 1}}, {}),
+            {"key": "label", "value": {"a": 1}},
+        ),
+        (
+            FeedbackItem(
+                FeedbackType.RATING,
+                4,
+                {"comment": "ok"},
+                {"key": "k", "langsmith_correction": {"output": "x"}, "langsmith_extra": {"e": 1}},
+            ),
+            {
+                "key": "k",
+                "score": 4,
+                "comment": "ok",
+                "correction": {"output": "x"},
+                "extra": {"e": 1},
+            },
+        ),
+        (
+            FeedbackItem(FeedbackType.CORRECTION, {"original": "a", "corrected": "b"}, {}),
+            {"key": "correction", "correction": "b", "feedback_source": None},
+        ),
+    ],
+)
+def test_langsmith_feedback_out_maps_every_type(
+    item: FeedbackItem, expected: dict[str, Any]
+) -> None:
+    """Items from any route read back as LangSmith feedback by type."""
+    out = langsmith_feedback_out(item)
+    assert {k: out[k] for k in expected} == expected
+    assert out["id"] == item.id

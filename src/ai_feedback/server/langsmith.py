@@ -31,11 +31,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
+from ai_feedback._models import FeedbackFilter
 from ai_feedback._validation import check_id
 from ai_feedback.exceptions import FeedbackValidationError
-from ai_feedback.peers import langsmith_error, langsmith_feedback_payload
+from ai_feedback.peers import (
+    langsmith_error,
+    langsmith_feedback_out,
+    langsmith_feedback_payload,
+    uuid_or_none,
+)
 from ai_feedback.server.auth import Principal, require, unauthorized
 from ai_feedback.server.body import read_json
 from ai_feedback.server.data import delete_one
@@ -48,7 +54,7 @@ from ai_feedback.server.schemas import (
     body_schema,
     errors,
 )
-from ai_feedback.server.service import bind_owner, service
+from ai_feedback.server.service import bind_owner, check_query, service
 from ai_feedback.server.tokens import TokenClaims
 
 __all__ = ["router"]
@@ -96,6 +102,88 @@ async def create_feedback(
     body = await read_json(request)
     payload = bind_owner(langsmith_feedback_payload(body), principal)
     return JSONBody({"id": await _submit(request, payload, body)})
+
+
+@router.get(
+    "/feedback/{feedback_id}",
+    response_model=dict[str, Any],
+    responses=errors(401, 403, 404, 413, 422, 503),
+    summary="LangSmith read_feedback",
+)
+async def read_feedback(
+    request: Request,
+    feedback_id: str,
+    principal: Annotated[Principal, Depends(require("read"))],
+) -> JSONBody:
+    """
+    Return one feedback of the key's project as LangSmith's ``Feedback``; 404 otherwise.
+    """
+    check_query(request)
+    try:
+        item = await service(request).store.get(feedback_id)  # type: ignore[attr-defined]
+    except FeedbackValidationError as exc:
+        raise exc.renamed("feedback_id") from None
+    if item is None or item.owner_id != principal.project:
+        raise ApiError(404, "not_found", f"No feedback {feedback_id!r} in this project.")
+    return JSONBody(langsmith_feedback_out(item))
+
+
+_Values = Annotated[list[str] | None, Query()]
+
+
+@router.get(
+    "/feedback",
+    response_model=list[dict[str, Any]],
+    responses=errors(401, 403, 413, 422, 503),
+    summary="LangSmith list_feedback",
+)
+async def list_feedback(
+    request: Request,
+    *,
+    principal: Annotated[Principal, Depends(require("read"))],
+    run: _Values = None,
+    key: _Values = None,
+    source: _Values = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> JSONBody:
+    """
+    List the project's feedback, newest first, as LangSmith's ``Feedback`` objects.
+
+    ``run`` (repeatable) keeps the feedback of those runs, ``key`` and ``source``
+    (repeatable) those keys and source types; ``offset`` and ``limit`` page (the SDK
+    pages until a short page). Items whose id is not a UUID are left out (LangSmith
+    ids are UUIDs).
+    """
+    check_query(request, "filter of list_feedback", lists=("run", "key", "source"))
+    store = service(request).store
+    project = principal.project
+    try:
+        filters = (
+            [FeedbackFilter(owner_id=project, trace_id=r) for r in run]
+            if run
+            else [FeedbackFilter(owner_id=project)]
+        )
+    except FeedbackValidationError as exc:
+        raise exc.renamed("run") from None
+    keys, sources = set(key or ()), set(source or ())
+    wanted = offset + limit
+    found: list[tuple[Any, dict[str, Any]]] = []
+    for where in filters:
+        taken = 0
+        async for item in store.scan(where):  # type: ignore[attr-defined]
+            out = langsmith_feedback_out(item)
+            if uuid_or_none(item.id) != item.id or (keys and out["key"] not in keys):
+                continue
+            kind = (out["feedback_source"] or {}).get("type", "api")
+            if sources and kind not in sources:
+                continue
+            found.append(((item.created_at, item.id), out))
+            taken += 1
+            if taken >= wanted:  # newest first: the rest of this run cannot be in the page
+                break
+    found.sort(key=lambda pair: pair[0], reverse=True)
+    return JSONBody([out for _, out in found[offset:wanted]])
 
 
 @router.delete(

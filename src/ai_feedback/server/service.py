@@ -144,9 +144,13 @@ def _outside(why: str) -> None:
 _QUERY_NAMES = "_ai_feedback_query_names"
 
 
-def check_query(request: Request, what: str = "parameter of this route") -> None:
+def check_query(
+    request: Request, what: str = "parameter of this route", *, lists: tuple[str, ...] = ()
+) -> None:
     """
     Refuse a query parameter the route does not take, or one given twice.
+
+    ``lists`` names the parameters that take several values (``run=a&run=b``).
 
     A misspelt filter (``sesion_id``) would otherwise be ignored and widen a read, an
     export or a deletion; a repeated one would silently keep only its last value.
@@ -167,7 +171,7 @@ def check_query(request: Request, what: str = "parameter of this route") -> None
             listed = f"known: {', '.join(known)}" if known else "it takes none"
             article = "an" if what[0] in "aeiou" else "a"
             raise FeedbackValidationError(name, f"is not {article} {what} ({listed})")
-        if name in seen:
+        if name in seen and name not in lists:
             raise FeedbackValidationError(name, "must be given once")
         seen.add(name)
 
