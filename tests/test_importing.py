@@ -477,3 +477,27 @@ async def test_a_huge_integer_on_the_first_line_is_that_records_problem(tmp_path
     summary = await import_file(MemoryFeedbackStore(), path)
     assert (summary.read, summary.imported) == (2, 1)
     assert [(p.line, p.field) for p in summary.problems] == [(1, "metadata.n")]
+
+
+async def test_a_damaged_first_line_is_one_problem_not_the_whole_file(tmp_path: Path) -> None:
+    """JSON Lines whose first line is cut short: that line is reported, the rest imported."""
+    items = [FeedbackItem(FeedbackType.RATING, n) for n in range(1, 5)]
+    path = _write_lines(tmp_path / "first-bad.jsonl", [b'{"id": "x", "value', *items])
+    summary = await import_file(MemoryFeedbackStore(), path)
+    assert (summary.read, summary.imported, summary.invalid) == (5, 4, 1)
+    assert [(p.line, p.field) for p in summary.problems] == [(1, "record")]
+    arrays = _write_lines(tmp_path / "arrays.jsonl", [[items[0].to_dict()], [items[1].to_dict()]])
+    summary = await import_file(MemoryFeedbackStore(), arrays)
+    assert [(p.line, p.field) for p in summary.problems] == [(1, "record"), (2, "record")]
+
+
+async def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path: Path) -> None:
+    """Files saved with a UTF-8 BOM (some Windows editors) import every line."""
+    items = [FeedbackItem(FeedbackType.RATING, n) for n in range(1, 3)]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(orjson.dumps(i.to_dict()) for i in items))
+    summary = await import_file(MemoryFeedbackStore(), path)
+    assert (summary.imported, summary.invalid) == (2, 0)
+    page = tmp_path / "bom.json"
+    page.write_bytes(b"\xef\xbb\xbf" + orjson.dumps([i.to_dict() for i in items]))
+    assert (await import_file(MemoryFeedbackStore(), page)).imported == 2

@@ -211,13 +211,19 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
     Yield (line number, decoded record); a record that is not JSON is a ValueError value.
     """
     with path.open("rb") as file:
+        start = 3 if file.read(3) == _BOM else 0  # a UTF-8 byte order mark is not data
+        file.seek(start)
         head = file.read(1 << 16).lstrip()
-        file.seek(0)
+        file.seek(start)
         if head.startswith(b"[") or (head.startswith(b"{") and not _parses(file.readline())):
-            file.seek(0)  # one JSON document (an array, or a page written over many lines)
-            yield from _document(file.read())
-            return
-        file.seek(0)
+            file.seek(start)  # one JSON document (an array, or a page written over many lines)
+            data = file.read()
+            # ...unless it does not parse and its lines do: JSON Lines whose first line is
+            # damaged (or whose lines are arrays), reported line by line below.
+            if _parses(data) or not _lines_parse(data):
+                yield from _document(data)
+                return
+        file.seek(start)
         for number, line in enumerate(file, start=1):
             if not line.strip():
                 continue
@@ -230,6 +236,22 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
                 yield from _document(line)  # a Langfuse or MLflow page on one line
                 continue
             yield number, record
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _lines_parse(data: bytes) -> bool:
+    """
+    Whether a line after the first (of the first thousand) is a JSON object or array alone.
+    """
+    for line in data.splitlines()[1:1000]:
+        try:
+            if isinstance(json_loads(line), dict | list):
+                return True
+        except orjson.JSONDecodeError:
+            continue
+    return False
 
 
 def _parses(line: bytes) -> bool:
