@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
+import sqlite3
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -392,3 +396,46 @@ def test_migrate_does_not_print_the_password(monkeypatch: pytest.MonkeyPatch) ->
         assert "hunter2" not in result.output
     finally:
         asyncio.run(drop_schema(schema))
+
+
+async def test_an_import_stopped_by_sigterm_exits_143_not_0(tmp_path: Path) -> None:
+    """A job stopped before it finished tells its scheduler so (services exit 0)."""
+    lines = tmp_path / "many.jsonl"
+    line = (
+        '{"id":"i%d","feedback_type":"rating","value":3,"context":{},"metadata":{},'
+        '"created_at":"2026-11-30T00:00:00+00:00"}\n'
+    )
+    lines.write_text("".join(line % n for n in range(300_000)))
+    db = tmp_path / "f.db"
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ai_feedback",
+        "import",
+        str(lines),
+        "--database-url",
+        f"sqlite:///{db}",
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            while not _stored(db):  # noqa: ASYNC110 - polls another process's database
+                await asyncio.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(child.communicate(), 60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 143, err.decode()
+    assert "stopped by a signal before it finished" in err.decode()
+    assert 0 < _stored(db) < 300_000
+
+
+def _stored(db: Path) -> int:
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return int(conn.execute("SELECT count(*) FROM feedback").fetchone()[0])
+    except sqlite3.Error:
+        return 0

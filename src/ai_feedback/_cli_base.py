@@ -48,18 +48,27 @@ def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def run(coroutine: Coroutine[Any, Any, int | None], *, level: int = logging.INFO) -> None:
+def run(
+    coroutine: Coroutine[Any, Any, int | None],
+    *,
+    level: int = logging.INFO,
+    service: bool = False,
+) -> None:
     """
     Run ``coroutine``; exit with the status it returns, or with one line on an error.
 
     Exit statuses: 0 done, 1 failed (a store or file error), 2 bad usage or configuration.
+    A ``service`` (it runs until stopped) exits 0 after a graceful stop by SIGTERM or
+    SIGINT; a job stopped that way did not finish, and exits 143 (or 130).
     """
     setup_logging(level)
     try:
         status = asyncio.run(coroutine)
     except SystemExit as stop:
         if stop.code in (143, 130):  # stopped by SIGTERM/SIGINT after a graceful shutdown
-            raise SystemExit(0) from None
+            if service:
+                raise SystemExit(0) from None
+            typer.echo("error: stopped by a signal before it finished", err=True)
         raise
     except (FeedbackConfigurationError, FeedbackValidationError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -99,7 +99,7 @@ def writer(config: ConfigOption = None) -> None:
     the store committed. On SIGTERM it finishes within shutdown_timeout_seconds; what it
     had not written is delivered to another writer.
     """
-    run(_writer(config))
+    run(_writer(config), service=True)
 
 
 async def _writer(config_path: Path | None) -> None:
