@@ -26,6 +26,7 @@ COMMANDS = ["stats", "export", "import", "delete", "migrate", "demo", "config", 
 
 
 def _db(tmp_path: Path) -> list[str]:
+    (tmp_path / "cli.db").touch()  # an empty file is an empty database
     return ["--database-url", f"sqlite:///{tmp_path}/cli.db"]
 
 
@@ -439,3 +440,18 @@ def _stored(db: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM feedback").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+@pytest.mark.parametrize(
+    "command", [["stats"], ["export", "raw"], ["delete", "--session-id", "s", "--yes"]]
+)
+def test_a_mistyped_sqlite_path_is_refused_not_created(tmp_path: Path, command: list[str]) -> None:
+    """Reading or deleting commands name a missing database file; none is created."""
+    url = f"sqlite:///{tmp_path}/typo.db"
+    result = runner.invoke(app, [*command, "--database-url", url])
+    assert result.exit_code == 2
+    assert "'database_url': names no SQLite database" in result.output
+    assert not (tmp_path / "typo.db").exists()
+    imported = runner.invoke(app, ["import", str(_raw(tmp_path, [])), "--database-url", url])
+    assert imported.exit_code == 0, imported.output  # an import creates its database
+    assert (tmp_path / "typo.db").exists()

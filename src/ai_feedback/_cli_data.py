@@ -31,6 +31,7 @@ from ai_feedback.collector import FeedbackCollector
 from ai_feedback.config import FeedbackConfig, config_report, ignored_variables
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.module import FeedbackModule, open_store, require_extra
+from ai_feedback.stores._sqlite_schema import parse_target
 
 if TYPE_CHECKING:
     from ai_feedback.stores.cached import CachedFeedbackStore
@@ -76,15 +77,36 @@ def _store_config(config_path: Path | None, database_url: str | None) -> Feedbac
 
 @asynccontextmanager
 async def _collector(
-    config_path: Path | None, database_url: str | None
+    config_path: Path | None, database_url: str | None, *, existing: bool = True
 ) -> AsyncIterator[FeedbackCollector]:
+    """
+    The collector of the configured store; with ``existing``, an SQLite file must exist.
+
+    Commands that only read or delete would otherwise create an empty database at a
+    mistyped path and report nothing found.
+    """
     config = _store_config(config_path, database_url)
     if config.store == "memory":
         msg = "is memory, which a command cannot read: set database_url or --database-url"
         raise FeedbackValidationError("store", msg)
+    if existing:
+        _check_exists(config)
     application = Application(modules=[FeedbackModule.configure(config)], config_path=config_path)
     async with application:
         yield await application.container.resolve(FeedbackCollector)
+
+
+def _check_exists(config: FeedbackConfig) -> None:
+    """
+    Refuse an SQLite database URL whose file does not exist.
+    """
+    url = config.resolved_database_url
+    if config.store != "sqlite" or url is None:
+        return
+    path, _ = parse_target(url)
+    if path != ":memory:" and not Path(path).exists():
+        msg = f"names no SQLite database: {path} does not exist (check the path)"
+        raise FeedbackValidationError("database_url", msg, url)
 
 
 def _filter(**fields: Any) -> FeedbackFilter | None:  # noqa: ANN401 - filter field values
@@ -296,7 +318,7 @@ async def _import(
 ) -> int:
     from ai_feedback.importing import import_file  # noqa: PLC0415 - loaded by this command only
 
-    async with _collector(config_path, database_url) as collector:
+    async with _collector(config_path, database_url, existing=False) as collector:
         with _progress("importing") as progress:
             task = progress.add_task("", total=None, rate="")
             summary = await import_file(
