@@ -501,3 +501,22 @@ async def test_a_byte_order_mark_is_not_part_of_the_first_record(tmp_path: Path)
     page = tmp_path / "bom.json"
     page.write_bytes(b"\xef\xbb\xbf" + orjson.dumps([i.to_dict() for i in items]))
     assert (await import_file(MemoryFeedbackStore(), page)).imported == 2
+
+
+async def test_records_without_ids_but_with_times_import_once(tmp_path: Path) -> None:
+    """Importing twice: a record with a time and no id is stored once; without either, twice."""
+    when = "2026-11-30T10:00:00+00:00"
+    path = _write_lines(
+        tmp_path / "no-ids.jsonl",
+        [
+            {"feedback_type": "rating", "value": 4, "created_at": when},
+            {"traceId": "t1", "name": "q", "value": 1, "dataType": "NUMERIC", "timestamp": when},
+            {"run_id": str(uuid.uuid4()), "key": "k", "score": 1, "created_at": when},
+            {"feedback_type": "rating", "value": 2},  # nothing to derive an id from
+        ],
+    )
+    store = MemoryFeedbackStore()
+    for _ in range(2):
+        summary = await import_file(store, path)
+        assert (summary.imported, summary.invalid) == (4, 0)
+    assert len(store) == 5

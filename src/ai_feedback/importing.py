@@ -307,17 +307,19 @@ def _parsed(line: int, record: object, source: Source, build: _Builder) -> list[
     shape = source if source != "auto" else _shape(record)
     if shape == "mlflow":
         return list(_mlflow(line, record, build))
+    # A record without an id but with a time gets an id derived from its content, so
+    # that importing the file again stores it once.
     if shape == "raw":
-        return [_Record(line, shape, build.raw(record), None)]
+        return [_Record(line, shape, build.raw(with_content_id(dict(record))), None)]
     if shape == "langfuse":
         if record.get("dataType") == "CATEGORICAL" and record.get("stringValue") is not None:
             record = {**record, "value": record["stringValue"]}  # exports put it there
-        payload = langfuse_score_payload(record)
+        payload = with_content_id(langfuse_score_payload(record))
         try:
             return [_Record(line, shape, build.payload(payload), record)]
         except FeedbackValidationError as exc:
             raise langfuse_error(exc) from None
-    payload = langsmith_feedback_payload(record)
+    payload = with_content_id(langsmith_feedback_payload(record))
     try:
         return [_Record(line, shape, build.payload(payload), record)]
     except FeedbackValidationError as exc:
