@@ -24,6 +24,7 @@ from mlflow.entities.trace_location import TraceLocation
 from ai_feedback import (
     FeedbackCollector,
     FeedbackConfig,
+    FeedbackFilter,
     FeedbackItem,
     FeedbackType,
     FeedbackValidationError,
@@ -520,3 +521,29 @@ async def test_records_without_ids_but_with_times_import_once(tmp_path: Path) ->
         summary = await import_file(store, path)
         assert (summary.imported, summary.invalid) == (4, 0)
     assert len(store) == 5
+
+
+async def test_an_owner_is_given_to_every_record(tmp_path: Path) -> None:
+    """owner_id puts every item in one project; a record naming another is skipped."""
+    mine = FeedbackItem(FeedbackType.RATING, 4, context={"owner_id": "proj-a"})
+    theirs = FeedbackItem(FeedbackType.RATING, 2, context={"owner_id": "proj-b"})
+    path = _write_lines(
+        tmp_path / "owned.jsonl",
+        [
+            FeedbackItem(FeedbackType.TEXT, "fine").to_dict(),
+            mine.to_dict(),
+            theirs.to_dict(),
+            {"traceId": "t1", "name": "q", "value": 1, "dataType": "NUMERIC"},
+            {"run_id": str(uuid.uuid4()), "key": "k", "score": 1},
+        ],
+    )
+    store = MemoryFeedbackStore()
+    summary = await import_file(store, path, owner_id="proj-a")
+    assert (summary.imported, summary.invalid) == (4, 1)
+    assert [(p.line, p.field) for p in summary.problems] == [(3, "context.owner_id")]
+    assert "the owner this import writes for" in summary.problems[0].message
+    assert {i.owner_id for i in await store.query(FeedbackFilter(), limit=10)} == {"proj-a"}
+    for bad in ("", "x" * 300):
+        with pytest.raises(FeedbackValidationError) as caught:
+            await import_file(store, path, owner_id=bad)
+        assert caught.value.field == "owner_id"

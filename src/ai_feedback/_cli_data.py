@@ -301,6 +301,14 @@ def import_command(
             help="auto, raw, langfuse, langsmith or mlflow (auto: by each record's keys)."
         ),
     ] = "auto",
+    owner_id: Annotated[
+        str | None,
+        typer.Option(
+            "--owner-id",
+            help="Give every item this owner (the service's project, so that its keys "
+            "see them); a record naming another owner is skipped.",
+        ),
+    ] = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -310,11 +318,15 @@ def import_command(
     Invalid records are reported with their line number and skipped. Exit status 0 when
     every record was imported, 1 when some were skipped.
     """
-    run(_import(config, database_url, file, source), level=_QUIET)
+    run(_import(config, database_url, file, source, owner_id), level=_QUIET)
 
 
 async def _import(
-    config_path: Path | None, database_url: str | None, file: Path, source: str
+    config_path: Path | None,
+    database_url: str | None,
+    file: Path,
+    source: str,
+    owner_id: str | None,
 ) -> int:
     from ai_feedback.importing import import_file  # noqa: PLC0415 - loaded by this command only
 
@@ -325,6 +337,7 @@ async def _import(
                 collector,
                 file,
                 source=source,  # type: ignore[arg-type]
+                owner_id=owner_id,
                 progress=_updater(progress, task),
             )
     _stderr.print(

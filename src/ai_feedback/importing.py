@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from ai_feedback._models import FeedbackItem
-from ai_feedback._validation import Limits, json_loads
+from ai_feedback._validation import Limits, check_id, json_loads
 from ai_feedback.exceptions import (
     FeedbackConflictError,
     FeedbackStorageError,
@@ -126,6 +126,7 @@ async def import_file(
     path: str | os.PathLike[str],
     *,
     source: Source = "auto",
+    owner_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportSummary:
     """
@@ -140,6 +141,9 @@ async def import_file(
         source: ``raw`` (``ai-feedback export raw``), ``langfuse`` (scores),
             ``langsmith`` (feedback), ``mlflow`` (traces or assessments), or ``auto``
             to recognize each record.
+        owner_id: Every item's ``context.owner_id`` (the service's project, so that its
+            keys read, export and delete them); a record naming another owner is
+            refused. None keeps the records' own.
         progress: Called with (records read, records stored) after each batch.
 
     Raises:
@@ -149,8 +153,10 @@ async def import_file(
     """
     if source not in SOURCES:
         raise FeedbackValidationError("source", f"must be one of {', '.join(SOURCES)}", source)
+    if owner_id is not None:
+        check_id("owner_id", owner_id)
     started = time.perf_counter()
-    store, build = await _target(target)
+    store, build = await _target(target, owner_id)
     summary = ImportSummary(os.fspath(path))
     batch: list[_Record] = []
     for line, record in _records(Path(path)):
@@ -177,19 +183,46 @@ class _Builder:
     How a record becomes a checked item, as the target's collector would build it.
     """
 
-    payload: Callable[[Mapping[str, Any]], FeedbackItem]
+    build: Callable[[Mapping[str, Any]], FeedbackItem]
     limits: Limits
+    owner_id: str | None = None
+
+    def payload(self, payload: Mapping[str, Any]) -> FeedbackItem:
+        """
+        Return the item a submitted ``payload`` becomes, owned by the import's owner.
+        """
+        return self.build(_owned(payload, self.owner_id))
 
     def raw(self, record: Mapping[str, Any]) -> FeedbackItem:
         """
         Return a raw export line's item, held to the limits a submission meets.
         """
-        item = FeedbackItem.from_dict(record)
+        item = FeedbackItem.from_dict(_owned(record, self.owner_id))
         item.check_limits(self.limits)
         return item
 
 
-async def _target(target: object) -> tuple[Any, _Builder]:
+def _owned(record: Mapping[str, Any], owner_id: str | None) -> Mapping[str, Any]:
+    """
+    Return ``record`` with ``context.owner_id`` set to ``owner_id`` (when given).
+
+    Raises:
+        FeedbackValidationError: The record names another owner.
+    """
+    if owner_id is None:
+        return record
+    context = record.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, Mapping):
+        return record  # the builder names the bad context
+    if context.get("owner_id", owner_id) != owner_id:
+        msg = f"must be {owner_id!r}, the owner this import writes for"
+        raise FeedbackValidationError("context.owner_id", msg, context.get("owner_id"))
+    return {**record, "context": {**context, "owner_id": owner_id}}
+
+
+async def _target(target: object, owner_id: str | None) -> tuple[Any, _Builder]:
     """
     The store to write to, and the builder of its items.
     """
@@ -203,7 +236,7 @@ async def _target(target: object) -> tuple[Any, _Builder]:
         collector = FeedbackCollector(target, FeedbackConfig(async_processing=False))  # type: ignore[arg-type]
     else:
         raise FeedbackValidationError("target", "must be a store with save_many or a collector")
-    return collector.store, _Builder(collector.build_item, collector.config.limits)
+    return collector.store, _Builder(collector.build_item, collector.config.limits, owner_id)
 
 
 def _records(path: Path) -> Iterator[tuple[int, Any]]:
