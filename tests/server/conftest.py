@@ -30,6 +30,9 @@ SECRETS = {
     "a-read": ("afk_a_read_secret", "proj-a", ["read"]),
     "a-all": ("afk_a_all_secret", "proj-a", ["ingest", "read"]),
     "b-all": ("afk_b_all_secret", "proj-b", ["ingest", "read", "admin"]),
+    # The Langfuse SDK keeps one client per public key: a test that shuts its client down
+    # leaves that key's client dead for later tests, so the deletion test has its own key.
+    "b-langfuse": ("afk_b_langfuse_secret", "proj-b", ["ingest", "read", "admin"]),
 }
 TOKEN_SECRET = "t" * 40
 
