@@ -434,3 +434,30 @@ async def test_a_stalled_postgres_export_gives_its_connection_back(
         with pytest.raises(FeedbackStorageError, match="export feedback"):
             async for _ in lines:
                 pass
+
+
+async def test_dpo_compares_ratings_of_one_scale_and_one_name_only(tmp_path: Path) -> None:
+    """A thumbs up is not worse than two stars; different score names are not compared."""
+    store = MemoryFeedbackStore()
+    context = {"input": "Summarize", "output": ""}
+
+    def rated(value: float, output: str, **metadata: str) -> FeedbackItem:
+        return FeedbackItem(
+            FeedbackType.RATING, value, {**context, "output": output}, dict(metadata)
+        )
+
+    await store.save_many(
+        [
+            rated(1, "thumbs-up answer", scale="thumbs"),
+            rated(2, "two-star answer"),
+            rated(0.9, "accurate answer", name="accuracy"),
+            rated(4, "pleasant answer", name="tone"),
+            rated(5, "five-star answer"),
+        ]
+    )
+    out = tmp_path / "dpo.jsonl"
+    summary = await export(store, "dpo", out, flavor="trl", style="standard")
+    assert [(r["chosen"], r["rejected"]) for r in _lines(out)] == [
+        ("five-star answer", "two-star answer")
+    ]
+    assert summary.skipped == {"no differently rated output for the same prompt": 3}

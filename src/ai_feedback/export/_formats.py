@@ -198,7 +198,11 @@ class RowBuilder:
             return self._preference(prompt, chosen, rejected)
         if produced is None:
             return self._skip("no output captured")
-        key = orjson.dumps(prompt).decode()
+        # Ratings are compared within one scale and one score name or key only: a thumbs
+        # up (1) is not worse than two stars (2), nor a 0.9 "accuracy" than a 4 "tone".
+        metadata = item.metadata
+        scale = [metadata.get(k) for k in ("scale", "name", "key")]
+        key = orjson.dumps([prompt, [v if isinstance(v, str) else None for v in scale]]).decode()
         seen = (float(item.value), produced)
         best = self._pairs.get(key)
         if best is None:
