@@ -461,3 +461,41 @@ async def test_dpo_compares_ratings_of_one_scale_and_one_name_only(tmp_path: Pat
         ("five-star answer", "two-star answer")
     ]
     assert summary.skipped == {"no differently rated output for the same prompt": 3}
+
+
+async def test_chat_api_messages_with_text_parts_or_tool_calls(tmp_path: Path) -> None:
+    """Text parts are joined; a conversation with tool calls or images is skipped, named."""
+    parts = [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Capital of "}, {"type": "text", "text": "Peru?"}],
+        },
+    ]
+    tool_turn = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "content": "sunny"},
+    ]
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]
+    answer = [{"role": "assistant", "content": [{"type": "text", "text": "Lima"}]}]
+    store = MemoryFeedbackStore()
+    await store.save_many(
+        [
+            FeedbackItem(FeedbackType.RATING, 5, {"input": parts, "output": answer}),
+            FeedbackItem(FeedbackType.RATING, 5, {"input": tool_turn, "output": "Sunny."}),
+            FeedbackItem(FeedbackType.RATING, 5, {"input": image, "output": "A cat."}),
+        ]
+    )
+    out = tmp_path / "sft.jsonl"
+    summary = await export(store, "sft", out)
+    assert _lines(out) == [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                _user("Capital of Peru?"),
+                _assistant("Lima"),
+            ]
+        }
+    ]
+    assert summary.skipped == {"a message that is not text (tool calls, images)": 2}

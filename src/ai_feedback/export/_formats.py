@@ -173,8 +173,8 @@ class RowBuilder:
         else:
             return self._skip(f"{kind.value} feedback is not used by sft")
         prompt = prompt_messages(captured_input(item))
-        if prompt is None:
-            return self._skip("no prompt captured")
+        if prompt is None or isinstance(prompt, str):
+            return self._skip(prompt or "no prompt captured")
         if target is None:
             return self._skip(missing)
         o = self.options
@@ -187,8 +187,8 @@ class RowBuilder:
         if kind not in (FeedbackType.CORRECTION, FeedbackType.RATING):
             return self._skip(f"{kind.value} feedback is not used by dpo")
         prompt = prompt_messages(captured_input(item))
-        if prompt is None:
-            return self._skip("no prompt captured")
+        if prompt is None or isinstance(prompt, str):
+            return self._skip(prompt or "no prompt captured")
         produced = output_text(captured_output(item))
         if kind is FeedbackType.CORRECTION:
             chosen = item.value["corrected"]
@@ -219,8 +219,8 @@ class RowBuilder:
         if label is None:
             return self._skip("rating between max_rating and min_rating")
         prompt = prompt_messages(captured_input(item))
-        if prompt is None:
-            return self._skip("no prompt captured")
+        if prompt is None or isinstance(prompt, str):
+            return self._skip(prompt or "no prompt captured")
         completion = output_text(captured_output(item))
         if completion is None:
             return self._skip("no output captured")

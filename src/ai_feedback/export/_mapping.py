@@ -18,6 +18,7 @@ import orjson
 from ai_feedback._models import FeedbackItem, FeedbackType
 
 __all__ = [
+    "NOT_TEXT",
     "Message",
     "Skips",
     "captured_input",
@@ -57,13 +58,19 @@ def _captured(item: FeedbackItem, key: str) -> Any:  # noqa: ANN401 - any JSON v
     return item.context.get(key)
 
 
-def prompt_messages(value: object) -> list[Message] | None:
+NOT_TEXT = "a message that is not text (tool calls, images)"
+"""The skip reason of a conversation holding a message without text."""
+
+
+def prompt_messages(value: object) -> list[Message] | str | None:
     """
-    Return a captured input as chat messages, or None when there is none.
+    Return a captured input as chat messages, None when there is none, or why not.
 
     A string is one user message; a list of ``{role, content}`` messages (or a dict
-    holding one under ``messages``) is kept as is; any other JSON value becomes one user
-    message holding its compact JSON text.
+    holding one under ``messages``) is kept as is, a content given as text parts
+    (``[{"type": "text", "text": ...}]``, as chat APIs accept) joined; a conversation
+    with a message that has no text (tool calls, images) gives `NOT_TEXT`, a reason to
+    skip; any other JSON value becomes one user message holding its compact JSON text.
     """
     if value is None or value == "":
         return None
@@ -71,9 +78,34 @@ def prompt_messages(value: object) -> list[Message] | None:
         return [{"role": "user", "content": value}]
     if isinstance(value, Mapping) and isinstance(value.get("messages"), list):
         value = value["messages"]
-    if isinstance(value, list) and value and all(_is_message(m) for m in value):
-        return [{"role": m["role"], "content": m["content"]} for m in value]
+    if isinstance(value, list) and value and all(_has_role(m) for m in value):
+        messages = [_message(m) for m in value]
+        if any(m is None for m in messages):
+            return NOT_TEXT
+        return [m for m in messages if m is not None]
     return [{"role": "user", "content": _json_text(value)}]
+
+
+def _has_role(value: object) -> bool:
+    return isinstance(value, Mapping) and value.get("role") in _ROLES
+
+
+def _message(value: Mapping[str, Any]) -> Message | None:
+    """
+    Return ``value`` as a text message, or None when its content is not text.
+    """
+    content = value.get("content")
+    if isinstance(content, str):
+        return {"role": value["role"], "content": content}
+    if isinstance(content, list) and content:
+        texts = [
+            part.get("text")
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        ]
+        if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
+            return {"role": value["role"], "content": "".join(texts)}  # type: ignore[arg-type]
+    return None
 
 
 def output_text(value: object) -> str | None:
@@ -87,11 +119,12 @@ def output_text(value: object) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    if _is_message(value):
-        return str(value["content"])  # type: ignore[index]
-    if isinstance(value, list) and value and all(_is_message(m) for m in value):
-        answers = [m["content"] for m in value if m["role"] == "assistant"]
-        return answers[-1] if answers else None
+    if _has_role(value):
+        message = _message(value)  # type: ignore[arg-type]
+        return None if message is None else message["content"]
+    if isinstance(value, list) and value and all(_has_role(m) for m in value):
+        answers = [_message(m) for m in value if m["role"] == "assistant"]
+        return answers[-1]["content"] if answers and answers[-1] is not None else None
     return _json_text(value)
 
 
@@ -115,14 +148,6 @@ def rating_label(
     if score <= max_rating:
         return False
     return None
-
-
-def _is_message(value: object) -> bool:
-    return (
-        isinstance(value, Mapping)
-        and value.get("role") in _ROLES
-        and isinstance(value.get("content"), str)
-    )
 
 
 def _json_text(value: object) -> str:
