@@ -547,3 +547,22 @@ async def test_an_owner_is_given_to_every_record(tmp_path: Path) -> None:
         with pytest.raises(FeedbackValidationError) as caught:
             await import_file(store, path, owner_id=bad)
         assert caught.value.field == "owner_id"
+
+
+async def test_records_of_one_id_in_later_batches_compare_with_what_is_stored(
+    tmp_path: Path,
+) -> None:
+    """A repeat of a stored item in a later batch is imported, wherever it falls."""
+    first = FeedbackItem(FeedbackType.RATING, 1, id="i0")
+    other = FeedbackItem(FeedbackType.RATING, 5, id="i0")
+    fillers = [FeedbackItem(FeedbackType.RATING, 3).to_dict() for _ in range(1200)]
+    path = _write_lines(
+        tmp_path / "dups.jsonl",
+        [first.to_dict(), *fillers, other.to_dict(), first.to_dict(), first.to_dict()],
+    )
+    store = MemoryFeedbackStore()
+    summary = await import_file(store, path)
+    assert (summary.imported, summary.invalid) == (1203, 1)
+    assert [(p.line, p.field) for p in summary.problems] == [(1202, "id")]
+    assert "already stored" in summary.problems[0].message
+    assert await store.get("i0") == first

@@ -419,9 +419,11 @@ async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> Non
     Store ``batch`` (then empty it); records refused as conflicts are reported.
 
     Of records sharing an id, the first is written; a later one that is the same item
-    shares its outcome, a different one is reported.
+    shares its outcome, a different one is reported. When the store holds another item
+    under the id (from an earlier batch or import), the records equal to what it holds
+    count as imported and the others are reported.
     """
-    unique, twins = _first_of_each_id(batch, summary)
+    unique, rivals = _first_of_each_id(batch)
     refused: set[str] = set()
     while left := [r for r in unique if r.item.id not in refused]:
         items = [r.item for r in left]
@@ -439,36 +441,36 @@ async def _save(store: Any, batch: list[_Record], summary: ImportSummary) -> Non
             msg = f"Could not import into {type(store).__name__}: {error}"
             raise FeedbackStorageError(msg) from error
         refused |= set(error.ids)
-    for record in sorted([*unique, *twins], key=lambda r: r.line):
-        if record.item.id in refused:
-            msg = f"A different item is already stored under id {record.item.id!r}."
+    held = {item_id: await store.get(item_id) for item_id in sorted(refused)}
+    written = {r.item.id: r.item for r in unique}
+    for record in sorted([*unique, *rivals], key=lambda r: r.line):
+        item_id = record.item.id
+        reference = held.get(item_id) if item_id in refused else written[item_id]
+        if reference is not None and same_item(reference, record.item):
+            _stored(summary, record)
+        elif item_id in refused:
+            msg = f"A different item is already stored under id {item_id!r}."
             _skip(summary, record.line, "id", msg)
         else:
-            _stored(summary, record)
+            msg = f"A different item has the id {item_id!r} earlier in this import."
+            _skip(summary, record.line, "id", msg)
     batch.clear()
 
 
-def _first_of_each_id(
-    batch: list[_Record], summary: ImportSummary
-) -> tuple[list[_Record], list[_Record]]:
+def _first_of_each_id(batch: list[_Record]) -> tuple[list[_Record], list[_Record]]:
     """
-    Split ``batch`` into the first record of each id and later records of the same item.
-
-    A later record that is a different item under the id is reported here.
+    Split ``batch`` into the first record of each id and the later records of an id.
     """
-    first: dict[str, FeedbackItem] = {}
+    first: set[str] = set()
     unique: list[_Record] = []
-    twins: list[_Record] = []
+    later: list[_Record] = []
     for record in batch:
-        seen = first.setdefault(record.item.id, record.item)
-        if seen is record.item:
-            unique.append(record)
-        elif same_item(seen, record.item):  # as the stores compare: 1 == 1.0, any time
-            twins.append(record)
+        if record.item.id in first:
+            later.append(record)
         else:
-            msg = f"A different item has the id {record.item.id!r} earlier in this import."
-            _skip(summary, record.line, "id", msg)
-    return unique, twins
+            first.add(record.item.id)
+            unique.append(record)
+    return unique, later
 
 
 def _stored(summary: ImportSummary, record: _Record) -> None:
