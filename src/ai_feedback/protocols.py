@@ -4,7 +4,7 @@ The seams of ai-feedback: what application code depends on, and what a store imp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ai_feedback._models import (
@@ -30,6 +30,7 @@ __all__ = [
     "SupportsDelete",
     "SupportsDeletionLog",
     "SupportsQuery",
+    "SupportsReplace",
     "SupportsScan",
     "SupportsSeries",
     "SupportsStats",
@@ -235,12 +236,37 @@ class SupportsDeletionLog(Protocol):
         accepted_at: Sequence[float],
         *,
         raw_payloads: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> Result[list[str], Exception]:
         """
         Store ``items`` like ``save_many``, except those a later logged deletion matches.
 
-        ``accepted_at[i]`` is when ``items[i]`` was accepted (seconds since the epoch).
-        Returns ``Ok`` with the ids left out (withdrawn), or the error.
+        ``accepted_at[i]`` is when ``items[i]`` was accepted (seconds since the epoch);
+        with ``replace`` the items replace those stored under their ids
+        (`SupportsReplace`). Returns ``Ok`` with the ids left out (withdrawn), or the
+        error.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsReplace(Protocol):
+    """
+    **Protocol:** a store that updates items: a new version replaces the one under its id.
+
+    Every built-in store implements it. A replacement keeps the statistics exact (the old
+    version leaves them, the new one enters) and replaces the raw payload; it never takes
+    an id stored under another owner (``context.owner_id``): that is a conflict.
+    """
+
+    async def replace_many(
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
+    ) -> Result[list[str], Exception]:
+        """
+        Store each item, replacing the one stored under its id; return the ids.
+
+        An id given twice keeps its last item. ``Err(FeedbackConflictError)`` when an id
+        is stored under another owner; then nothing is stored.
         """
         ...
 

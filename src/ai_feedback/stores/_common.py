@@ -39,6 +39,8 @@ __all__ = [
     "cutoff",
     "empty_summary",
     "fold_series",
+    "foreign",
+    "last_of_each_id",
     "newer_filters",
     "rating_stats",
     "rating_stats_from_counts",
@@ -174,6 +176,28 @@ def conflicts(batch: Iterable[FeedbackItem], stored: Mapping[str, FeedbackItem])
         if first is not item and not same_item(first, item):
             found.add(item.id)
     return sorted(found)
+
+
+def last_of_each_id(batch: Iterable[FeedbackItem]) -> list[FeedbackItem]:
+    """
+    Return one item per id, the last given (a replacement's latest version wins).
+    """
+    last: dict[str, FeedbackItem] = {}
+    for item in batch:
+        last.pop(item.id, None)
+        last[item.id] = item
+    return list(last.values())
+
+
+def foreign(batch: Iterable[FeedbackItem], stored_owners: Mapping[str, object]) -> list[str]:
+    """
+    Return the ids in ``batch`` stored under another owner: a replacement may not take them.
+    """
+    return sorted(
+        item.id
+        for item in batch
+        if item.id in stored_owners and stored_owners[item.id] != item.owner_id
+    )
 
 
 def store_location(store: object) -> str | None:

@@ -36,7 +36,7 @@ from ai_feedback._models import (
 from ai_feedback._urls import masked_url
 from ai_feedback._validation import DEFAULT_LIMITS, Limits, check_id, check_optional_id
 from ai_feedback.exceptions import FeedbackStorageError, FeedbackValidationError
-from ai_feedback.protocols import SupportsDeletionLog
+from ai_feedback.protocols import SupportsDeletionLog, SupportsReplace
 from ai_feedback.result import Result
 from ai_feedback.stores._common import (
     ClosingContext,
@@ -299,29 +299,62 @@ class CachedFeedbackStore(ClosingContext):
         await self._invalidate(batch)
         return result
 
+    async def replace_many(
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
+    ) -> Result[list[str], Exception]:
+        """
+        Replace items in the wrapped store (see `SupportsReplace`), then invalidate.
+
+        Raises:
+            FeedbackValidationError: An item is invalid, or the wrapped store cannot
+                replace items.
+        """
+        batch = list(items)
+        for item in batch:
+            check_item(item, self._limits)
+        if not isinstance(self._store, SupportsReplace):
+            msg = f"cannot replace items in {type(self._store).__name__}"
+            raise FeedbackValidationError("store", msg)
+        before = await self._versions_of(batch)
+        result = await self._store.replace_many(batch, raw_payloads=raw_payloads)
+        await self._invalidate([*batch, *before], replaced=True)
+        return result
+
+    async def _versions_of(self, batch: list[FeedbackItem]) -> list[FeedbackItem]:
+        """
+        Return the stored items ``batch`` replaces, whose cached entries must go too.
+        """
+        found = [await self._store.get(item_id) for item_id in {item.id for item in batch}]
+        return [item for item in found if item is not None]
+
     async def save_accepted(
         self,
         items: Sequence[FeedbackItem],
         accepted_at: Sequence[float],
         *,
         raw_payloads: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> Result[list[str], Exception]:
         """
         Save accepted items through the wrapped store's deletion log, then invalidate.
 
-        A wrapped store without a deletion log saves them all (``Ok([])``).
+        A wrapped store without a deletion log saves (or replaces) them all (``Ok([])``).
 
         Raises:
             FeedbackValidationError: An item, a time or ``raw_payloads`` is invalid.
         """
         if not isinstance(self._store, SupportsDeletionLog):
             check_accepted(items, accepted_at)
-            return (await self.save_many(items, raw_payloads=raw_payloads)).map(lambda _: [])
+            write = self.replace_many if replace else self.save_many
+            return (await write(items, raw_payloads=raw_payloads)).map(lambda _: [])
         batch = list(items)
         for item in batch:
             check_item(item, self._limits)
-        result = await self._store.save_accepted(batch, accepted_at, raw_payloads=raw_payloads)
-        await self._invalidate(batch)
+        before = await self._versions_of(batch) if replace else []
+        result = await self._store.save_accepted(
+            batch, accepted_at, raw_payloads=raw_payloads, replace=replace
+        )
+        await self._invalidate([*batch, *before], replaced=replace)
         return result
 
     async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value
@@ -594,12 +627,14 @@ class CachedFeedbackStore(ClosingContext):
             self._failed("fill", exc)
         return result
 
-    async def _invalidate(self, items: list[FeedbackItem]) -> None:
+    async def _invalidate(self, items: list[FeedbackItem], *, replaced: bool = False) -> None:
         keys = {self._stats_key}
         for item in items:
             keys.add(f"{self._prefix}type:{item.feedback_type.value}")
             if item.session_id is not None:
                 keys.add(f"{self._prefix}session:{item.session_id}")
+            if replaced:  # a saved item never changes; a replaced one does
+                keys.add(f"{self._prefix}item:{item.id}")
         if not await self._usable():
             self._dirty += 1
             return

@@ -83,6 +83,18 @@ class ReadYourWritesStore:
             result = await save_many(items, raw_payloads=raw_payloads)
         return result
 
+    async def replace_many(
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
+    ) -> Result[list[str], Exception]:
+        """
+        Replace items in the inner store once pending writes are done (they come first).
+        """
+        await self._flush()
+        result: Result[list[str], Exception] = await self._method("replace_many")(
+            items, raw_payloads=raw_payloads
+        )
+        return result
+
     async def get(self, item_id: str) -> FeedbackItem | None:
         """
         Return the item with ``item_id`` once pending writes are done.

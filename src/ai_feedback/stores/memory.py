@@ -49,6 +49,8 @@ from ai_feedback.stores._common import (
     cutoff,
     empty_summary,
     fold_series,
+    foreign,
+    last_of_each_id,
     rating_stats,
     scan_pages,
     stats_filters,
@@ -263,6 +265,49 @@ class MemoryFeedbackStore(ClosingContext):
             for item_id, payload in raw_payloads.items():
                 if item_id in self._items and item_id not in self._raw:
                     self._raw[item_id] = json_copy("raw_payloads", payload, wrapped=True)
+        return Ok([item.id for item in batch])
+
+    async def replace_many(
+        self,
+        items: Iterable[FeedbackItem],
+        *,
+        raw_payloads: Mapping[str, Any] | None = None,
+    ) -> Result[list[str], Exception]:
+        """
+        Store each item, replacing the item stored under its id (an update); return the ids.
+
+        An id given twice in the batch keeps its last item. An item stored under the id
+        with another owner (``context.owner_id``) is not replaced: the result is
+        ``Err(FeedbackConflictError)`` naming the ids, and nothing is stored. A replaced
+        item's raw payload is replaced too (or dropped when none is given).
+
+        Raises:
+            FeedbackValidationError: An element is invalid; then nothing is stored.
+        """
+        batch = list(items)
+        for item in batch:
+            check_item(item, self._limits)
+        unique = last_of_each_id(batch)
+        payloads = {} if raw_payloads is None else raw_payloads
+        if not isinstance(payloads, Mapping) or payloads.keys() - {i.id for i in unique}:
+            msg = "must be a dict of ids of items in the batch -> payload"
+            raise FeedbackValidationError("raw_payloads", msg)
+        owners = {i.id: self._items[i.id].owner_id for i in unique if i.id in self._items}
+        taken = foreign(unique, owners)
+        if taken:
+            return Err(FeedbackConflictError(taken))
+        copies = {
+            item_id: json_copy("raw_payloads", payload, wrapped=True)
+            for item_id, payload in payloads.items()
+        }
+        for item in unique:
+            old = self._items.get(item.id)
+            if old is not None:
+                self._remove(old)
+                self._raw.pop(item.id, None)
+            self._insert(item)
+            if item.id in copies:
+                self._raw[item.id] = copies[item.id]
         return Ok([item.id for item in batch])
 
     async def get_raw_payload(self, item_id: str) -> Any:  # noqa: ANN401 - any JSON value

@@ -66,6 +66,8 @@ from ai_feedback.stores._common import (
     conflicts,
     cutoff,
     fold_series,
+    foreign,
+    last_of_each_id,
     number,
     same_item,
     scan_pages,
@@ -329,12 +331,42 @@ class PostgresFeedbackStore(ClosingContext):
             return Err(exc)
         return Ok([item.id for item in batch])
 
+    async def replace_many(
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
+    ) -> Result[list[str], Exception]:
+        """
+        Store each item, replacing the item stored under its id (an update); return the ids.
+
+        One transaction: the replaced items leave the statistics rollup and their raw
+        payloads go with them. An id given twice keeps its last item; an item stored
+        under the id with another owner (``context.owner_id``) is not replaced: the
+        result is ``Err(FeedbackConflictError)`` and nothing is stored.
+
+        Raises:
+            FeedbackValidationError: An element or ``raw_payloads`` is invalid.
+        """
+        batch = list(items)
+        for item in batch:
+            check_item(item, self._limits)
+        unique = {item.id: item for item in last_of_each_id(batch)}
+        raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
+        if not batch:
+            return Ok([])
+        try:
+            async with self._connection("replace feedback") as conn, conn.transaction():
+                await _remove_replaced(conn, list(unique.values()))
+                await _merge(conn, _encode(unique.values()), raw)
+        except FeedbackStorageError as exc:
+            return Err(exc)
+        return Ok([item.id for item in batch])
+
     async def save_accepted(
         self,
         items: Sequence[FeedbackItem],
         accepted_at: Sequence[float],
         *,
         raw_payloads: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> Result[list[str], Exception]:
         """
         Store ``items`` like `save_many`, leaving out those a later logged deletion matches.
@@ -346,6 +378,7 @@ class PostgresFeedbackStore(ClosingContext):
             items: The batch.
             accepted_at: When each item was accepted (seconds since the epoch).
             raw_payloads: As for `save_many`.
+            replace: Replace the items stored under their ids, as `replace_many` does.
 
         Returns:
             ``Ok`` with the ids left out: items that a deletion made at or after their
@@ -361,31 +394,18 @@ class PostgresFeedbackStore(ClosingContext):
         for item in batch:
             check_item(item, self._limits)
             unique.setdefault(item.id, item)
+        if replace:
+            unique = {item.id: item for item in last_of_each_id(batch)}
         times = last_accepted(batch, checked)
         raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
         if not batch:
             return Ok([])
-        clash = conflicts(batch, {})
+        clash = [] if replace else conflicts(batch, {})
         if clash:
             return Err(FeedbackConflictError(clash))
         try:
             async with self._connection("save a batch of feedback") as conn, conn.transaction():
-                await conn.execute(sql.LOCK_FOR_CHECKED_WRITE_SQL)
-                log = [
-                    (row[0], float(row[1]))
-                    for row in await conn.fetch(sql.DELETIONS_SINCE_SQL, min(times.values()))
-                ]
-                gone = withdrawn(list(unique.values()), [times[i] for i in unique], log)
-                kept = [item for item in unique.values() if item.id not in gone]
-                if raw is not None and gone:
-                    ids, payloads = raw
-                    pairs = [(i, p) for i, p in zip(ids, payloads, strict=True) if i not in gone]
-                    raw = ([i for i, _ in pairs], [p for _, p in pairs]) if pairs else None
-                if len(kept) == 1 and not raw:  # one row: no staging table needed
-                    if await conn.fetchval(sql.INSERT_ONE_SQL, *_encode(kept)[0]) < 1:
-                        await _check_stored(conn, kept[0])
-                elif kept:
-                    await _merge(conn, _encode(kept), raw)
+                gone = await _write_checked(conn, list(unique.values()), times, raw, replace)
         except FeedbackStorageError as exc:
             return Err(exc)
         return Ok(sorted(gone))
@@ -953,6 +973,59 @@ async def _merge(
             raise FeedbackConflictError(clash)
     if raw:
         await conn.execute(sql.INSERT_RAW_SQL, *raw)
+
+
+async def _write_checked(
+    conn: Any,  # noqa: ANN401 - a connection in a transaction
+    items: list[FeedbackItem],
+    times: Mapping[str, float],
+    raw: tuple[list[str], list[bytes]] | None,
+    replace: bool,
+) -> set[str]:
+    """
+    Write ``items`` except those a logged deletion withdraws; return the withdrawn ids.
+
+    The log is read after the shared lock is granted, by a statement of its own.
+    """
+    await conn.execute(sql.LOCK_FOR_CHECKED_WRITE_SQL)
+    log = [
+        (row[0], float(row[1]))
+        for row in await conn.fetch(sql.DELETIONS_SINCE_SQL, min(times.values()))
+    ]
+    gone = withdrawn(items, [times[item.id] for item in items], log)
+    kept = [item for item in items if item.id not in gone]
+    if raw is not None and gone:
+        ids, payloads = raw
+        pairs = [(i, p) for i, p in zip(ids, payloads, strict=True) if i not in gone]
+        raw = ([i for i, _ in pairs], [p for _, p in pairs]) if pairs else None
+    if replace and kept:
+        await _remove_replaced(conn, kept)
+    if len(kept) == 1 and not raw:  # one row: no staging table needed
+        if await conn.fetchval(sql.INSERT_ONE_SQL, *_encode(kept)[0]) < 1:
+            await _check_stored(conn, kept[0])
+    elif kept:
+        await _merge(conn, _encode(kept), raw)
+    return gone
+
+
+async def _remove_replaced(conn: Any, batch: list[FeedbackItem]) -> None:  # noqa: ANN401
+    """
+    Remove the rows ``batch`` replaces (their rollup counts and raw payloads too).
+
+    Raises:
+        FeedbackConflictError: A row belongs to another owner (the transaction rolls back).
+    """
+    ids = [item.id for item in batch]
+    await _lock_for_deletion(conn, ids)
+    rows = await conn.fetch("SELECT id, owner_id FROM feedback WHERE id = ANY($1::text[])", ids)
+    owners = {row[0]: row[1] for row in rows}
+    taken = foreign(batch, owners)
+    if taken:
+        raise FeedbackConflictError(taken)
+    if owners:
+        await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", list(owners))
+        await conn.fetchrow(sql.DELETE_ITEMS_SQL, list(owners))
+        await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
 
 
 async def _lock_for_deletion(conn: Any, ids: list[str]) -> None:  # noqa: ANN401

@@ -58,6 +58,8 @@ from ai_feedback.stores._common import (
     conflicts,
     cutoff,
     fold_series,
+    foreign,
+    last_of_each_id,
     rating_stats_from_counts,
     scan_pages,
     stats_filters,
@@ -262,12 +264,36 @@ class SQLiteFeedbackStore(ClosingContext):
         error = await self._write(batch, raw_rows, "save a batch of feedback")
         return Ok([item.id for item in batch]) if error is None else Err(error)
 
+    async def replace_many(
+        self, items: Iterable[FeedbackItem], *, raw_payloads: Mapping[str, Any] | None = None
+    ) -> Result[list[str], Exception]:
+        """
+        Store each item, replacing the item stored under its id (an update); return the ids.
+
+        One transaction: the replaced items leave the statistics rollup and their raw
+        payloads go with them. An id given twice keeps its last item; an item stored
+        under the id with another owner (``context.owner_id``) is not replaced: the
+        result is ``Err(FeedbackConflictError)`` and nothing is stored.
+
+        Raises:
+            FeedbackValidationError: An element or ``raw_payloads`` is invalid.
+        """
+        batch = list(items)
+        for item in batch:
+            check_item(item, self._limits)
+        raw_rows = _encode_raw(raw_payloads, batch) if raw_payloads else []
+        if not batch:
+            return Ok([])
+        error = await self._write(batch, raw_rows, "replace feedback", replace=True)
+        return Ok([item.id for item in batch]) if error is None else Err(error)
+
     async def save_accepted(
         self,
         items: Sequence[FeedbackItem],
         accepted_at: Sequence[float],
         *,
         raw_payloads: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> Result[list[str], Exception]:
         """
         Store ``items`` like `save_many`, leaving out those a later logged deletion matches.
@@ -276,6 +302,7 @@ class SQLiteFeedbackStore(ClosingContext):
             items: The batch.
             accepted_at: When each item was accepted (seconds since the epoch).
             raw_payloads: As for `save_many`.
+            replace: Replace the items stored under their ids, as `replace_many` does.
 
         Returns:
             ``Ok`` with the ids left out: items that a deletion made at or after their
@@ -294,7 +321,11 @@ class SQLiteFeedbackStore(ClosingContext):
             return Ok([])
         gone: set[str] = set()
         error = await self._write(
-            batch, raw_rows, "save a batch of feedback", (last_accepted(batch, times), gone)
+            batch,
+            raw_rows,
+            "save a batch of feedback",
+            (last_accepted(batch, times), gone),
+            replace=replace,
         )
         return Ok(sorted(gone)) if error is None else Err(error)
 
@@ -561,13 +592,16 @@ class SQLiteFeedbackStore(ClosingContext):
         raw_rows: list[_Row],
         action: str,
         accepted: tuple[dict[str, float], set[str]] | None = None,
+        *,
+        replace: bool = False,
     ) -> FeedbackStorageError | None:
         """
         Write ``batch`` in one transaction; return the error, or None.
 
         With ``accepted`` (the items' acceptance times, and a set that receives the ids
         left out), items a later logged deletion matches are not written; the log is read
-        inside the write transaction, which a deletion cannot run beside.
+        inside the write transaction, which a deletion cannot run beside. With
+        ``replace``, the items stored under the batch's ids are removed first.
         """
         async with self._lock:
             try:
@@ -577,6 +611,13 @@ class SQLiteFeedbackStore(ClosingContext):
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 batch, raw_rows = await _unless_deleted(db, batch, raw_rows, accepted)
+                if replace:
+                    batch = last_of_each_id(batch)
+                    raw_rows = list({row[0]: row for row in raw_rows}.values())
+                    taken = await _remove_replaced(db, batch)
+                    if taken is not None:
+                        await rollback(db)
+                        return taken
                 rows = _encode(batch)
                 cursor = await db.executemany(INSERT_SQL, rows)
                 if cursor.rowcount < len(rows):  # known ids: the same items, or conflicts
@@ -614,6 +655,35 @@ class SQLiteFeedbackStore(ClosingContext):
         }.get(code, "see the chained SQLite error")
         msg = f"Could not {action} in SQLite database {self._path!r}: {exc} ({hint})."
         return FeedbackStorageError(msg)
+
+
+async def _remove_replaced(
+    db: aiosqlite.Connection, batch: Sequence[FeedbackItem]
+) -> FeedbackConflictError | None:
+    """
+    Remove the rows ``batch`` replaces (and their rollup counts and raw payloads).
+
+    Returns the conflict, removing nothing, when a row belongs to another owner.
+    """
+    ids = [item.id for item in batch]
+    owners: dict[str, object] = {}
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        chunk = ids[start : start + _IDS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        query = f"SELECT id, owner_id FROM feedback WHERE id IN ({marks})"  # noqa: S608
+        owners |= {row[0]: row[1] for row in await db.execute_fetchall(query, chunk)}
+    taken = foreign(batch, owners)
+    if taken:
+        return FeedbackConflictError(taken)
+    if owners:
+        await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+        await db.execute("DELETE FROM temp.doomed")
+        await db.executemany("INSERT INTO temp.doomed VALUES (?)", [(i,) for i in owners])
+        await db.execute(ROLLUP_REMOVE_SQL)
+        await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
+        await db.execute("DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)")
+        await db.execute("DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)")
+    return None
 
 
 async def _unless_deleted(
