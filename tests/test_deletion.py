@@ -185,11 +185,13 @@ class _Unreachable:
         self.away = True
 
     async def save_accepted(
-        self, items: Any, accepted_at: Any, *, raw_payloads: Any = None
+        self, items: Any, accepted_at: Any, *, raw_payloads: Any = None, replace: bool = False
     ) -> Result[list[str], Exception]:
         if self.away:
             return Err(FeedbackStorageError("connection refused"))
-        return await self.store.save_accepted(items, accepted_at, raw_payloads=raw_payloads)
+        return await self.store.save_accepted(
+            items, accepted_at, raw_payloads=raw_payloads, replace=replace
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

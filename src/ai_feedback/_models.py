@@ -497,12 +497,14 @@ class Entry:
         raw_payload: The payload as received, kept when ``store_raw_payloads`` is on.
         accepted_at: When it was accepted (seconds since the epoch): a logged deletion
             made later keeps it out of the store.
+        replace: An update: the item replaces the one stored under its id.
     """
 
     item: FeedbackItem
     processor: str
     raw_payload: Any = None
     accepted_at: float = field(default_factory=time.time)
+    replace: bool = False
 
 
 @dataclass(frozen=True, slots=True)

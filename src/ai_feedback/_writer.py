@@ -33,7 +33,12 @@ from ai_feedback.exceptions import (
     FeedbackValidationError,
 )
 from ai_feedback.pipeline import Pipeline
-from ai_feedback.protocols import FeedbackStoreProtocol, Spool, SupportsDeletionLog
+from ai_feedback.protocols import (
+    FeedbackStoreProtocol,
+    Spool,
+    SupportsDeletionLog,
+    SupportsReplace,
+)
 from ai_feedback.result import Err
 from ai_feedback.spool._base import FROM_WRITER
 
@@ -77,11 +82,18 @@ async def write_items(
     store: FeedbackStoreProtocol,
     items: list[FeedbackItem],
     raw_payloads: Mapping[str, Any] | None,
+    *,
+    replace: bool = False,
 ) -> BaseException | None:
     """
     Write ``items`` once, in one batch when the store can; return the error or None.
+
+    With ``replace`` (updates) a store that can (`SupportsReplace`) replaces the items
+    under their ids; another writes them as new, so that a changed one is a conflict.
     """
     try:
+        if replace and isinstance(store, SupportsReplace):
+            return _error_of(await store.replace_many(items, raw_payloads=raw_payloads))
         save_many = getattr(store, "save_many", None)
         if save_many is not None:
             result = await (
@@ -104,17 +116,23 @@ async def write_accepted(
     items: list[FeedbackItem],
     raw_payloads: Mapping[str, Any] | None,
     accepted_at: list[float],
+    *,
+    replace: bool = False,
 ) -> tuple[BaseException | None, set[str]]:
     """
     Write accepted ``items`` once; return the error or None, and the ids withdrawn.
 
     A store with a deletion log leaves out (withdraws) the items a deletion made after
-    their acceptance matches; other stores write them all.
+    their acceptance matches; other stores write them all. ``replace``: updates.
     """
     if not isinstance(store, SupportsDeletionLog):
-        return await write_items(store, items, raw_payloads), set()
+        return await write_items(store, items, raw_payloads, replace=replace), set()
     try:
-        result = await store.save_accepted(items, accepted_at, raw_payloads=raw_payloads)
+        result = await (
+            store.save_accepted(items, accepted_at, raw_payloads=raw_payloads, replace=True)
+            if replace
+            else store.save_accepted(items, accepted_at, raw_payloads=raw_payloads)
+        )
     except BaseException as exc:  # a store that raises is retried like an Err
         if _being_cancelled():
             raise
@@ -566,8 +584,11 @@ class BatchWriter:
             if self._events.has_subscribers(FeedbackProcessed):
                 await self._events.publish(FeedbackProcessed(item, entry.processor))
             ready.append((spooled, item))
-        if ready:
-            await self._write(ready)
+        # New items first, then updates (an update of an item of the same batch follows it).
+        for replace in (False, True):
+            pairs = [pair for pair in ready if pair[0].entry.replace is replace]
+            if pairs:
+                await self._write(pairs)
 
     async def _write(self, pairs: list[tuple[Spooled, FeedbackItem]]) -> None:
         """
@@ -590,6 +611,7 @@ class BatchWriter:
                 [i for _, i in pairs],
                 self._raws(pairs),
                 [spooled.entry.accepted_at for spooled, _ in pairs],
+                replace=pairs[0][0].entry.replace,
             )
             if error is None:
                 self._answered()
@@ -692,7 +714,11 @@ class BatchWriter:
             return []
         for spooled, item in suspects:
             alone, gone = await write_accepted(
-                self._store, [item], self._raws([(spooled, item)]), [spooled.entry.accepted_at]
+                self._store,
+                [item],
+                self._raws([(spooled, item)]),
+                [spooled.entry.accepted_at],
+                replace=spooled.entry.replace,
             )
             if alone is None:
                 await self._stored_items(self._withdraw([(spooled, item)], gone))

@@ -359,7 +359,7 @@ class FeedbackCollector:
                 raise exc.renamed("input_data" + exc.field[len("input") :]) from None
             raise
 
-    async def submit_payload(self, payload: Mapping[str, Any]) -> str:
+    async def submit_payload(self, payload: Mapping[str, Any], *, replace: bool = False) -> str:
         """
         Record feedback from a JSON object (e.g. an HTTP body); return the new item's id.
 
@@ -368,14 +368,18 @@ class FeedbackCollector:
         or ``label`` and ``input``; every type takes ``context``, ``metadata``,
         ``processor``, ``id`` (a client-given id makes retries idempotent) and
         ``created_at`` (an ISO 8601 time with its offset, for backfills). The payload is
-        the raw payload kept for audit.
+        the raw payload kept for audit. With ``replace`` it is an update: the item
+        replaces the one stored under its ``id`` (of the same owner; see
+        `SupportsReplace`), or is stored when there is none.
 
         Raises:
             FeedbackValidationError: The payload is not an object, has an unknown key,
                 lacks a required one, or a value breaks its rule.
         """
         kind, args = _parse_payload(payload)
-        return await self._collect(kind, args, payload)
+        item, key = self._build(kind, args)
+        await self._accept(item, key, payload, replace=replace)
+        return item.id
 
     def build_item(self, payload: Mapping[str, Any]) -> FeedbackItem:
         """
@@ -387,7 +391,7 @@ class FeedbackCollector:
         return self._build(*_parse_payload(payload))[0]
 
     async def submit_payloads(
-        self, payloads: Sequence[Mapping[str, Any]]
+        self, payloads: Sequence[Mapping[str, Any]], *, replace: bool = False
     ) -> list[str | FeedbackError]:
         """
         Record a batch of payloads as `submit_payload` does; return one result per payload.
@@ -396,7 +400,9 @@ class FeedbackCollector:
         others are still recorded): a `FeedbackValidationError`, or without async
         processing also what processing or storing that item raised (a rejection, a
         conflict with a stored item, the store being down). The accepted ones are
-        appended to the spool together, so a durable batch shares its fsyncs.
+        appended to the spool together, so a durable batch shares its fsyncs. With
+        ``replace`` they are updates (see `submit_payload`): of several under one id the
+        last is written.
 
         Raises:
             FeedbackValidationError: ``payloads`` is not a list.
@@ -413,11 +419,11 @@ class FeedbackCollector:
                 continue
             accepted.append((len(results), item, key, payload))
             results.append(item.id)
-        accepted = _first_of_each_id(accepted, results)
+        accepted = _last_of_each_id(accepted) if replace else _first_of_each_id(accepted, results)
         if self._writer is None or not self._config.enabled:
             for index, item, key, payload in accepted:
                 try:
-                    await self._accept(item, key, payload)
+                    await self._accept(item, key, payload, replace=replace)
                 except FeedbackError as exc:  # this item only: the others are still recorded
                     results[index] = exc
             return results
@@ -429,7 +435,7 @@ class FeedbackCollector:
                 if self._config.store_raw_payloads
                 else None
             )
-            entries.append(Entry(joined, key, raw))
+            entries.append(Entry(joined, key, raw, replace=replace))
         if entries:
             await self._enqueue(entries)  # one append: the batch shares its fsync
         return results
@@ -778,7 +784,14 @@ class FeedbackCollector:
         copied: dict[str, Any] = json_copy(field, value)
         return copied
 
-    async def _accept(self, item: FeedbackItem, processor: str, raw: Any) -> None:  # noqa: ANN401
+    async def _accept(
+        self,
+        item: FeedbackItem,
+        processor: str,
+        raw: Any,  # noqa: ANN401 - any JSON value
+        *,
+        replace: bool = False,
+    ) -> None:
         if not self._config.enabled:
             return
         item = self._join_capture(item)
@@ -786,7 +799,7 @@ class FeedbackCollector:
             json_copy("raw_payload", raw, wrapped=True) if self._config.store_raw_payloads else None
         )
         if self._writer is not None:
-            await self._enqueue([Entry(item, processor, raw_copy)])
+            await self._enqueue([Entry(item, processor, raw_copy, replace=replace)])
             return
         if self.events.has_subscribers(FeedbackSubmitted):
             await self.events.publish(FeedbackSubmitted(item, raw_copy))
@@ -798,7 +811,7 @@ class FeedbackCollector:
         if self.events.has_subscribers(FeedbackProcessed):
             await self.events.publish(FeedbackProcessed(item, processor))
         raws = {item.id: raw_copy} if self._config.store_raw_payloads else None
-        error = await write_items(self._store, [item], raws)
+        error = await write_items(self._store, [item], raws, replace=replace)
         if error is not None:
             await self._fail_sync(FeedbackFailed(item, "storage", error, 1))
             if isinstance(error, FeedbackError):
@@ -882,6 +895,16 @@ def _timestamp(value: object) -> datetime:
             msg = "must be an ISO 8601 time with a UTC offset"
             raise FeedbackValidationError("created_at", msg, value) from None
     return check_timestamp(value)
+
+
+def _last_of_each_id(
+    accepted: list[tuple[int, FeedbackItem, str, Any]],
+) -> list[tuple[int, FeedbackItem, str, Any]]:
+    """
+    Keep the last update of each id in a batch (the earlier ones are superseded by it).
+    """
+    last = {entry[1].id: entry for entry in accepted}
+    return [entry for entry in accepted if last[entry[1].id] is entry]
 
 
 def _first_of_each_id(

@@ -53,6 +53,8 @@ def encode_entry(entry: Entry) -> bytes:
     }
     if entry.raw_payload is not None:
         doc["r"] = entry.raw_payload
+    if entry.replace:
+        doc["u"] = True
     return orjson.dumps(doc)
 
 
@@ -77,7 +79,7 @@ def decode_entry(data: bytes | memoryview) -> tuple[Entry, float]:
             _EPOCH + _MICROSECOND * doc["a"],
         )
         accepted = float(doc["q"])
-        return Entry(item, doc["p"], doc.get("r"), accepted), accepted
+        return Entry(item, doc["p"], doc.get("r"), accepted, doc.get("u") is True), accepted
     except (orjson.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
         msg = f"not a spooled entry: {exc!r}"
         raise ValueError(msg) from exc
