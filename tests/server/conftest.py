@@ -33,6 +33,7 @@ SECRETS = {
     # The Langfuse SDK keeps one client per public key: a test that shuts its client down
     # leaves that key's client dead for later tests, so the deletion test has its own key.
     "b-langfuse": ("afk_b_langfuse_secret", "proj-b", ["ingest", "read", "admin"]),
+    "a-langfuse": ("afk_a_langfuse_secret", "proj-a", ["ingest", "read"]),
 }
 TOKEN_SECRET = "t" * 40
 

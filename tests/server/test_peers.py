@@ -1055,3 +1055,41 @@ def test_langsmith_feedback_out_maps_every_type(
     out = langsmith_feedback_out(item)
     assert {k: out[k] for k in expected} == expected
     assert out["id"] == item.id
+
+
+def _score_event(event_id: str, score_id: str, value: float) -> dict[str, Any]:
+    body = {"id": score_id, "traceId": "tr-up", "name": "q", "value": value}
+    return {
+        "id": event_id,
+        "type": "score-create",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "body": {**body, "dataType": "NUMERIC"},
+    }
+
+
+def test_langfuse_scores_sent_again_under_their_id_are_updates(live: str) -> None:
+    """create_score twice with one score_id updates it (Langfuse's upsert), per project."""
+    client = _langfuse(live, "a-langfuse")  # a key no other test shuts down
+    client.create_score(name="q", value=0.2, trace_id="c" * 32, score_id="lf-upd")
+    client.flush()
+    client.create_score(name="q", value=0.9, trace_id="c" * 32, score_id="lf-upd", comment="ok")
+    client.flush()
+    client.shutdown()
+    item = httpx.get(f"{live}/v1/feedback/lf-upd", headers=key("a-read")).json()
+    assert (item["value"], item["context"]["comment"]) == (0.9, "ok")
+    stats = httpx.get(f"{live}/v1/stats", headers=key("a-read")).json()
+    assert (stats["total_count"], stats["average_rating"]) == (1, 0.9)
+
+    auth = ("a-ingest", SECRETS["a-ingest"][0])
+    events = [_score_event("e1", "lf-twice", 0.1), _score_event("e2", "lf-twice", 0.7)]
+    answer = httpx.post(f"{live}/api/public/ingestion", json={"batch": events}, auth=auth)
+    assert answer.json()["errors"] == []
+    item = httpx.get(f"{live}/v1/feedback/lf-twice", headers=key("a-read")).json()
+    assert item["value"] == 0.7  # the last of the batch
+
+    theirs = ("b-all", SECRETS["b-all"][0])
+    taken = [_score_event("e3", "lf-upd", 0.0)]
+    answer = httpx.post(f"{live}/api/public/ingestion", json={"batch": taken}, auth=theirs)
+    assert answer.status_code == 207  # acknowledged; the writer sets it aside (conflict)
+    item = httpx.get(f"{live}/v1/feedback/lf-upd", headers=key("a-read")).json()
+    assert item["value"] == 0.9  # another project cannot overwrite it

@@ -53,7 +53,9 @@ async def _record(
     """
     Record mapped payloads (or the errors that mapping raised), one result each.
 
-    The errors of recording name Langfuse's fields.
+    A score sent again under its id updates it, as in Langfuse (an upsert within the
+    key's project: another project's id is a conflict). The errors of recording name
+    Langfuse's fields.
     """
     bound: list[dict[str, Any] | Exception] = []
     for payload in payloads:
@@ -67,7 +69,7 @@ async def _record(
     valid = [p for p in bound if isinstance(p, dict)]
     outcomes = iter(
         langfuse_error(o) if isinstance(o, FeedbackValidationError) else o
-        for o in await service(request).collector.submit_payloads(valid)
+        for o in await service(request).collector.submit_payloads(valid, replace=True)
     )
     return [entry if isinstance(entry, Exception) else next(outcomes) for entry in bound]
 
