@@ -1093,3 +1093,41 @@ def test_langfuse_scores_sent_again_under_their_id_are_updates(live: str) -> Non
     assert answer.status_code == 207  # acknowledged; the writer sets it aside (conflict)
     item = httpx.get(f"{live}/v1/feedback/lf-upd", headers=key("a-read")).json()
     assert item["value"] == 0.9  # another project cannot overwrite it
+
+
+def test_langsmith_update_feedback_changes_only_the_fields_given(live: str) -> None:
+    """update_feedback replaces the stored version; a null clears; other projects: 404."""
+    client = _langsmith(live, "a-all")
+    run, session, feedback_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    client.create_feedback(
+        run, key="quality", score=0.2, comment="meh", feedback_id=feedback_id, session_id=session
+    )
+    client.update_feedback(feedback_id, score=0.9, comment=None)
+    item = httpx.get(f"{live}/v1/feedback/{feedback_id}", headers=key("a-read")).json()
+    assert (item["type"], item["value"]) == ("rating", 0.9)
+    assert item["context"] == {
+        "trace_id": str(run),
+        "session_id": str(session),
+        "owner_id": "proj-a",
+    }
+    assert item["metadata"]["key"] == "quality"
+    read = client.read_feedback(feedback_id)
+    assert (read.score, read.comment, read.run_id) == (0.9, None, run)
+    client.update_feedback(feedback_id, correction={"output": "better"})
+    assert client.read_feedback(feedback_id).correction == {"output": "better"}
+    stats = httpx.get(f"{live}/v1/stats", headers=key("a-read")).json()
+    assert (stats["total_count"], stats["average_rating"]) == (1, 0.9)
+
+    with pytest.raises(Exception, match="404"):
+        _langsmith(live, "b-all").update_feedback(feedback_id, score=0)
+    unknown = httpx.patch(f"{live}/feedback/{feedback_id}", json={"scroe": 1}, headers=key("a-all"))
+    assert unknown.status_code == 422
+    assert "scroe" in unknown.text
+    empty = httpx.patch(
+        f"{live}/feedback/{feedback_id}",
+        json={"score": None, "value": None, "correction": None, "comment": None},
+        headers=key("a-all"),
+    )
+    assert empty.status_code == 422
+    assert httpx.patch(f"{live}/feedback/{feedback_id}", json={"score": 1}).status_code == 401
+    assert client.read_feedback(feedback_id).score == 0.9

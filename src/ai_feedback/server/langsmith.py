@@ -186,6 +186,64 @@ async def list_feedback(
     return JSONBody([out for _, out in found[offset:wanted]])
 
 
+_UPDATABLE = ("score", "value", "correction", "comment")
+
+
+@router.patch(
+    "/feedback/{feedback_id}",
+    response_model=AcceptedOut,
+    responses=errors(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
+    summary="LangSmith update_feedback",
+    openapi_extra=body_schema(
+        dict[str, Any], description="score, value, correction, comment: the fields to change"
+    ),
+)
+async def update_feedback(
+    request: Request,
+    feedback_id: str,
+    principal: Annotated[Principal, Depends(require("ingest"))],
+) -> JSONBody:
+    """
+    Change fields of one feedback of the key's project; answer its id (404 if none).
+
+    Only the fields given change (``null`` clears one); the feedback keeps its id, run,
+    session, time and the rest of its context and metadata. The new version replaces
+    the stored one, as an update (see `SupportsReplace`).
+    """
+    check_query(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise FeedbackValidationError("feedback", "must be a JSON object", body)
+    for name in body:
+        if name not in _UPDATABLE:
+            msg = f"is not a field update_feedback changes ({', '.join(_UPDATABLE)})"
+            raise FeedbackValidationError(name, msg)
+    try:
+        item = await service(request).store.get(feedback_id)  # type: ignore[attr-defined]
+    except FeedbackValidationError as exc:
+        raise exc.renamed("feedback_id") from None
+    if item is None or item.owner_id != principal.project:
+        raise ApiError(404, "not_found", f"No feedback {feedback_id!r} in this project.")
+    current = langsmith_feedback_out(item)
+    key = item.metadata.get("key")
+    merged = ({"key": key} if isinstance(key, str) else {}) | {f: current[f] for f in _UPDATABLE}
+    merged |= body
+    payload = langsmith_feedback_payload(merged)
+    kept = {
+        k: v for k, v in item.metadata.items() if k != "scale" and not k.startswith("langsmith_")
+    }
+    payload["metadata"] = kept | payload["metadata"]
+    payload["context"] = {k: v for k, v in item.context.items() if k != "comment"} | payload[
+        "context"
+    ]
+    payload |= {"id": item.id, "created_at": item.created_at.isoformat()}
+    try:
+        await service(request).collector.submit_payload(payload, replace=True)
+    except FeedbackValidationError as exc:
+        raise langsmith_error(exc, merged) from None
+    return JSONBody({"id": item.id})
+
+
 @router.delete(
     "/feedback/{feedback_id}",
     response_model=ReceiptOut,
