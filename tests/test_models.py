@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from ai_feedback import (
+    FeedbackFilter,
     FeedbackItem,
     FeedbackStats,
     FeedbackSummary,
@@ -249,3 +250,13 @@ def test_an_overlong_id_is_not_said_to_be_configurable() -> None:
     )
     renamed = info.value.renamed("trace_id")
     assert "FeedbackConfig" not in str(renamed)
+
+
+@pytest.mark.parametrize("gap", [timedelta(0), timedelta(hours=-1)])
+def test_a_filter_whose_window_holds_nothing_is_refused(gap: timedelta) -> None:
+    """Until must be later than since: a reversed window is a mistake, named."""
+    since = datetime(2026, 11, 30, tzinfo=UTC)
+    with pytest.raises(FeedbackValidationError, match="must be later than since") as caught:
+        FeedbackFilter(since=since, until=since + gap)
+    assert caught.value.field == "until"
+    assert FeedbackFilter(since=since, until=since + timedelta(microseconds=1)).until is not None

@@ -658,6 +658,10 @@ class FeedbackFilter:
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, check_timestamp(value, key))
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise FeedbackValidationError(
+                "until", "must be later than since (the window would hold nothing)", self.until
+            )
 
     def is_empty(self) -> bool:
         """
