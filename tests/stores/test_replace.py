@@ -8,6 +8,7 @@ owner is never taken.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -169,3 +170,37 @@ async def test_an_accepted_replacement_goes_through_the_deletion_log(
         assert await store.get("r1") == updated
         assert await store.get("r2") is None
         assert (await store.aggregate()).average_rating == 4.0
+
+
+@pytest.mark.postgres
+async def test_concurrent_postgres_replacements_writes_and_deletions_do_not_deadlock() -> None:
+    """Crossing updates, updates beside writers and deletions: no error, rollup exact."""
+    at = NOW.replace(minute=5)
+
+    def rated(score: int, item_id: str) -> FeedbackItem:
+        return FeedbackItem(
+            FeedbackType.RATING, score, {"owner_id": "u1", "model": "m"}, id=item_id, created_at=at
+        )
+
+    async with (
+        fresh_schema() as schema,
+        await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema, max_size=8) as store,
+    ):
+        results: list[Any] = []
+        for n in range(12):
+            x, y, z = f"x{n}", f"y{n}", f"z{n}"
+            assert (await store.save_many([rated(5, x), rated(3, y), rated(4, z)])).is_ok()
+            results += await asyncio.gather(
+                store.replace_many([rated(3, x)]),  # its rollup rows cross the next one's
+                store.replace_many([rated(5, y)]),
+                store.save_many([rated(3, f"a{n}"), rated(5, f"b{n}")]),
+                store.replace_many([rated(1, f"new{n}")]),  # never stored: both upsert it
+                store.replace_many([rated(2, f"new{n}")]),
+                store.delete(FeedbackFilter(item_id=z)),
+            )
+        errors = [r for r in results if not hasattr(r, "items") and r.is_err()]
+        assert errors == []
+        summary = await store.aggregate()
+        assert summary.total_count == 12 * 5
+        await store.rebuild_rollup()
+        assert await store.aggregate() == summary

@@ -352,12 +352,18 @@ class PostgresFeedbackStore(ClosingContext):
         raw = None if raw_payloads is None else _encode_raw(raw_payloads, unique)
         if not batch:
             return Ok([])
-        try:
-            async with self._connection("replace feedback") as conn, conn.transaction():
-                await _remove_replaced(conn, list(unique.values()))
-                await _merge(conn, _encode(unique.values()), raw)
-        except FeedbackStorageError as exc:
-            return Err(exc)
+        for attempt in range(2):  # an id another writer inserted meanwhile: replace it
+            try:
+                async with self._connection("replace feedback") as conn, conn.transaction():
+                    await _remove_replaced(conn, list(unique.values()))
+                    await _merge(conn, _encode(unique.values()), raw)
+            except FeedbackConflictError as exc:
+                if attempt or not _ours(exc, unique):
+                    return Err(exc)
+            except FeedbackStorageError as exc:
+                return Err(exc)
+            else:
+                break
         return Ok([item.id for item in batch])
 
     async def save_accepted(
@@ -403,11 +409,20 @@ class PostgresFeedbackStore(ClosingContext):
         clash = [] if replace else conflicts(batch, {})
         if clash:
             return Err(FeedbackConflictError(clash))
-        try:
-            async with self._connection("save a batch of feedback") as conn, conn.transaction():
-                gone = await _write_checked(conn, list(unique.values()), times, raw, replace)
-        except FeedbackStorageError as exc:
-            return Err(exc)
+        for attempt in range(2):  # as in replace_many
+            try:
+                async with (
+                    self._connection("save a batch of feedback") as conn,
+                    conn.transaction(),
+                ):
+                    gone = await _write_checked(conn, list(unique.values()), times, raw, replace)
+            except FeedbackConflictError as exc:
+                if attempt or not replace or not _ours(exc, unique):
+                    return Err(exc)
+            except FeedbackStorageError as exc:
+                return Err(exc)
+            else:
+                break
         return Ok(sorted(gone))
 
     async def get(self, item_id: str) -> FeedbackItem | None:
@@ -975,6 +990,16 @@ async def _merge(
         await conn.execute(sql.INSERT_RAW_SQL, *raw)
 
 
+def _ours(conflict: FeedbackConflictError, batch: Mapping[str, FeedbackItem]) -> bool:
+    """
+    Whether a replacement's conflict may be retried: it names ids of the batch only.
+
+    A plain one means another writer stored the id after the replacement looked (the
+    retry then replaces it); one under another owner fails again.
+    """
+    return all(i in batch for i in conflict.ids)
+
+
 async def _write_checked(
     conn: Any,  # noqa: ANN401 - a connection in a transaction
     items: list[FeedbackItem],
@@ -1012,13 +1037,21 @@ async def _remove_replaced(conn: Any, batch: list[FeedbackItem]) -> None:  # noq
     """
     Remove the rows ``batch`` replaces (their rollup counts and raw payloads too).
 
+    When rows are replaced, the rollup table is locked (``EXCLUSIVE``, after the items
+    table's usual ``ROW EXCLUSIVE``) for the rest of the transaction: a replacement
+    moves counts between rollup rows in two steps, which row locks taken as it goes
+    would order differently from concurrent writers and deletions (a deadlock).
+
     Raises:
         FeedbackConflictError: A row belongs to another owner (the transaction rolls back).
     """
     ids = [item.id for item in batch]
-    await _lock_for_deletion(conn, ids)
-    rows = await conn.fetch("SELECT id, owner_id FROM feedback WHERE id = ANY($1::text[])", ids)
-    owners = {row[0]: row[1] for row in rows}
+    query = "SELECT id, owner_id FROM feedback WHERE id = ANY($1::text[])"
+    if not await conn.fetch(query, ids):
+        return  # nothing to replace: written as new items
+    await conn.execute("LOCK TABLE feedback IN ROW EXCLUSIVE MODE")
+    await conn.execute("LOCK TABLE feedback_rollup IN EXCLUSIVE MODE")
+    owners = {row[0]: row[1] for row in await conn.fetch(query, ids)}  # read under the lock
     taken = foreign(batch, owners)
     if taken:
         raise FeedbackConflictError(taken)
