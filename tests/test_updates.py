@@ -112,3 +112,37 @@ def test_a_spooled_update_stays_an_update() -> None:
         assert entry.replace is replace
     old_entry = encode_entry(Entry(item, "rating")).replace(b',"u":true', b"")
     assert decode_entry(old_entry)[0].replace is False
+
+
+async def test_superseded_updates_share_the_outcome_of_the_last(tmp_path: Path) -> None:
+    """Sync mode: an update refused as a conflict is refused for every copy in the batch."""
+    async with await SQLiteFeedbackStore.open(tmp_path / "u.db") as store:
+        sync = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+        await sync.submit_payload(_score(1, owner="u1"))
+        results = await sync.submit_payloads(
+            [_score(2, owner="u2"), _score(3, owner="u2")], replace=True
+        )
+        assert all(isinstance(r, FeedbackConflictError) for r in results)
+
+
+@pytest.mark.redis
+async def test_a_cache_over_a_store_without_replace_writes_updates_as_new(
+    tmp_path: Path,
+) -> None:
+    """New ids are stored; a changed one is a conflict (as with any store that cannot)."""
+    from ai_feedback.stores.cached import CachedFeedbackStore  # noqa: PLC0415
+    from tests.fakes import WrappedStore  # noqa: PLC0415
+    from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix  # noqa: PLC0415
+
+    prefix = unique_prefix()
+    inner = WrappedStore()  # a memory store behind methods without replace_many
+    try:
+        async with CachedFeedbackStore(inner, REDIS_URL, prefix=prefix) as store:  # type: ignore[arg-type]
+            item = FeedbackItem(FeedbackType.RATING, 1, id="s1")
+            assert (await store.replace_many([item])).is_ok()
+            changed = FeedbackItem(FeedbackType.RATING, 5, id="s1")
+            assert isinstance(
+                (await store.replace_many([changed])).unwrap_err(), FeedbackConflictError
+            )
+    finally:
+        await delete_keys(prefix)

@@ -419,13 +419,14 @@ class FeedbackCollector:
                 continue
             accepted.append((len(results), item, key, payload))
             results.append(item.id)
+        given = accepted
         accepted = _last_of_each_id(accepted) if replace else _first_of_each_id(accepted, results)
         if self._writer is None or not self._config.enabled:
-            for index, item, key, payload in accepted:
-                try:
-                    await self._accept(item, key, payload, replace=replace)
-                except FeedbackError as exc:  # this item only: the others are still recorded
-                    results[index] = exc
+            await self._accept_each(accepted, results, replace=replace)
+            if replace:  # an update superseded in the batch shares the outcome of the last
+                last = {item.id: index for index, item, _, _ in accepted}
+                for index, item, _, _ in given:
+                    results[index] = results[last[item.id]]
             return results
         entries = []
         for _, item, key, payload in accepted:
@@ -783,6 +784,22 @@ class FeedbackCollector:
             raise FeedbackValidationError(field, "must be a dict", value)
         copied: dict[str, Any] = json_copy(field, value)
         return copied
+
+    async def _accept_each(
+        self,
+        accepted: list[tuple[int, FeedbackItem, str, Any]],
+        results: list[str | FeedbackError],
+        *,
+        replace: bool,
+    ) -> None:
+        """
+        Accept each entry in the caller's task; an error is that entry's result only.
+        """
+        for index, item, key, payload in accepted:
+            try:
+                await self._accept(item, key, payload, replace=replace)
+            except FeedbackError as exc:  # this item only: the others are still recorded
+                results[index] = exc
 
     async def _accept(
         self,

@@ -1131,3 +1131,32 @@ def test_langsmith_update_feedback_changes_only_the_fields_given(live: str) -> N
     assert empty.status_code == 422
     assert httpx.patch(f"{live}/feedback/{feedback_id}", json={"score": 1}).status_code == 401
     assert client.read_feedback(feedback_id).score == 0.9
+
+
+def test_langsmith_update_keeps_what_it_does_not_change(live: str) -> None:
+    """A comment-only update keeps the thumbs scale, extra, source and key; lists dedupe runs."""
+    client = _langsmith(live, "a-all")
+    run, session, feedback_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    client.create_feedback(
+        run,
+        key="helpful",
+        score=True,
+        extra={"why": "fast"},
+        feedback_id=feedback_id,
+        session_id=session,
+    )
+    client.update_feedback(feedback_id, comment="really")
+    item = httpx.get(f"{live}/v1/feedback/{feedback_id}", headers=key("a-read")).json()
+    assert item["metadata"]["scale"] == "thumbs"
+    assert item["metadata"]["source"] == "langsmith"
+    read = client.read_feedback(feedback_id)
+    assert (read.key, read.score, read.comment, read.extra) == (
+        "helpful",
+        1,
+        "really",
+        {"why": "fast"},
+    )
+    listed = httpx.get(
+        f"{live}/feedback", params=[("run", str(run)), ("run", str(run))], headers=key("a-all")
+    )
+    assert [f["id"] for f in listed.json()] == [str(feedback_id)]

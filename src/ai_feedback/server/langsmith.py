@@ -160,7 +160,7 @@ async def list_feedback(
     project = principal.project
     try:
         filters = (
-            [FeedbackFilter(owner_id=project, trace_id=r) for r in run]
+            [FeedbackFilter(owner_id=project, trace_id=r) for r in dict.fromkeys(run)]
             if run
             else [FeedbackFilter(owner_id=project)]
         )
@@ -187,6 +187,7 @@ async def list_feedback(
 
 
 _UPDATABLE = ("score", "value", "correction", "comment")
+_RECOMPUTED = frozenset(f"langsmith_{field}" for field in ("score", "value", "correction"))
 
 
 @router.patch(
@@ -229,10 +230,16 @@ async def update_feedback(
     merged = ({"key": key} if isinstance(key, str) else {}) | {f: current[f] for f in _UPDATABLE}
     merged |= body
     payload = langsmith_feedback_payload(merged)
+    # What the mapping recomputes from the merged fields goes; everything else stays (its
+    # source, key, LangSmith's trace id, extra, config, ...), the scale unless the score
+    # or value changed.
+    rescored = "score" in body or "value" in body
     kept = {
-        k: v for k, v in item.metadata.items() if k != "scale" and not k.startswith("langsmith_")
+        k: v
+        for k, v in item.metadata.items()
+        if k not in _RECOMPUTED and not (k == "scale" and rescored)
     }
-    payload["metadata"] = kept | payload["metadata"]
+    payload["metadata"] = payload["metadata"] | kept
     payload["context"] = {k: v for k, v in item.context.items() if k != "comment"} | payload[
         "context"
     ]

@@ -305,16 +305,17 @@ class CachedFeedbackStore(ClosingContext):
         """
         Replace items in the wrapped store (see `SupportsReplace`), then invalidate.
 
+        A wrapped store that cannot replace items saves them as new ones (a changed item
+        is then a conflict), as the writer does with such a store.
+
         Raises:
-            FeedbackValidationError: An item is invalid, or the wrapped store cannot
-                replace items.
+            FeedbackValidationError: An item is invalid.
         """
         batch = list(items)
         for item in batch:
             check_item(item, self._limits)
-        if not isinstance(self._store, SupportsReplace):
-            msg = f"cannot replace items in {type(self._store).__name__}"
-            raise FeedbackValidationError("store", msg)
+        if not isinstance(self._store, SupportsReplace):  # written as new: a change conflicts
+            return await self.save_many(batch, raw_payloads=raw_payloads)
         before = await self._versions_of(batch)
         result = await self._store.replace_many(batch, raw_payloads=raw_payloads)
         await self._invalidate([*batch, *before], replaced=True)
