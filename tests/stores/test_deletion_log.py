@@ -13,8 +13,6 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +35,8 @@ from ai_feedback.stores.cached import CachedFeedbackStore
 from ai_feedback.stores.postgres import PostgresFeedbackStore
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
 from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix
-from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
+from tests.stores.backend_kinds import open_kind
+from tests.stores.backend_postgresql import POSTGRES_URL
 
 KINDS = [
     "sqlite",
@@ -46,25 +45,7 @@ KINDS = [
 ]
 
 
-@asynccontextmanager
-async def _store(kind: str, tmp_path: Path) -> AsyncIterator[Any]:
-    if kind == "postgresql":
-        async with (
-            fresh_schema() as schema,
-            await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema) as store,
-        ):
-            yield store
-        return
-    async with await SQLiteFeedbackStore.open(tmp_path / "log.db") as sqlite_store:
-        if kind == "sqlite":
-            yield sqlite_store
-            return
-        prefix = unique_prefix()
-        try:
-            async with CachedFeedbackStore(sqlite_store, REDIS_URL, prefix=prefix) as cached:
-                yield cached
-        finally:
-            await delete_keys(prefix)
+_store = open_kind
 
 
 def _rating(session: str, score: int = 4, **context: str) -> FeedbackItem:
@@ -270,7 +251,7 @@ async def test_a_postgres_write_waits_for_a_deletion_and_sees_its_log(tmp_path: 
 async def test_sqlite_writes_and_logged_deletions_share_the_write_lock(tmp_path: Path) -> None:
     """A deletion made by another connection while a write waits is seen by the write."""
     async with _store("sqlite", tmp_path) as store:
-        other = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
+        other = sqlite3.connect(tmp_path / "sqlite.db", isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
             item = _rating("s1")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ from ai_feedback.result import Ok
 from ai_feedback.stores.cached import CachedFeedbackStore
 from ai_feedback.stores.postgres import PostgresFeedbackStore
 from ai_feedback.stores.sqlite import SQLiteFeedbackStore
-from tests.stores.backend_cached import REDIS_URL, delete_keys, unique_prefix
+from tests.stores.backend_kinds import open_kind
 from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
 
 KINDS = [
@@ -42,29 +40,7 @@ KINDS = [
 ]
 
 
-@asynccontextmanager
-async def _store(kind: str, tmp_path: Path) -> AsyncIterator[Any]:
-    if kind == "memory":
-        yield MemoryFeedbackStore()
-    elif kind == "postgresql":
-        async with (
-            fresh_schema() as schema,
-            await PostgresFeedbackStore.open(POSTGRES_URL, schema=schema) as store,
-        ):
-            yield store
-    else:
-        async with await SQLiteFeedbackStore.open(tmp_path / "replace.db") as sqlite_store:
-            if kind == "sqlite":
-                yield sqlite_store
-                return
-            prefix = unique_prefix()
-            try:
-                async with CachedFeedbackStore(sqlite_store, REDIS_URL, prefix=prefix) as cached:
-                    yield cached
-            finally:
-                await delete_keys(prefix)
-
-
+_store = open_kind
 NOW = datetime.now(UTC)
 
 
