@@ -13,7 +13,7 @@ from schemathesis.checks import (
 
 from tests.server.conftest import key
 
-EXAMPLES = 50
+EXAMPLES = 30
 # No server error, and every answer documented (status, content type, body schema). The
 # schema is looser than the rules of the library (NUL characters, sizes, nesting), so a
 # schema-valid request may be refused with a documented 4xx: that is not checked here.
