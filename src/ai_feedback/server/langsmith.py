@@ -33,7 +33,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from ai_feedback._models import FeedbackFilter
+from ai_feedback._models import FeedbackFilter, FeedbackItem
 from ai_feedback._validation import check_id
 from ai_feedback.exceptions import FeedbackValidationError
 from ai_feedback.peers import (
@@ -119,13 +119,24 @@ async def read_feedback(
     Return one feedback of the key's project as LangSmith's ``Feedback``; 404 otherwise.
     """
     check_query(request)
+    item = await _own_item(request, principal, feedback_id)
+    return JSONBody(langsmith_feedback_out(item))
+
+
+async def _own_item(request: Request, principal: Principal, feedback_id: str) -> FeedbackItem:
+    """
+    Return the key's project's item ``feedback_id`` (its writes read first).
+
+    Raises:
+        ApiError: 404 when there is none in the project (another project's is none too).
+    """
     try:
         item = await service(request).store.get(feedback_id)  # type: ignore[attr-defined]
     except FeedbackValidationError as exc:
         raise exc.renamed("feedback_id") from None
-    if item is None or item.owner_id != principal.project:
+    if not isinstance(item, FeedbackItem) or item.owner_id != principal.project:
         raise ApiError(404, "not_found", f"No feedback {feedback_id!r} in this project.")
-    return JSONBody(langsmith_feedback_out(item))
+    return item
 
 
 _Values = Annotated[list[str] | None, Query()]
@@ -219,12 +230,7 @@ async def update_feedback(
         if name not in _UPDATABLE:
             msg = f"is not a field update_feedback changes ({', '.join(_UPDATABLE)})"
             raise FeedbackValidationError(name, msg)
-    try:
-        item = await service(request).store.get(feedback_id)  # type: ignore[attr-defined]
-    except FeedbackValidationError as exc:
-        raise exc.renamed("feedback_id") from None
-    if item is None or item.owner_id != principal.project:
-        raise ApiError(404, "not_found", f"No feedback {feedback_id!r} in this project.")
+    item = await _own_item(request, principal, feedback_id)
     current = langsmith_feedback_out(item)
     key = item.metadata.get("key")
     merged = ({"key": key} if isinstance(key, str) else {}) | {f: current[f] for f in _UPDATABLE}
