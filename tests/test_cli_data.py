@@ -455,3 +455,28 @@ def test_a_mistyped_sqlite_path_is_refused_not_created(tmp_path: Path, command: 
     imported = runner.invoke(app, ["import", str(_raw(tmp_path, [])), "--database-url", url])
     assert imported.exit_code == 0, imported.output  # an import creates its database
     assert (tmp_path / "typo.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["delete", "--session-id", "", "--yes"], "'--session-id'"),
+        (["delete", "--id", "x" * 300, "--yes"], "'--id'"),
+        (
+            [
+                "export",
+                "raw",
+                "--since",
+                "2026-11-02T00:00:00+00:00",
+                "--until",
+                "2026-11-01T00:00:00+00:00",
+            ],
+            "'--until'",
+        ),
+    ],
+)
+def test_filter_errors_name_the_option(tmp_path: Path, args: list[str], option: str) -> None:
+    """A bad filter option is named as typed on the command line; exit 2."""
+    result = runner.invoke(app, [*args, *_db(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert option in result.output

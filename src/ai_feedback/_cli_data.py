@@ -113,7 +113,8 @@ def _filter(**fields: Any) -> FeedbackFilter | None:  # noqa: ANN401 - filter fi
     try:
         where = FeedbackFilter(**{k: v for k, v in fields.items() if v is not None})
     except FeedbackValidationError as exc:  # built before run(): report it the same way
-        typer.echo(f"error: {exc}", err=True)
+        option = "--id" if exc.field == "item_id" else "--" + exc.field.replace("_", "-")
+        typer.echo(f"error: {exc.renamed(option)}", err=True)
         raise SystemExit(EXIT_USAGE) from None
     return None if where.is_empty() else where
 
