@@ -377,9 +377,7 @@ class FeedbackCollector:
                 lacks a required one, or a value breaks its rule.
         """
         kind, args = _parse_payload(payload)
-        item, key = self._build(kind, args)
-        await self._accept(item, key, payload, replace=replace)
-        return item.id
+        return await self._collect(kind, args, payload, replace=replace)
 
     def build_item(self, payload: Mapping[str, Any]) -> FeedbackItem:
         """
@@ -672,9 +670,11 @@ class FeedbackCollector:
         if self._writer is not None:
             await self._writer.aclose(deadline)
 
-    async def _collect(self, kind: FeedbackType, args: Mapping[str, Any], raw: object) -> str:
+    async def _collect(
+        self, kind: FeedbackType, args: Mapping[str, Any], raw: object, *, replace: bool = False
+    ) -> str:
         item, key = self._build(kind, args)
-        await self._accept(item, key, raw)
+        await self._accept(item, key, raw, replace=replace)
         return item.id
 
     def _build(self, kind: FeedbackType, args: Mapping[str, Any]) -> tuple[FeedbackItem, str]:

@@ -46,6 +46,15 @@ db.execute("COMMIT")
 """
 
 
+def _through(proxy: TcpProxy, schema: str) -> dict[str, str]:
+    """The settings of a child whose PostgreSQL store is reached through ``proxy``."""
+    return {
+        "store": "postgresql",
+        "database_url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
+        "database_schema": schema,
+    }
+
+
 async def _acks_during(child: Child, seconds: float) -> int:
     before = len(child.acked)
     await asyncio.sleep(seconds)
@@ -70,12 +79,7 @@ async def test_stores_away_for_a_minute_lose_nothing(tmp_path: Path) -> None:
 async def _postgres_away(tmp_path: Path) -> None:
     """PostgreSQL unreachable mid-ingest: submissions go on, and every one is stored once."""
     async with fresh_schema() as schema, TcpProxy("127.0.0.1", 5432) as proxy:
-        settings = {
-            "store": "postgresql",
-            "database_url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
-            "database_schema": schema,
-        }
-        child = await Child(INGEST, tmp_path, settings).start()
+        child = await Child(INGEST, tmp_path, _through(proxy, schema)).start()
         try:
             await child.wait_for_acks(1000)
             await proxy.cut()
@@ -138,12 +142,7 @@ async def test_a_deletion_in_another_process_withdraws_what_a_spool_holds(
     deletion and stores what it accepted after it.
     """
     async with fresh_schema() as schema, TcpProxy("127.0.0.1", 5432) as proxy:
-        settings = {
-            "store": "postgresql",
-            "database_url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test",
-            "database_schema": schema,
-        }
-        child = await Child(INGEST, tmp_path, settings).start()
+        child = await Child(INGEST, tmp_path, _through(proxy, schema)).start()
         try:
             await child.wait_for_acks(500)
             await proxy.cut()

@@ -648,11 +648,7 @@ class PostgresFeedbackStore(ClosingContext):
                 )
             ids = [row[0] for row in await conn.fetch(chosen, *conditions.params)]
             await _lock_for_deletion(conn, ids)
-            raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
-            counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
-            await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
-        assert counts is not None  # noqa: S101 - a SELECT of counts is one row
-        return Deleted(counts["items"], _affected(raw), rollup_rows=counts["rollup_rows"])
+            return await _delete_rows(conn, ids)
 
     async def rebuild_rollup(self) -> int:
         """
@@ -1056,9 +1052,18 @@ async def _remove_replaced(conn: Any, batch: list[FeedbackItem]) -> None:  # noq
     if taken:
         raise FeedbackConflictError(taken)
     if owners:
-        await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", list(owners))
-        await conn.fetchrow(sql.DELETE_ITEMS_SQL, list(owners))
-        await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
+        await _delete_rows(conn, list(owners))
+
+
+async def _delete_rows(conn: Any, ids: list[str]) -> Deleted:  # noqa: ANN401
+    """
+    Delete the items ``ids``, their raw payloads and rollup counts (their locks taken).
+    """
+    raw = await conn.execute("DELETE FROM raw_payload WHERE item_id = ANY($1::text[])", ids)
+    counts = await conn.fetchrow(sql.DELETE_ITEMS_SQL, ids)
+    await conn.execute(sql.DROP_EMPTY_ROLLUP_SQL)
+    assert counts is not None  # noqa: S101 - a SELECT of counts is one row
+    return Deleted(counts["items"], _affected(raw), rollup_rows=counts["rollup_rows"])
 
 
 async def _lock_for_deletion(conn: Any, ids: list[str]) -> None:  # noqa: ANN401

@@ -518,18 +518,9 @@ class SQLiteFeedbackStore(ClosingContext):
                     "INSERT INTO feedback_deletion (criteria, deleted_at) VALUES (?, ?)",
                     (criteria, deleted_at),
                 )
-            await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-            await db.execute("DELETE FROM temp.doomed")
+            await _clear_doomed(db)
             await db.execute(f"INSERT INTO temp.doomed {chosen}", params)
-            rollup = await db.execute(ROLLUP_REMOVE_SQL)
-            await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
-            raw = await db.execute(
-                "DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)"
-            )
-            items = await db.execute(
-                "DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)"
-            )
-        return Deleted(items=items.rowcount, raw_payloads=raw.rowcount, rollup_rows=rollup.rowcount)
+            return await _delete_doomed(db)
 
     async def rebuild_rollup(self) -> int:
         """
@@ -676,14 +667,29 @@ async def _remove_replaced(
     if taken:
         return FeedbackConflictError(taken)
     if owners:
-        await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
-        await db.execute("DELETE FROM temp.doomed")
+        await _clear_doomed(db)
         await db.executemany("INSERT INTO temp.doomed VALUES (?)", [(i,) for i in owners])
-        await db.execute(ROLLUP_REMOVE_SQL)
-        await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
-        await db.execute("DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)")
-        await db.execute("DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)")
+        await _delete_doomed(db)
     return None
+
+
+async def _clear_doomed(db: aiosqlite.Connection) -> None:
+    """
+    Make the connection's ``temp.doomed`` table of ids to delete, empty.
+    """
+    await db.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (id TEXT PRIMARY KEY)")
+    await db.execute("DELETE FROM temp.doomed")
+
+
+async def _delete_doomed(db: aiosqlite.Connection) -> Deleted:
+    """
+    Delete the items in ``temp.doomed``, their raw payloads and their rollup counts.
+    """
+    rollup = await db.execute(ROLLUP_REMOVE_SQL)
+    await db.execute("DELETE FROM feedback_rollup WHERE items <= 0")
+    raw = await db.execute("DELETE FROM raw_payload WHERE item_id IN (SELECT id FROM temp.doomed)")
+    items = await db.execute("DELETE FROM feedback WHERE id IN (SELECT id FROM temp.doomed)")
+    return Deleted(items=items.rowcount, raw_payloads=raw.rowcount, rollup_rows=rollup.rowcount)
 
 
 async def _unless_deleted(
