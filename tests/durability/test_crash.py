@@ -11,6 +11,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import socket
@@ -34,8 +35,14 @@ from tests.spool.nats_server import fresh_stream, spool_url
 from tests.stores.backend_postgresql import POSTGRES_URL, fresh_schema
 
 INGEST = ["tests.durability.ingest"]
-# Random moments, reproducible from the seed printed in the test's output.
-SEED = random.randrange(2**32)  # noqa: S311 - test data, not secrets
+# Random moments, reproducible from the seed printed in the test's output (set
+# AI_FEEDBACK_TEST_SEED to repeat a run). Parallel test workers share one run id, hence one
+# seed, so that they collect the same tests.
+SEED = int(
+    os.environ.get("AI_FEEDBACK_TEST_SEED")
+    or int(os.environ.get("PYTEST_XDIST_TESTRUNUID") or "0", 16) % 2**32
+    or random.randrange(2**32)  # noqa: S311 - test data, not secrets
+)
 MOMENTS = random.Random(SEED).sample(range(300, 6000), 3)  # noqa: S311
 
 Backend = tuple[dict[str, str], Callable[[], Awaitable[list[str]]]]
