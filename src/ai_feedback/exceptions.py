@@ -23,6 +23,8 @@ This module imports nothing from the package so that every other module can use 
 
 from __future__ import annotations
 
+import reprlib
+
 __all__ = [
     "FeedbackAuthorizationError",
     "FeedbackConfigurationError",
@@ -245,7 +247,10 @@ def _type_name(tp: object) -> str:
 def _abbreviate(value: object, limit: int = 60) -> str:
     if value is _NOT_SHOWN:
         return ""
-    shown = repr(value)
+    try:
+        shown = repr(value)
+    except RecursionError:  # nested deeper than repr can go: show its outer levels
+        shown = reprlib.repr(value)
     if len(shown) > limit:
         shown = shown[: limit - 3] + "..."
     return f"{type(value).__name__} {shown}"

@@ -48,6 +48,7 @@ resent assessment is stored once.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
@@ -392,9 +393,11 @@ def with_content_id(payload: dict[str, Any]) -> dict[str, Any]:
     Give ``payload`` the `content_id` of its content when it has no id but a time.
 
     Without a time, two equal payloads are two pieces of feedback, so each gets a new id.
+    A payload JSON cannot encode keeps no id: its validation names the field at fault.
     """
     if "id" not in payload and "created_at" in payload:
-        payload["id"] = content_id(payload)
+        with contextlib.suppress(FeedbackValidationError):
+            payload["id"] = content_id(payload)
     return payload
 
 
@@ -529,6 +532,7 @@ def mlflow_error(
         ("context.trace_id", trace_field),
         ("context.span_id", "assessment.span_id"),
         ("context.comment", "assessment.rationale"),
+        ("comment", "assessment.rationale"),  # its length, checked with the limits
         ("metadata.name", "assessment.assessment_name"),
         ("metadata.mlflow_source", "assessment.source"),
         ("metadata.mlflow_metadata", "assessment.metadata"),

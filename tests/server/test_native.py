@@ -204,11 +204,38 @@ def test_listing_filters_and_pages(client: TestClient) -> None:
         ({"limit": 0}, "limit"),
         ({"type": "vote"}, "type"),
         ({"since": "2026-01-01T00:00:00"}, "since"),
+        ({"since": "1700000000"}, "since"),  # seconds since 1970 are not ISO 8601
+        ({"until": "2026-01-01"}, "until"),
         ({"model": ""}, "model"),
     ):
         response = client.get("/v1/feedback", params=bad, headers=key("a-read"))
         assert response.status_code == 422, bad
         assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_paging_is_exact_for_far_dates(tmp_path: Path, store: str) -> None:
+    """Items a microsecond apart in years 2300 and 9000 page once each (no float rounding)."""
+    config = server_config(tmp_path)
+    if store == "memory":
+        config = FeedbackConfig(store="memory", server=config.server.model_dump())
+    with TestClient(create_app(config)) as client:
+        moments = [
+            f"{year}-01-01T00:00:00.00000{i}+00:00" for year in (2300, 9000) for i in range(5)
+        ]
+        items = [{"score": 1, "id": f"i{n}", "created_at": m} for n, m in enumerate(moments)]
+        client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+        seen: list[str] = []
+        cursor = None
+        for _ in range(20):
+            params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/v1/feedback", params=params, headers=key("a-all")).json()
+            seen += [i["id"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(item["id"] for item in items)
+        assert len(seen) == len(items)
 
 
 def test_stats_match_the_library(client: TestClient) -> None:
@@ -230,6 +257,8 @@ def test_stats_match_the_library(client: TestClient) -> None:
     bad = client.get("/v1/stats", params={"window_hours": 0}, headers=key("a-read"))
     assert bad.status_code == 422
     assert bad.json()["field"] == "window_hours"
+    nan = client.get("/v1/stats", params={"window_hours": "nan"}, headers=key("a-read"))
+    assert (nan.status_code, nan.json()["rule"]) == (422, "Input should be a finite number")
 
 
 def test_a_batch_without_async_processing_reports_a_conflict_and_stores_the_rest(
@@ -346,6 +375,33 @@ def test_bad_bodies_get_clear_errors(
     assert response.status_code == status, response.text
     assert response.json()["error"] == error
     assert client.get("/v1/stats", headers=key("a-all")).json()["total_count"] == 0
+
+
+DEEP = "[" * 1000 + "]" * 1000  # valid JSON, deeper than repr() can go
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "auth", "field"),
+    [
+        ("/v1/feedback", '{"score": %s}', key, "score"),
+        ("/v1/feedback/batch", '{"items": [{"score": 1}, {"score": 1, "id": %s}]}', key, "id"),
+        ("/feedback", '{"run_id": "9b2c1c1e-55b1-4c8e-9a8f-2f9a3f1d7b21", "key": %s}', key, "key"),
+        ("/api/3.0/mlflow/traces/t1/assessments", '{"assessment": %s}', bearer, "assessment"),
+    ],
+)
+def test_a_deeply_nested_bad_value_is_named_not_a_500(
+    client: TestClient, route: str, body: str, auth: Any, field: str
+) -> None:
+    """A refused value nested 1,000 levels deep gets the field's error, not a server error."""
+    response = client.post(
+        route,
+        content=(body % DEEP).encode(),
+        headers={"content-type": "application/json", **auth("a-all")},
+    )
+    error = response.json()["results"][1]["error"] if "batch" in route else response.json()
+    assert response.status_code in {207, 422}, response.text
+    assert error["field"] == field
+    assert "[[[" in error["message"]
 
 
 def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:

@@ -445,6 +445,9 @@ def test_other_mlflow_endpoints_answer_endpoint_not_found(mlflow_at: str) -> Non
     assert len(_items(mlflow_at, trace_id=trace)) == 1  # nothing changed or removed
 
 
+DEEP = {"a": json.loads("[" * 300 + "]" * 300)}  # deeper than JSON encoders go
+
+
 @pytest.mark.parametrize(
     ("assessment", "status", "field"),
     [
@@ -472,6 +475,12 @@ def test_other_mlflow_endpoints_answer_endpoint_not_found(mlflow_at: str) -> Non
         ({"feedback": {"value": 1}, "assessment_id": " "}, 422, "assessment.assessment_id"),
         ({"feedback": {"value": 1}, "assessment_name": "n" * 60_000}, 413, "assessment"),
         ({"feedback": {"value": 1}, "span_id": "a\u0000b"}, 422, "assessment.span_id"),
+        ({"feedback": {"value": 1}, "rationale": "r" * 10_001}, 413, "assessment.rationale"),
+        (  # with a time, its id derives from the content, which cannot be encoded
+            {"feedback": {"value": 1}, "create_time": "2025-01-01T00:00:00Z", "metadata": DEEP},
+            422,
+            "assessment.metadata.a[0]",
+        ),
     ],
 )
 def test_mlflow_route_refuses_bad_assessments_naming_the_field(

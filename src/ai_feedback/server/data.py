@@ -9,7 +9,6 @@ project: the project's ``owner_id`` is always part of the filter.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -22,7 +21,7 @@ from ai_feedback.export._sinks import encoder
 from ai_feedback.server.auth import Principal, require
 from ai_feedback.server.errors import ApiError, JSONBody
 from ai_feedback.server.schemas import ReceiptOut, errors
-from ai_feedback.server.service import check_query, service
+from ai_feedback.server.service import Moment, check_query, service
 
 __all__ = ["delete_one", "router"]
 
@@ -61,8 +60,8 @@ async def export_route(
     max_rating: Annotated[float, Query(allow_inf_nan=False)] = 2,
     session_id: _Text = None,
     model: _Text = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
+    since: Moment = None,
+    until: Moment = None,
 ) -> StreamingResponse:
     """
     Stream the project's items as ``kind`` rows, in constant memory.

@@ -8,8 +8,9 @@ only that project's items: another project's item is 404, as if it did not exist
 from __future__ import annotations
 
 import base64
+import operator
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -36,7 +37,7 @@ from ai_feedback.server.schemas import (
     body_schema,
     errors,
 )
-from ai_feedback.server.service import bind_owner, check_query, service
+from ai_feedback.server.service import Moment, bind_owner, check_query, service
 from ai_feedback.server.tokens import TokenClaims, mint, new_token_id
 
 __all__ = ["add_submissions", "decode_cursor", "encode_cursor", "item_out", "router"]
@@ -63,11 +64,15 @@ def item_out(item: FeedbackItem) -> dict[str, Any]:
     }
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def encode_cursor(item: FeedbackItem) -> str:
     """
     Return the opaque cursor that continues after ``item``.
     """
-    micros = round(item.created_at.timestamp() * 1_000_000)
+    micros = (item.created_at - _EPOCH) // _MICROSECOND  # exact for years 1-9999, unlike a float
     return base64.urlsafe_b64encode(orjson.dumps([micros, item.id])).rstrip(b"=").decode()
 
 
@@ -80,7 +85,7 @@ def decode_cursor(cursor: str) -> Cursor:
     """
     try:
         micros, item_id = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        moment = datetime.fromtimestamp(micros / 1_000_000, UTC)
+        moment = _EPOCH + operator.index(micros) * _MICROSECOND  # a float is a TypeError
     except (ValueError, TypeError, OverflowError, OSError):
         msg = "is not a cursor this service returned"
         raise FeedbackValidationError("cursor", msg, cursor) from None
@@ -177,8 +182,8 @@ async def list_items(
     provider: _Text = None,
     session_id: _Text = None,
     trace_id: _Text = None,
-    since: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 with an offset")] = None,
+    since: Moment = None,
+    until: Moment = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     # base64 of JSON: an id of 256 escaped characters makes up to about 2,100 characters
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
@@ -215,7 +220,7 @@ async def stats(
     model: _Text = None,
     provider: _Text = None,
     type: _Type = None,  # noqa: A002 - the API's name for the feedback type
-    window_hours: Annotated[float, Query(gt=0, le=MAX_WINDOW_HOURS)] = 24.0,
+    window_hours: Annotated[float, Query(gt=0, le=MAX_WINDOW_HOURS, allow_inf_nan=False)] = 24.0,
 ) -> JSONBody:
     """
     Return what get_feedback_stats returns, over the project's items in the window.

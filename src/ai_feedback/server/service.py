@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from ai_feedback._server_settings import ServerSettings
@@ -21,7 +25,7 @@ from ai_feedback.server.auth import Authenticator, Principal
 from ai_feedback.server.errors import ApiError
 from ai_feedback.server.tokens import TokenClaims
 
-__all__ = ["FeedbackService", "bind_owner", "check_query", "service"]
+__all__ = ["FeedbackService", "Moment", "bind_owner", "check_query", "service"]
 
 
 @dataclass(slots=True)
@@ -138,6 +142,33 @@ def _within_token(payload: dict[str, Any], context: dict[str, Any], claims: Toke
 
 def _outside(why: str) -> None:
     raise ApiError(403, "forbidden", f"This browser token {why}.")
+
+
+_MOMENT_RULE = "must be an ISO 8601 date and time with an offset, such as 2026-01-01T00:00:00Z"
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Refuse seconds since 1970 (``1700000000``), which the datetime type would take."""
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+        raise PydanticCustomError("iso_moment", _MOMENT_RULE)
+    return value
+
+
+def _with_offset(moment: datetime | None) -> datetime | None:
+    """Refuse a time without an offset (its meaning would depend on the server's zone)."""
+    if moment is not None and moment.utcoffset() is None:
+        raise PydanticCustomError("iso_moment", _MOMENT_RULE)
+    return moment
+
+
+# A query parameter naming a moment: ISO 8601 text with an offset, nothing else.
+Moment = Annotated[
+    datetime | None,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_with_offset),
+    Query(description="ISO 8601 with an offset"),
+]
 
 
 # Kept on the route itself (an id() key could be reused by another app's route).
