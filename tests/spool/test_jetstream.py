@@ -105,6 +105,36 @@ async def test_a_stream_feeding_another_store_is_refused_even_when_empty() -> No
             await first.aclose()
 
 
+async def test_a_lower_capacity_never_deletes_waiting_items(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A process with a lower spool_max_items keeps the stream's limit: nothing is dropped."""
+    async with fresh_stream() as name:
+        first = JetStreamSpool(spool_url(name), identity="x", capacity=100)
+        await first.start()
+        try:
+            for _ in range(50):
+                await first.append(
+                    Entry(FeedbackItem(feedback_type=FeedbackType.RATING, value=1), "r")
+                )
+            lower = JetStreamSpool(spool_url(name), identity="x", capacity=10)
+            await lower.start()
+            await lower.aclose()
+            assert (await first.status()).depth == 50
+            assert "keeps its limit of 100 items; spool_max_items (10)" in caplog.text
+            higher = JetStreamSpool(spool_url(name), identity="x", capacity=200)
+            await higher.start()
+            assert (await higher.status()).capacity == 200
+            await higher.aclose()
+        finally:
+            await first.aclose()
+        nc = await nats.connect(NATS_URL)
+        try:
+            assert (await nc.jetstream().stream_info(name)).config.max_msgs == 200
+        finally:
+            await nc.close()
+
+
 async def test_an_item_whose_dead_letter_cannot_be_kept_stays_in_the_spool() -> None:
     """A refused item is removed from the stream only once its dead letter is stored."""
     async with fresh_stream() as name:

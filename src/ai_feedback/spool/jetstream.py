@@ -263,7 +263,21 @@ class JetStreamSpool:
                     "another stream in spool_url (?stream=...), or delete this one to move it"
                 )
                 raise FeedbackConfigurationError("spool_url", msg)
-            if info.config.max_msgs != self._capacity or info.config.description != description:
+            limit = info.config.max_msgs
+            if limit is None or limit < 0 or limit > self._capacity:  # None, -1: no limit
+                # Lowering the limit below the messages waiting makes the server delete the
+                # oldest of them at once: items already acknowledged to their submitters.
+                _LOG.warning(
+                    "The NATS JetStream stream %s keeps its limit of %s items; spool_max_items "
+                    "(%d) only ever raises it, as lowering it could delete waiting items.",
+                    self._stream,
+                    "no" if limit is None or limit < 0 else limit,
+                    self._capacity,
+                )
+                config.max_msgs = limit
+                if limit is not None and limit > 0:
+                    self._capacity = limit
+            if info.config.max_msgs != config.max_msgs or info.config.description != description:
                 await js.update_stream(config)
         dead = StreamConfig(
             name=f"{self._stream}_DEAD",
