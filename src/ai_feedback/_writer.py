@@ -76,6 +76,7 @@ class WriterSettings:
     store_raw_payloads: bool = False
     shutdown_timeout: float = 20.0
     run_writer: bool = True
+    read_wait: float = 5.0  # without a writer here: how long reads wait for other writers
 
 
 async def write_items(
@@ -400,8 +401,10 @@ class BatchWriter:
 
         With ``through_outage=False`` (what reads use) it also returns as soon as the
         store is failing: a read during an outage then fails (or reads what is there)
-        instead of waiting for the outage to end. Returns whether every entry accepted
-        before the call is done (False: the store failed first).
+        instead of waiting for the outage to end. A process that does not write itself
+        (``run_writer`` off) cannot see the writers' outage, so it waits at most
+        ``read_wait`` seconds. Returns whether every entry accepted before the call is
+        done (False: the store failed, or the writers were not done, first).
         """
         if not self._started:
             return True
@@ -419,7 +422,11 @@ class BatchWriter:
         done = asyncio.ensure_future(self._spool.wait_done(mark))
         failing = asyncio.ensure_future(self._failing.wait())
         try:
-            await asyncio.wait({done, failing}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {done, failing},
+                timeout=None if self._settings.run_writer else self._settings.read_wait,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         finally:
             for waiter in (done, failing):
                 waiter.cancel()

@@ -155,6 +155,7 @@ class FeedbackCollector:
                     store_raw_payloads=config.store_raw_payloads,
                     shutdown_timeout=config.shutdown_timeout_seconds,
                     run_writer=config.run_writer,
+                    read_wait=config.backpressure_wait_ms / 1000,
                 ),
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
@@ -555,7 +556,8 @@ class FeedbackCollector:
         # the deletion, which would otherwise run before those items land.
         if self._writer is not None and not await self._writer.flush(through_outage=False):
             msg = (
-                "The store is failing, so feedback accepted before this deletion is not "
+                "The store is failing (or, without a writer in this process, the writers "
+                "did not catch up), so feedback accepted before this deletion is not "
                 "written yet; delete again once the store is back."
             )
             raise FeedbackStorageError(msg)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import nats
 import pytest
@@ -20,6 +21,7 @@ from ai_feedback._models import Entry, FeedbackType
 from ai_feedback.spool.jetstream import JetStreamSpool
 from tests.fakes import WrappedStore
 from tests.spool.nats_server import NATS_URL, fresh_stream, spool_url
+from tests.stores.backend_sqlite import open_store
 
 pytestmark = pytest.mark.nats
 
@@ -155,3 +157,28 @@ async def test_an_item_whose_dead_letter_cannot_be_kept_stays_in_the_spool() -> 
         finally:
             await nc.close()
             await spool.aclose()
+
+
+async def test_without_a_writer_here_reads_wait_for_the_writers_a_bounded_time(
+    tmp_path: Path,
+) -> None:
+    """An API-only process reads what is stored after backpressure_wait_ms, not forever."""
+    async with fresh_stream() as name, open_store(tmp_path) as store:
+        settings = {"spool_url": spool_url(name), "backpressure_wait_ms": 300}
+        api = FeedbackCollector(store, FeedbackConfig(**settings, run_writer=False))
+        try:
+            await api.collect_rating(4)
+            started = time.monotonic()
+            assert (await api.get_feedback_stats())["total_count"] == 0  # no writer yet
+            with pytest.raises(FeedbackStorageError, match="writers did not catch up"):
+                await api.delete(trace_id="t")
+            assert time.monotonic() - started < 5
+            writer = FeedbackCollector(store, FeedbackConfig(**settings))
+            try:
+                await writer.start()
+                await asyncio.wait_for(api.flush(), 20)  # until the writer stored it
+                assert (await api.get_feedback_stats())["total_count"] == 1
+            finally:
+                await writer.aclose()
+        finally:
+            await api.aclose()
