@@ -9,6 +9,7 @@ import re
 import sqlite3
 import time
 import tracemalloc
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -696,6 +697,33 @@ async def test_a_replayed_item_stored_before_is_not_a_conflict(tmp_path: Path) -
     assert (status.spool.depth, status.spool.dead_letters) == (0, 0)
     await collector.aclose()
     await store.aclose()
+
+
+async def test_a_replayed_item_conflicting_with_another_item_is_set_aside(tmp_path: Path) -> None:
+    """A replayed item under the id of a different stored item is a conflict, not dropped."""
+    db = tmp_path / "f.db"
+    store = await SQLiteFeedbackStore.open(f"sqlite:///{db}")
+    other = FeedbackItem(feedback_type=FeedbackType.RATING, value=1, id="shared")
+    await store.save(other)  # another submitter's item under that id
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    mine = FeedbackItem(feedback_type=FeedbackType.RATING, value=5, id="shared", created_at=later)
+    spool = SQLiteSpool(f"{db}-spool", identity=store.location or "")
+    await spool.append(Entry(mine, "rating"))  # acknowledged, never written: a crash
+    await spool.aclose()
+
+    collector = FeedbackCollector(store, _config())
+    try:
+        await collector.start()
+        await asyncio.wait_for(collector.flush(), 10)
+        [failure] = collector.failures
+        assert (failure.item.value, type(failure.error)) == (5, FeedbackConflictError)
+        status = await collector.status()
+        assert status.spool is not None
+        assert (status.spool.depth, status.spool.dead_letters) == (0, 1)
+        assert (await store.get("shared")) == other
+    finally:
+        await collector.aclose()
+        await store.aclose()
 
 
 async def test_a_store_that_raises_oddly_sets_aside_only_the_item_at_fault() -> None:

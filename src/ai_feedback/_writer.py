@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ai_feedback._models import Entry, FeedbackItem, Spooled, WriterStatus
+from ai_feedback._models import Entry, FeedbackFilter, FeedbackItem, Spooled, WriterStatus
 from ai_feedback.events import EventBus, FeedbackFailed, FeedbackProcessed, FeedbackStored
 from ai_feedback.exceptions import (
     FeedbackConflictError,
@@ -37,6 +37,7 @@ from ai_feedback.protocols import (
     FeedbackStoreProtocol,
     Spool,
     SupportsDeletionLog,
+    SupportsQuery,
     SupportsReplace,
 )
 from ai_feedback.result import Err
@@ -55,6 +56,9 @@ _RUNNING_BATCH: contextvars.ContextVar[object | None] = contextvars.ContextVar(
 _FAIR_WAIT = 0.1  # seconds a non-durable submitter waits for the writer to finish a batch
 # What a store raises while it is down or unreachable: retried as long as it lasts.
 _OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
+
+
+_UNKNOWN = object()  # a question the store could not answer during an outage
 
 
 def _is_outage(error: BaseException) -> bool:
@@ -709,8 +713,9 @@ class BatchWriter:
 
         Alone, each either is stored (the same item sent again, or the first of two
         under one id), or conflicts with what is stored: then it is set aside, unless the
-        spool says it may have been stored already (a replay), in which case what is
-        stored stands.
+        spool says it may have been stored already (a replay) and the stored item is
+        this one as a step may have changed it (same time and type), in which case what
+        is stored stands.
         """
         conflicting = set(error.ids)
         rest = [pair for pair in pairs if pair[1].id not in conflicting]
@@ -730,17 +735,43 @@ class BatchWriter:
             if alone is None:
                 await self._stored_items(self._withdraw([(spooled, item)], gone))
             elif isinstance(alone, FeedbackConflictError) and spooled.replayed:
-                _LOG.info(
-                    "Feedback %s was stored before a restart or redelivery; the stored "
-                    "version stands (a step may have changed it)",
-                    item.id,
-                    extra={"item_id": item.id},
-                )
+                ours = await self._stored_before(item)
+                if ours is _UNKNOWN:
+                    rest.append((spooled, item))  # the store failed meanwhile: retried
+                elif ours:
+                    _LOG.info(
+                        "Feedback %s was stored before a restart or redelivery; the stored "
+                        "version stands (a step may have changed it)",
+                        item.id,
+                        extra={"item_id": item.id},
+                    )
+                else:
+                    await self._fail(spooled, "storage", alone, 1, item)
             elif isinstance(alone, FeedbackConflictError | FeedbackValidationError):
                 await self._fail(spooled, "storage", alone, 1, item)
             else:
                 rest.append((spooled, item))  # an outage meanwhile: retried with the rest
         return rest
+
+    async def _stored_before(self, item: FeedbackItem) -> bool | object:
+        """
+        Whether the item stored under ``item``'s id is ``item`` from before a restart.
+
+        Steps may change an item on its way (a time stamp, a looked-up field), so a
+        replayed item can differ from the version stored before the restart: the stored
+        one is taken as this one when its time and type are the same. A store that
+        cannot be queried is taken at its word; `_UNKNOWN` when the store failed.
+        """
+        if not isinstance(self._store, SupportsQuery):
+            return True
+        try:
+            found = await self._store.query(FeedbackFilter(item_id=item.id), limit=1)
+        except _OUTAGES:
+            return _UNKNOWN
+        return any(
+            (stored.created_at, stored.feedback_type) == (item.created_at, item.feedback_type)
+            for stored in found
+        )
 
     def _answered(self) -> None:
         self._reachable = True
