@@ -124,6 +124,12 @@ async def test_wal_mode_is_on(store: SQLiteFeedbackStore) -> None:
     assert Path(store.path + "-wal").exists()
 
 
+async def test_commits_are_fsynced(store: SQLiteFeedbackStore) -> None:
+    """The store's own connection commits with synchronous=FULL (2): fsync'd each time."""
+    async with store._connection().execute("PRAGMA synchronous") as cursor:
+        assert await cursor.fetchone() == (2,)
+
+
 async def test_save_many_is_idempotent_within_and_across_batches(
     store: SQLiteFeedbackStore,
 ) -> None:

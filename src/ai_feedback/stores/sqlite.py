@@ -1,8 +1,8 @@
 """
 The SQLite store: embedded and durable, one database file, no server.
 
-One `aiosqlite` connection (its own thread) in WAL mode with ``synchronous=NORMAL``:
-readers never wait for the writer, and a commit survives a crash of the process. Every
+One `aiosqlite` connection (its own thread) in WAL mode with ``synchronous=FULL``:
+readers never wait for the writer, and a commit is fsync'd before it returns. Every
 batch is one transaction written with ``executemany``; SPEC §7 measured that at about
 20x the rate of one commit per item.
 
