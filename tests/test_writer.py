@@ -763,6 +763,24 @@ async def test_a_submitted_item_is_a_copy_of_the_callers(ack: str) -> None:
     await collector.aclose()
 
 
+async def test_without_async_processing_a_closed_collector_refuses_and_announces_nothing() -> (
+    None
+):
+    """After aclose, a synchronous collector refuses submissions too; nothing is stored."""
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+    heard: list[FeedbackSubmitted] = []
+    collector.events.subscribe(FeedbackSubmitted, heard.append)
+    await collector.collect_rating(1)
+    await collector.aclose()
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.collect_rating(2)
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.submit_feedback("t", 4)
+    assert len(heard) == 1
+    assert (await store.aggregate(window_hours=1)).total_count == 1
+
+
 async def test_a_refused_item_is_announced_as_failed_and_a_closed_collector_announces_nothing() -> (
     None
 ):

@@ -58,6 +58,7 @@ _FAIR_WAIT = 0.1  # seconds a non-durable submitter waits for the writer to fini
 _OUTAGES = (FeedbackStorageError, OSError, TimeoutError)
 
 
+CLOSED = "The feedback collector is closed; the application has shut down."
 _UNKNOWN = object()  # a question the store could not answer during an outage
 
 
@@ -289,8 +290,7 @@ class BatchWriter:
         Raise `FeedbackError` when the writer is closed (no entry would be accepted).
         """
         if self._closed:
-            msg = "The feedback collector is closed; the application has shut down."
-            raise FeedbackError(msg)
+            raise FeedbackError(CLOSED)
 
     async def put(self, entry: Entry) -> None:
         """

@@ -44,7 +44,7 @@ from ai_feedback._validation import (
     check_text,
     json_copy,
 )
-from ai_feedback._writer import BatchWriter, WriterSettings, write_items
+from ai_feedback._writer import CLOSED, BatchWriter, WriterSettings, write_items
 from ai_feedback.capture import CaptureStore, FeedbackContext
 from ai_feedback.config import FeedbackConfig
 from ai_feedback.events import (
@@ -160,6 +160,7 @@ class FeedbackCollector:
             )
         self._sync_failures: deque[FeedbackFailed] = deque(maxlen=config.failures_max)
         self._reported_leftovers = False
+        self._closed = False  # after aclose: refused without async processing too
         self.retention: Retention | None = None
         if config.retention_days is not None:
             if not isinstance(store, SupportsDelete):
@@ -667,6 +668,7 @@ class FeedbackCollector:
         The writer gets ``deadline`` seconds (``shutdown_timeout_seconds`` by default);
         what it has not stored by then stays in a durable spool for the next start.
         """
+        self._closed = True
         if self.retention is not None:
             await self.retention.aclose()
         if self._writer is not None:
@@ -820,6 +822,8 @@ class FeedbackCollector:
         if self._writer is not None:
             await self._enqueue([Entry(item, processor, raw_copy, replace=replace)])
             return
+        if self._closed:
+            raise FeedbackError(CLOSED)
         if self.events.has_subscribers(FeedbackSubmitted):
             await self.events.publish(FeedbackSubmitted(item, raw_copy))
         try:
