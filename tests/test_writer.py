@@ -763,9 +763,7 @@ async def test_a_submitted_item_is_a_copy_of_the_callers(ack: str) -> None:
     await collector.aclose()
 
 
-async def test_without_async_processing_a_closed_collector_refuses_and_announces_nothing() -> (
-    None
-):
+async def test_without_async_processing_a_closed_collector_refuses_and_announces_nothing() -> None:
     """After aclose, a synchronous collector refuses submissions too; nothing is stored."""
     store = MemoryFeedbackStore()
     collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
