@@ -34,6 +34,32 @@ def test_version() -> None:
     assert result.output.startswith("ai-feedback ")
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["stats", "--window-hours", "abc"], "error: Invalid value for '--window-hours'"),
+        (["stats", "--nope"], "error: No such option: --nope"),
+        (["bogus"], "error: No such command 'bogus'. (see ai-feedback --help)"),
+        (["keys", "new"], "error: Missing option '--project'. (see ai-feedback keys new --help)"),
+        (["stats", "--config", "missing.yaml"], "error: Invalid value for '--config'"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], line: str) -> None:
+    """A bad option value, an unknown option or command: one line on stderr, exit 2."""
+    result = runner.invoke(app, args, prog_name="ai-feedback")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(line), result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_no_command_shows_the_help() -> None:
+    """Without a command the help is shown (exit 2, as for any missing argument)."""
+    result = runner.invoke(app, [], prog_name="ai-feedback")
+    assert result.exit_code == 2
+    assert "Commands" in result.output
+
+
 def test_writer_without_a_nats_spool_is_a_usage_error() -> None:
     """Writer needs a nats:// spool_url: exit 2 with one line naming spool_url."""
     result = runner.invoke(app, ["writer"])

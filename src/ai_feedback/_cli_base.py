@@ -7,12 +7,15 @@ Options, exit codes, and running a coroutine with errors reported as one line.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Coroutine
+import sys
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ai_feedback.exceptions import (
     FeedbackConfigurationError,
@@ -20,7 +23,15 @@ from ai_feedback.exceptions import (
     FeedbackValidationError,
 )
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "ConfigOption", "run", "setup_logging"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "ConfigOption",
+    "OneLineErrors",
+    "run",
+    "setup_logging",
+]
 
 EXIT_FAILED = 1
 """The command ran and failed (a store error, records that could not be imported)."""
@@ -28,6 +39,56 @@ EXIT_USAGE = 2
 """The command was given bad options or a bad configuration: nothing was done."""
 EXIT_INTERRUPTED = 130
 """The command was interrupted (Ctrl-C) before it finished."""
+
+
+class OneLineErrors(TyperGroup):
+    """
+    The command group: usage errors on one line, like every other error.
+
+    A bad option value or an unknown command is one line on stderr naming the command's
+    ``--help``, instead of Click's block of usage, hint and framed message.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,  # noqa: ANN401 - passed on to Click
+    ) -> Any:  # noqa: ANN401 - Click's return value
+        """
+        Run the command line and exit with its status.
+
+        With ``standalone_mode`` false it returns the status instead, as Click does.
+        """
+        invoke = functools.partial(
+            super().main,
+            args,
+            prog_name,
+            complete_var,
+            standalone_mode=False,
+            windows_expand_args=windows_expand_args,
+            **extra,
+        )
+        if not standalone_mode:
+            return invoke()
+        try:
+            status = invoke()
+        except typer.TyperException as exc:  # Click's: a bad option value, an unknown command
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(exc.format_message(), err=True)  # the help text itself
+            else:
+                context = getattr(exc, "ctx", None)
+                command = getattr(context, "command_path", None) or "ai-feedback"
+                typer.echo(f"error: {exc.format_message()} (see {command} --help)", err=True)
+            sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(status if isinstance(status, int) else 0)
+
 
 ConfigOption = Annotated[
     Path | None,

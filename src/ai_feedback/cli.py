@@ -23,7 +23,14 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from ai_feedback._cli_base import EXIT_FAILED, EXIT_USAGE, ConfigOption, run, setup_logging
+from ai_feedback._cli_base import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    ConfigOption,
+    OneLineErrors,
+    run,
+    setup_logging,
+)
 from ai_feedback._cli_data import (
     config_command,
     delete_command,
@@ -52,6 +59,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=OneLineErrors,
 )
 keys_app = typer.Typer(help="API keys for the service.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
