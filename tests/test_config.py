@@ -179,6 +179,7 @@ def test_a_database_url_without_a_store_chooses_it(monkeypatch: pytest.MonkeyPat
     _yaml(Path("application.yaml"), "ai_feedback:\n  database_url: sqlite:///./x.db\n")
     assert FeedbackConfig().store == "sqlite"
     assert FeedbackConfig(database_url="postgresql://h/db").store == "postgresql"
+    assert FeedbackConfig(database_url="postgres://h/db").store == "postgresql"
     assert FeedbackConfig(store="memory", database_url="sqlite:///y.db").store == "memory"
 
 
@@ -235,9 +236,9 @@ def test_bad_durability_settings_name_the_key(
 
 
 def test_a_nats_spool_may_leave_writing_to_other_processes() -> None:
-    """run_writer false is allowed with a nats:// spool (writer processes drain it)."""
-    config = FeedbackConfig(spool_url="nats://127.0.0.1:4222", run_writer=False)
-    assert config.run_writer is False
+    """run_writer false is allowed with a nats:// or tls:// spool (writer processes drain it)."""
+    for url in ("nats://127.0.0.1:4222", "tls://nats.example:4222"):
+        assert FeedbackConfig(spool_url=url, run_writer=False).run_writer is False
 
 
 @pytest.mark.parametrize(
