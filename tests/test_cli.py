@@ -118,8 +118,10 @@ def test_keys_new_refuses_bad_options(args: list[str], needle: str) -> None:
     assert needle in result.output
 
 
-def test_serve_without_keys_refuses_to_start() -> None:
+def test_serve_without_keys_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
     """Serve with no keys configured says so in one line and exits 2."""
+    # The variable serve hands its workers does not switch the keys off from outside.
+    monkeypatch.setenv("AI_FEEDBACK_INSECURE_NO_AUTH", "1")
     result = runner.invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 2
     assert "server.api_keys" in result.output
