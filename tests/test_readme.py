@@ -14,9 +14,16 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 
 @pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """The example executes without error (ASGI apps also answer a request)."""
+    """
+    The example executes without error and prints what its ``# prints:`` comments say
+    (``...`` stands for anything); ASGI apps also answer a request.
+    """
     namespace: dict[str, object] = {"__name__": "readme_example"}
     exec(compile(source, "README.md", "exec"), namespace)  # noqa: S102 - our own docs
+    printed = capsys.readouterr().out.splitlines()
+    for expected in re.findall(r"# prints: (.+)$", source, re.MULTILINE):
+        shown = ".*".join(re.escape(part) for part in expected.split("..."))
+        assert any(re.fullmatch(shown, line) for line in printed), (expected, printed)
     app = namespace.get("app")
     if app is not None and hasattr(app, "router"):
         with TestClient(app) as client:  # type: ignore[arg-type]
@@ -34,8 +41,9 @@ def test_readme_example_runs(source: str, capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_readme_has_examples() -> None:
-    """The README keeps its runnable examples."""
+    """The README keeps its runnable examples, and says what some of them print."""
     assert len(BLOCKS) >= 8
+    assert sum(block.count("# prints: ") for block in BLOCKS) >= 9
 
 
 def _configuration_table() -> dict[str, str]:
