@@ -15,8 +15,10 @@ BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), 
 @pytest.mark.parametrize("source", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
 def test_readme_example_runs(source: str, capsys: pytest.CaptureFixture[str]) -> None:
     """
-    The example executes without error and prints what its ``# prints:`` comments say
-    (``...`` stands for anything); ASGI apps also answer a request.
+    The example executes without error and prints what its comments say.
+
+    A ``# prints:`` comment names a line of the output (``...`` stands for anything);
+    ASGI apps also answer a request.
     """
     namespace: dict[str, object] = {"__name__": "readme_example"}
     exec(compile(source, "README.md", "exec"), namespace)  # noqa: S102 - our own docs
