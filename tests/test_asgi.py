@@ -21,6 +21,7 @@ from ai_feedback import (
     FeedbackAuthorizationError,
     FeedbackCollector,
     FeedbackConfig,
+    FeedbackItem,
     FeedbackModule,
     FeedbackType,
     MemoryFeedbackStore,
@@ -249,6 +250,33 @@ async def test_storage_failure_maps_to_503() -> None:
         response = await http.post("/", json={"score": 1})
     assert response.status_code == 503
     assert response.json()["error"] == "storage_unavailable"
+
+
+async def test_in_sync_mode_a_step_rejecting_is_422_and_a_step_failing_is_500() -> None:
+    """Without async processing the steps run in the request: their outcome is its answer."""
+
+    def reject(item: FeedbackItem) -> FeedbackItem:
+        if item.value == 1:
+            msg = "one is not allowed"
+            raise RejectFeedback(msg)
+        if item.value == 2:
+            msg = "step crashed"
+            raise RuntimeError(msg)
+        return item
+
+    store = MemoryFeedbackStore()
+    collector = FeedbackCollector(store, FeedbackConfig(async_processing=False))
+    collector.pipeline.add_step(reject)
+    transport = httpx.ASGITransport(app=FeedbackEndpoint(collector))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        rejected = await http.post("/", json={"score": 1})
+        failed = await http.post("/", json={"score": 2})
+        stored = await http.post("/", json={"score": 3})
+    assert (rejected.status_code, rejected.json()["error"]) == (422, "rejected")
+    assert "one is not allowed" in rejected.json()["message"]
+    assert (failed.status_code, failed.json()["error"]) == (500, "processing_failed")
+    assert stored.status_code == 202
+    assert len(store) == 1
 
 
 async def test_capture_failure_never_breaks_the_request() -> None:
