@@ -147,6 +147,9 @@ class CaptureStore:
     def bounded(self, value: object) -> Any:  # noqa: ANN401 - any JSON value
         """
         Return ``value`` as a JSON value of at most ``max_chars`` serialized characters.
+
+        A longer one becomes text of at most ``max_chars`` characters (its own, or its
+        JSON): its start and a note of how many characters were cut.
         """
         try:
             safe = json_copy("value", value)
@@ -156,7 +159,8 @@ class CaptureStore:
         if len(text) <= self.max_chars:
             return safe
         shown = safe if isinstance(safe, str) else text
-        return shown[: self.max_chars] + f"... [truncated {len(shown) - self.max_chars} chars]"
+        kept = self.max_chars - len(f"... [truncated {len(shown)} chars]")  # room for the note
+        return shown[:kept] + f"... [truncated {len(shown) - kept} chars]"
 
     def _expire(self, now: float) -> None:
         while self._entries:
