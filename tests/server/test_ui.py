@@ -21,6 +21,7 @@ from ai_feedback.demo import run as run_demo
 from ai_feedback.server import create_app, install
 from ai_feedback.server.tokens import TokenClaims, mint
 from ai_feedback.server.ui import login
+from ai_feedback.server.ui.pages import _diff
 from tests.server.conftest import (
     SECRETS,
     TOKEN_SECRET,
@@ -598,3 +599,21 @@ def test_the_correction_diff_marks_words_only(
     sr_removed, sr_added = '<span class="sr">removed: </span>', '<span class="sr">added: </span>'
     assert re.findall(f"<del>{sr_removed}(.*?)</del>", html, re.DOTALL) == removed
     assert re.findall(f"<ins>{sr_added}(.*?)</ins>", html, re.DOTALL) == added
+
+
+def test_a_long_correction_is_compared_word_by_word_only_between_its_common_ends() -> None:
+    """
+    Past a budget the changed middle of a correction shows whole.
+
+    Word-by-word comparison of repetitive text takes time growing with the cube of its
+    length: minutes at 10,000 characters, on the event loop of the whole service.
+    """
+    original, corrected = "a " * 5_000, "b a " * 2_500
+    framed = (f"Dear team, {original}", f"Dear team, {corrected}")
+    for before, after in ((original, corrected), framed):
+        runs = _diff(before, after)
+        kinds = [kind for kind, _ in runs]
+        assert kinds[-3:] == ["removed", "added", "same"]  # one run each, not word by word
+        assert "".join(text for kind, text in runs if kind != "removed") == after
+        assert "".join(text for kind, text in runs if kind != "added") == before
+    assert _diff(*framed)[0] == ("same", "Dear team, ")

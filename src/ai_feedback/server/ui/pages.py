@@ -467,7 +467,8 @@ async def detail(request: Request, item_id: Annotated[str, Path()]) -> Response:
         raw = await store.get_raw_payload(item.id)
     diff = None
     if item.feedback_type is FeedbackType.CORRECTION:
-        diff = _diff(str(item.value.get("original", "")), str(item.value.get("corrected", "")))
+        original, corrected = (str(item.value.get(k, "")) for k in ("original", "corrected"))
+        diff = await asyncio.to_thread(_diff, original, corrected)  # up to tens of ms
     return _page(
         request,
         "detail.html",
@@ -496,14 +497,28 @@ def _shown(value: object) -> str | None:
 def _diff(original: str, corrected: str) -> list[tuple[str, str]]:
     """
     The word-level differences of a correction: ("same" | "removed" | "added", text) runs.
+
+    The words both texts start and end with are kept as they are; the rest is compared
+    word by word only while it is small (`_DIFF_BUDGET`), since the comparison's time
+    grows with the cube of its length on repetitive text: past it, the rest shows as
+    removed and added whole.
     """
     # Words and the spaces between them are tokens, so a newline separates words too;
     # only words are marked: changed spacing shows as the corrected text's.
     before, after = _WORDS.findall(original), _WORDS.findall(corrected)
+    start, end = _common_ends(before, after)
+    middle_before, middle_after = before[start : len(before) - end], after[start : len(after) - end]
+    if len(middle_before) * len(middle_after) <= _DIFF_BUDGET:
+        opcodes = difflib.SequenceMatcher(
+            a=middle_before, b=middle_after, autojunk=False
+        ).get_opcodes()
+    else:
+        opcodes = [("replace", 0, len(middle_before), 0, len(middle_after))]
     runs: list[tuple[str, str]] = []
-    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        removed, added = "".join(before[i1:i2]), "".join(after[j1:j2])
+    if start:
+        runs.append(("same", "".join(after[:start])))
+    for tag, i1, i2, j1, j2 in opcodes:
+        removed, added = "".join(middle_before[i1:i2]), "".join(middle_after[j1:j2])
         if tag == "equal":
             runs.append(("same", added))
             continue
@@ -513,7 +528,22 @@ def _diff(original: str, corrected: str) -> list[tuple[str, str]]:
             runs.append(("added", added))
         elif added:
             runs.append(("same", added))
+    if end:
+        runs.append(("same", "".join(after[len(after) - end :])))
     return runs
 
 
+def _common_ends(before: list[str], after: list[str]) -> tuple[int, int]:
+    """How many tokens the two lists start with in common, and then end with."""
+    shorter = min(len(before), len(after))
+    start = 0
+    while start < shorter and before[start] == after[start]:
+        start += 1
+    end = 0
+    while end < shorter - start and before[~end] == after[~end]:
+        end += 1
+    return start, end
+
+
+_DIFF_BUDGET = 40_000  # token pairs compared word by word: ~200 tokens each, a few ms
 _WORDS = re.compile(r"\S+|\s+")
