@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -207,6 +208,40 @@ def test_the_series_adds_up_to_the_total(seeded: TestClient) -> None:
         assert sum(counts) == total
     day = seeded.get("/ui?window=168").text.split('data-testid="series"')[1]
     assert len(re.findall(r"<tr><th scope=\"row\">", day.split("</table>")[0])) in (7, 8)
+
+
+def test_items_dated_ahead_have_their_rows_and_types_link_to_the_window(
+    client: TestClient,
+) -> None:
+    """Items dated after now count in the total and in rows after it; links keep the window."""
+    now = datetime.now(UTC)
+    ahead = [now + timedelta(minutes=3), now + timedelta(hours=2), now + timedelta(hours=48)]
+    items: list[dict[str, Any]] = [{"score": 3, "created_at": t.isoformat()} for t in ahead]
+    items.append({"type": "text", "text": "fresh-note"})
+    stale = (now - timedelta(hours=30)).isoformat()
+    items.append({"type": "text", "text": "stale-note", "created_at": stale})
+    client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
+    _login(client, "a-read")
+    html = client.get("/ui").text
+    table = html.split('data-testid="series"')[1].split("</table>")[0]
+    counts = [int(v) for v in re.findall(r'<data value="(\d+)">', table)]
+    assert sum(counts) == int(_stats_on_page(html)["total_count"]) == 4
+    for window, shown in (("24", {"fresh-note"}), ("168", {"fresh-note", "stale-note"})):
+        page = client.get(f"/ui?window={window}").text
+        link = re.search(r'href="(/ui/feedback\?type=text[^"]*)"', page)
+        assert link is not None
+        listed = client.get(link.group(1).replace("&amp;", "&")).text
+        assert {note for note in ("fresh-note", "stale-note") if note in listed} == shown
+
+
+def test_an_item_id_holding_ui_keeps_the_dashboards_links(client: TestClient) -> None:
+    """An id such as run/ui does not move the dashboard's root (links, styles, logout)."""
+    client.post("/v1/feedback", json={"score": 2, "id": "run/ui"}, headers=key("a-all"))
+    _login(client, "a-read")
+    page = client.get("/ui/feedback/run%2Fui", follow_redirects=False)
+    assert page.status_code == 200
+    assert 'href="/ui/static/' in page.text
+    assert 'action="/ui/logout"' in page.text
 
 
 def test_projects_are_kept_apart(seeded: TestClient) -> None:

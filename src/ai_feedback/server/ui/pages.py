@@ -14,7 +14,7 @@ import asyncio
 import difflib
 import hashlib
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from importlib.metadata import version
 from importlib.resources import files
@@ -119,11 +119,12 @@ def _located(request: Request) -> tuple[str, str]:
     path = str(scope.get("path", ""))
     if root and (path == root or path.startswith(root + "/")):
         path = path[len(root) :]
-    at = path.rfind("/ui")
+    # The first match from the left: what follows may hold "/ui" too (an item id).
+    at = path.find("/ui")
     while at >= 0:
         if any(pattern.match(path[at:]) for pattern in _own_patterns()):
             break
-        at = path.rfind("/ui", 0, at)
+        at = path.find("/ui", at + 1)
     base = root + (path[:at] if at >= 0 else "") + "/ui"
     return quote(base, safe="/"), quote(root + path, safe="/")
 
@@ -312,13 +313,16 @@ async def overview(request: Request) -> Response:
     )
     figures = stats.to_dict()
     by_start = {point.start: point for point in points}
+    starts = view.buckets(now)
+    # Items dated ahead of this clock count in the window too: their buckets follow.
+    starts += sorted(start for start in by_start if start > starts[-1])
     series: list[dict[str, Any]] = [
         {
             "start": start,
             "count": by_start[start].count if start in by_start else 0,
             "average_rating": by_start[start].average_rating if start in by_start else None,
         }
-        for start in view.buckets(now)
+        for start in starts
     ]
     distribution = sorted(
         (figures["rating"]["distribution"] or {}).items(), key=lambda kv: float(kv[0])
@@ -343,6 +347,7 @@ async def overview(request: Request) -> Response:
         principal=principal,
         view=view,
         figures=figures,
+        window_since=(now - timedelta(hours=view.window)).isoformat(timespec="seconds"),
         series=series,
         distribution=distribution,
         models=models,
