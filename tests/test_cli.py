@@ -160,6 +160,7 @@ def test_serve_logs_each_request_only_when_asked(
     result = runner.invoke(app, ["serve", "--insecure-no-auth", *args])
     assert result.exit_code == 0, result.output
     assert seen["access_log"] is logged
+    assert "forwarded_allow_ips" not in seen  # uvicorn reads FORWARDED_ALLOW_IPS then
 
 
 async def test_serve_uses_the_store_of_its_config_file(
