@@ -134,6 +134,7 @@ def test_created_at_is_normalised_to_utc() -> None:
         ({"feedback_type": "rating", "value": math.nan}, "value", "finite"),
         ({"feedback_type": "rating", "value": math.inf}, "value", "finite"),
         ({"feedback_type": "rating", "value": 2**70}, "value", "64 bits"),
+        ({"feedback_type": "rating", "value": 10**5000}, "value", "64 bits"),  # repr fails
         ({"feedback_type": "text", "value": "x", "context": {"n": 2**64}}, "context.n", "64 bits"),
         ({"feedback_type": "text", "value": "  "}, "value", "empty or blank"),
         ({"feedback_type": "text", "value": 5}, "value", "must be a string"),

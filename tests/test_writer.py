@@ -699,14 +699,23 @@ async def test_a_replayed_item_stored_before_is_not_a_conflict(tmp_path: Path) -
     await store.aclose()
 
 
-async def test_a_replayed_item_conflicting_with_another_item_is_set_aside(tmp_path: Path) -> None:
+@pytest.mark.parametrize("other_by", ["time", "owner"])
+async def test_a_replayed_item_conflicting_with_another_item_is_set_aside(
+    tmp_path: Path, other_by: str
+) -> None:
     """A replayed item under the id of a different stored item is a conflict, not dropped."""
     db = tmp_path / "f.db"
     store = await SQLiteFeedbackStore.open(f"sqlite:///{db}")
-    other = FeedbackItem(feedback_type=FeedbackType.RATING, value=1, id="shared")
+    at = datetime.now(UTC)
+    other = FeedbackItem(
+        FeedbackType.RATING, 1, {"owner_id": "project-a"}, id="shared", created_at=at
+    )
     await store.save(other)  # another submitter's item under that id
-    later = datetime.now(UTC) + timedelta(seconds=1)
-    mine = FeedbackItem(feedback_type=FeedbackType.RATING, value=5, id="shared", created_at=later)
+    if other_by == "owner":  # same type and time: another project's item
+        mine = other.replace(value=5, context={"owner_id": "project-b"})
+    else:
+        later = at + timedelta(seconds=1)
+        mine = other.replace(value=5, created_at=later)
     spool = SQLiteSpool(f"{db}-spool", identity=store.location or "")
     await spool.append(Entry(mine, "rating"))  # acknowledged, never written: a crash
     await spool.aclose()

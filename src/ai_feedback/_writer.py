@@ -759,7 +759,7 @@ class BatchWriter:
 
         Steps may change an item on its way (a time stamp, a looked-up field), so a
         replayed item can differ from the version stored before the restart: the stored
-        one is taken as this one when its time and type are the same. A store that
+        one is taken as this one when its time, type and owner are the same. A store that
         cannot be queried is taken at its word; `_UNKNOWN` when the store failed.
         """
         if not isinstance(self._store, SupportsQuery):
@@ -768,8 +768,9 @@ class BatchWriter:
             found = await self._store.query(FeedbackFilter(item_id=item.id), limit=1)
         except _OUTAGES:
             return _UNKNOWN
+        mine = (item.created_at, item.feedback_type, item.context.get("owner_id"))
         return any(
-            (stored.created_at, stored.feedback_type) == (item.created_at, item.feedback_type)
+            (stored.created_at, stored.feedback_type, stored.context.get("owner_id")) == mine
             for stored in found
         )
 

@@ -251,6 +251,8 @@ def _abbreviate(value: object, limit: int = 60) -> str:
         shown = repr(value)
     except RecursionError:  # nested deeper than repr can go: show its outer levels
         shown = reprlib.repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        shown = "(too large to show)"
     if len(shown) > limit:
         shown = shown[: limit - 3] + "..."
     return f"{type(value).__name__} {shown}"
