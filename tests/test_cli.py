@@ -42,6 +42,10 @@ def test_version() -> None:
         (["bogus"], "error: No such command 'bogus'. (see ai-feedback --help)"),
         (["keys", "new"], "error: Missing option '--project'. (see ai-feedback keys new --help)"),
         (["stats", "--config", "missing.yaml"], "error: Invalid value for '--config'"),
+        (
+            ["keys", "new", "--project"],
+            "error: Option '--project' requires an argument. (see ai-feedback keys new --help)",
+        ),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args: list[str], line: str) -> None:
@@ -57,7 +61,8 @@ def test_no_command_shows_the_help() -> None:
     """Without a command the help is shown (exit 2, as for any missing argument)."""
     result = runner.invoke(app, [], prog_name="ai-feedback")
     assert result.exit_code == 2
-    assert "Commands" in result.output
+    assert "Commands" in result.stdout
+    assert result.stderr == ""
 
 
 def test_writer_without_a_nats_spool_is_a_usage_error() -> None:

@@ -784,6 +784,8 @@ async def test_without_async_processing_a_closed_collector_refuses_and_announces
         await collector.collect_rating(2)
     with pytest.raises(FeedbackError, match="closed"):
         await collector.submit_feedback("t", 4)
+    with pytest.raises(FeedbackError, match="closed"):
+        await collector.submit_payloads([{"score": 3}, {"score": 4}])
     assert len(heard) == 1
     assert (await store.aggregate(window_hours=1)).total_count == 1
 

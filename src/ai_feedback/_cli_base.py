@@ -77,17 +77,30 @@ class OneLineErrors(TyperGroup):
         try:
             status = invoke()
         except typer.TyperException as exc:  # Click's: a bad option value, an unknown command
-            if type(exc).__name__ == "NoArgsIsHelpError":
-                typer.echo(exc.format_message(), err=True)  # the help text itself
-            else:
+            message = exc.format_message()
+            if type(exc).__name__ != "NoArgsIsHelpError":  # that one printed the help
                 context = getattr(exc, "ctx", None)
-                command = getattr(context, "command_path", None) or "ai-feedback"
-                typer.echo(f"error: {exc.format_message()} (see {command} --help)", err=True)
+                command = getattr(context, "command_path", None) or self._path(args, prog_name)
+                typer.echo(f"error: {message} (see {command} --help)", err=True)
+            elif message:
+                typer.echo(message, err=True)
             sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
         except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(EXIT_FAILED)
         sys.exit(status if isinstance(status, int) else 0)
+
+    def _path(self, args: Sequence[str] | None, prog_name: str | None) -> str:
+        """The command the arguments name (``ai-feedback keys new``), for an error without one."""
+        path = [prog_name or "ai-feedback"]
+        group: Any = self
+        for word in sys.argv[1:] if args is None else args:
+            command = getattr(group, "commands", {}).get(word)
+            if command is None:
+                break
+            path.append(word)
+            group = command
+        return " ".join(path)
 
 
 ConfigOption = Annotated[

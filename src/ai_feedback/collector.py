@@ -798,7 +798,12 @@ class FeedbackCollector:
     ) -> None:
         """
         Accept each entry in the caller's task; an error is that entry's result only.
+
+        Raises:
+            FeedbackError: The collector is closed (no entry could be accepted).
         """
+        if self._closed:
+            raise FeedbackError(CLOSED)
         for index, item, key, payload in accepted:
             try:
                 await self._accept(item, key, payload, replace=replace)

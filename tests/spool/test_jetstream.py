@@ -123,7 +123,7 @@ async def test_a_lower_capacity_never_deletes_waiting_items(
             await lower.start()
             await lower.aclose()
             assert (await first.status()).depth == 50
-            assert "keeps its limit of 100 items; spool_max_items (10)" in caplog.text
+            assert "keeps its limit (100 items); spool_max_items (10)" in caplog.text
             higher = JetStreamSpool(spool_url(name), identity="x", capacity=200)
             await higher.start()
             assert (await higher.status()).capacity == 200

@@ -268,10 +268,10 @@ class JetStreamSpool:
                 # Lowering the limit below the messages waiting makes the server delete the
                 # oldest of them at once: items already acknowledged to their submitters.
                 _LOG.warning(
-                    "The NATS JetStream stream %s keeps its limit of %s items; spool_max_items "
+                    "The NATS JetStream stream %s keeps its limit (%s); spool_max_items "
                     "(%d) only ever raises it, as lowering it could delete waiting items.",
                     self._stream,
-                    "no" if limit is None or limit < 0 else limit,
+                    "none" if limit is None or limit < 0 else f"{limit} items",
                     self._capacity,
                 )
                 config.max_msgs = limit
