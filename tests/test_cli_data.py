@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pty
+import select
 import signal
 import sqlite3
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -480,3 +485,32 @@ def test_filter_errors_name_the_option(tmp_path: Path, args: list[str], option: 
     result = runner.invoke(app, [*args, *_db(tmp_path)])
     assert result.exit_code == 2, result.output
     assert option in result.output
+
+
+def test_ctrl_c_at_the_delete_question_exits_130_and_deletes_nothing(tmp_path: Path) -> None:
+    """The question is asked outside the event loop: Ctrl-C there ends the command."""
+    _session(tmp_path, 2, "gone")
+    leader, follower = pty.openpty()
+    child = subprocess.Popen(  # noqa: S603 - our own command
+        [sys.executable, "-m", "ai_feedback", "delete", "--session-id", "gone", *_db(tmp_path)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"Delete 2 item(s)" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 1)
+            if ready:
+                seen += os.read(leader, 1024)
+        assert b"Delete 2 item(s)" in seen, seen
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 130
+    finally:
+        child.kill()
+        child.wait()
+        os.close(leader)
+    stats = json.loads(runner.invoke(app, ["stats", "--json", *_db(tmp_path)]).stdout)
+    assert stats["total_count"] == 2

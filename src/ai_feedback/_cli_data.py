@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ai_feedback._cli_base import EXIT_FAILED, EXIT_USAGE, ConfigOption, run
+from ai_feedback._cli_base import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ConfigOption, run
 from ai_feedback._models import FeedbackFilter
 from ai_feedback._urls import masked_url
 from ai_feedback.app import Application
@@ -376,27 +376,38 @@ def delete_command(
     if where is None:
         typer.echo("error: give --id, --trace-id, --session-id or --owner-id", err=True)
         raise SystemExit(EXIT_USAGE)
-    run(_delete(config, database_url, where, yes), level=_QUIET)
+    if not yes:
+        if not _can_ask():
+            typer.echo("error: not a terminal, cannot ask: add --yes to delete", err=True)
+            raise SystemExit(EXIT_USAGE)
+        matched: list[int] = []
+        run(_count_matches(config, database_url, where, matched), level=_QUIET)
+        # Asked outside the event loop, so that Ctrl-C at the question ends the command.
+        shown = ", ".join(f"{k}={v}" for k, v in where.to_dict().items())
+        try:
+            confirmed = typer.confirm(f"Delete {matched[0]:,} item(s) matching {shown}?")
+        except typer.Abort as exc:  # Ctrl-C (or the end of input) at the question
+            typer.echo("\nNothing deleted.", err=True)
+            ctrl_c = isinstance(exc.__context__, KeyboardInterrupt)
+            raise SystemExit(EXIT_INTERRUPTED if ctrl_c else EXIT_FAILED) from None
+        if not confirmed:
+            typer.echo("Nothing deleted.", err=True)
+            raise SystemExit(EXIT_FAILED)
+    run(_delete(config, database_url, where), level=_QUIET)
 
 
-async def _delete(
-    config_path: Path | None,
-    database_url: str | None,
-    where: FeedbackFilter,
-    yes: bool,
-) -> int:
+async def _count_matches(
+    config_path: Path | None, database_url: str | None, where: FeedbackFilter, into: list[int]
+) -> None:
     async with _collector(config_path, database_url) as collector:
-        if not yes:
-            if not _can_ask():
-                typer.echo("error: not a terminal, cannot ask: add --yes to delete", err=True)
-                return EXIT_USAGE
-            matched = 0
-            async for _ in collector.store.scan(where):  # type: ignore[attr-defined]
-                matched += 1
-            shown = ", ".join(f"{k}={v}" for k, v in where.to_dict().items())
-            if not typer.confirm(f"Delete {matched:,} item(s) matching {shown}?"):
-                typer.echo("Nothing deleted.", err=True)
-                return EXIT_FAILED
+        matched = 0
+        async for _ in collector.store.scan(where):  # type: ignore[attr-defined]
+            matched += 1
+    into.append(matched)
+
+
+async def _delete(config_path: Path | None, database_url: str | None, where: FeedbackFilter) -> int:
+    async with _collector(config_path, database_url) as collector:
         receipt = await collector.delete(where)
     typer.echo(json.dumps(receipt.to_dict(), indent=2))
     return 0
