@@ -263,7 +263,7 @@ def check_payload_limits(
     """
     comment = context.get("comment")
     if isinstance(comment, str):
-        check_text("comment", comment, limits=limits, allow_blank=True)
+        check_text("context.comment", comment, limits=limits, allow_blank=True)
     check_payload_size("context", context, limits=limits)
     check_payload_size("metadata", metadata, limits=limits)
 

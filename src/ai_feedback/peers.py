@@ -532,7 +532,6 @@ def mlflow_error(
         ("context.trace_id", trace_field),
         ("context.span_id", "assessment.span_id"),
         ("context.comment", "assessment.rationale"),
-        ("comment", "assessment.rationale"),  # its length, checked with the limits
         ("metadata.name", "assessment.assessment_name"),
         ("metadata.mlflow_source", "assessment.source"),
         ("metadata.mlflow_metadata", "assessment.metadata"),

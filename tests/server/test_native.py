@@ -404,6 +404,17 @@ def test_a_deeply_nested_bad_value_is_named_not_a_500(
     assert "[[[" in error["message"]
 
 
+def test_an_overlong_comment_is_named_where_it_was_sent(client: TestClient) -> None:
+    """A rating's comment is `comment`; a comment in another item's context, context.comment."""
+    long = "x" * 10_001
+    for body, field in (
+        ({"score": 3, "comment": long}, "comment"),
+        ({"type": "text", "text": "t", "context": {"comment": long}}, "context.comment"),
+    ):
+        response = client.post("/v1/feedback", json=body, headers=key("a-all"))
+        assert (response.status_code, response.json()["field"]) == (413, field)
+
+
 def test_a_body_over_the_limit_is_413(tmp_path: Path) -> None:
     """A body past server.max_body_bytes answers 413 (from Content-Length or while reading)."""
     with TestClient(create_app(server_config(tmp_path, max_body_bytes=2048))) as client:
