@@ -714,7 +714,7 @@ class BatchWriter:
         Alone, each either is stored (the same item sent again, or the first of two
         under one id), or conflicts with what is stored: then it is set aside, unless the
         spool says it may have been stored already (a replay) and the stored item is
-        this one as a step may have changed it (same time and type), in which case what
+        this one as a step may have changed it (same time, type and owner), in which case what
         is stored stands.
         """
         conflicting = set(error.ids)

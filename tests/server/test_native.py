@@ -158,6 +158,20 @@ def _cursor(position: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(position)).rstrip(b"=").decode()
 
 
+def _every_page(client: TestClient, name: str, *, limit: int, most: int = 1000) -> list[str]:
+    """The ids of GET /v1/feedback, following next_cursor (at most ``most`` pages)."""
+    seen: list[str] = []
+    cursor = None
+    for _ in range(most):
+        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/feedback", params=params, headers=key(name)).json()
+        seen += [i["id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    return seen
+
+
 def test_listing_filters_and_pages(client: TestClient) -> None:
     """GET /v1/feedback filters, pages newest first with next_cursor, and rejects bad input."""
     base = datetime.now(UTC) - timedelta(hours=1)
@@ -174,15 +188,7 @@ def test_listing_filters_and_pages(client: TestClient) -> None:
     response = client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
     assert response.status_code == 207
     assert response.json()["accepted"] == 25
-    seen: list[str] = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 10, **({"cursor": cursor} if cursor else {})}
-        page = client.get("/v1/feedback", params=params, headers=key("a-read")).json()
-        seen += [i["id"] for i in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = _every_page(client, "a-read", limit=10)
     assert seen == [f"item-{i:02d}" for i in reversed(range(25))]
     texts = client.get(
         "/v1/feedback", params={"type": "text", "model": "m1"}, headers=key("a-read")
@@ -225,15 +231,7 @@ def test_paging_is_exact_for_far_dates(tmp_path: Path, store: str) -> None:
         ]
         items = [{"score": 1, "id": f"i{n}", "created_at": m} for n, m in enumerate(moments)]
         client.post("/v1/feedback/batch", json={"items": items}, headers=key("a-all"))
-        seen: list[str] = []
-        cursor = None
-        for _ in range(20):
-            params: dict[str, Any] = {"limit": 1, **({"cursor": cursor} if cursor else {})}
-            page = client.get("/v1/feedback", params=params, headers=key("a-all")).json()
-            seen += [i["id"] for i in page["items"]]
-            cursor = page["next_cursor"]
-            if cursor is None:
-                break
+        seen = _every_page(client, "a-all", limit=1, most=20)
         assert sorted(seen) == sorted(f"i{n}" for n in range(len(moments)))
         assert len(seen) == len(items)
 
